@@ -1,0 +1,103 @@
+// Winograd F(2x2,3x3) for 3x3, stride 1, dilation 1 convolutions.
+//   U[xi][g][ko][ci] = G f G^T           (filter transform, 16 = 4x4 xi)
+//   V[xi][g][ci][t]  = B^T d B           (input transform, t = (n,th,tw))
+//   M[xi][g][ko][t]  = U[xi][g] V[xi][g] (16 batched GEMMs per group, host)
+//   y[n][g*Ko+ko][2th+i][2tw+j] = (A^T M A)[i][j]   (output transform)
+// The data gradient is the same pipeline on dY with the filter flipped and
+// its in/out channels swapped, which the filter transform does through the
+// `flip` flag, so no transposed copy of the weights is made.
+
+// flip == 0: f[ko][ci] = W[g*Ko+ko][ci][r][s]
+// flip == 1: f[ko][ci] = W[g*Ci+ci][ko][2-r][2-s]   (Ko = Cg, Ci = Kg)
+__kernel void wino_filter(__global const float* w, int w_off, int swk, int swc, int swr, int sws,
+                          __global float* U, int u_off, int Ko, int Ci, int G, int flip)
+{
+    const int ci = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
+    if (ci >= Ci || ko >= Ko) return;
+    float f[3][3];
+    for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s)
+            f[r][s] = flip ? w[w_off + (g * Ci + ci) * swk + ko * swc + (2 - r) * swr + (2 - s) * sws]
+                           : w[w_off + (g * Ko + ko) * swk + ci * swc + r * swr + s * sws];
+    float t[4][3];                      // G f
+    for (int s = 0; s < 3; ++s) {
+        t[0][s] = f[0][s];
+        t[1][s] = 0.5f * (f[0][s] + f[1][s] + f[2][s]);
+        t[2][s] = 0.5f * (f[0][s] - f[1][s] + f[2][s]);
+        t[3][s] = f[2][s];
+    }
+    const int stride = G * Ko * Ci;     // between xi planes
+    __global float* u = U + u_off + (g * Ko + ko) * Ci + ci;
+    for (int i = 0; i < 4; ++i) {       // (G f) G^T
+        u[(i * 4 + 0) * stride] = t[i][0];
+        u[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(i * 4 + 3) * stride] = t[i][2];
+    }
+}
+
+// Tiles of the images n0 .. n0+Nc-1; T = Nc*TH*TW.
+__kernel void wino_input(__global const float* x, int x_off, int sxn, int sxc, int sxh, int sxw,
+                         __global float* V, int v_off,
+                         int Ci, int G, int H, int W, int TH, int TW, int T, int ph, int pw, int n0)
+{
+    const int t = get_global_id(0), ci = get_global_id(1), g = get_global_id(2);
+    if (t >= T || ci >= Ci) return;
+    const int n = t / (TH * TW), tt = t - n * (TH * TW), th = tt / TW, tw = tt - th * TW;
+    const int h0 = 2 * th - ph, w0 = 2 * tw - pw;
+    __global const float* xs = x + x_off + (n0 + n) * sxn + (g * Ci + ci) * sxc;
+    float d[4][4];
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+            const int h = h0 + i, w = w0 + j;
+            d[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? xs[h * sxh + w * sxw] : 0.0f;
+        }
+    float b[4][4];                      // B^T d
+    for (int j = 0; j < 4; ++j) {
+        b[0][j] = d[0][j] - d[2][j];
+        b[1][j] = d[1][j] + d[2][j];
+        b[2][j] = d[2][j] - d[1][j];
+        b[3][j] = d[1][j] - d[3][j];
+    }
+    const int stride = G * Ci * T;
+    __global float* v = V + v_off + (g * Ci + ci) * T + t;
+    for (int i = 0; i < 4; ++i) {       // (B^T d) B
+        v[(i * 4 + 0) * stride] = b[i][0] - b[i][2];
+        v[(i * 4 + 1) * stride] = b[i][1] + b[i][2];
+        v[(i * 4 + 2) * stride] = b[i][2] - b[i][1];
+        v[(i * 4 + 3) * stride] = b[i][1] - b[i][3];
+    }
+}
+
+__kernel void wino_output(__global const float* M, int m_off,
+                          __global float* y, int y_off, int syn, int syc, int syh, int syw,
+                          __global const float* bias, int b_off, int has_bias, int relu,
+                          int Ko, int G, int P, int Q, int TH, int TW, int T, int n0)
+{
+    const int t = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
+    if (t >= T || ko >= Ko) return;
+    const int n = t / (TH * TW), tt = t - n * (TH * TW), th = tt / TW, tw = tt - th * TW;
+    const int stride = G * Ko * T;
+    __global const float* m = M + m_off + (g * Ko + ko) * T + t;
+    float a[2][4];                      // A^T M
+    for (int j = 0; j < 4; ++j) {
+        const float m0 = m[(0 * 4 + j) * stride], m1 = m[(1 * 4 + j) * stride];
+        const float m2 = m[(2 * 4 + j) * stride], m3 = m[(3 * 4 + j) * stride];
+        a[0][j] = m0 + m1 + m2;
+        a[1][j] = m1 - m2 - m3;
+    }
+    const float bv = has_bias ? bias[b_off + g * Ko + ko] : 0.0f;
+    __global float* ys = y + y_off + (n0 + n) * syn + (g * Ko + ko) * syc;
+    for (int i = 0; i < 2; ++i) {       // (A^T M) A
+        const int p = 2 * th + i;
+        if (p >= P) continue;
+        const float o[2] = {a[i][0] + a[i][1] + a[i][2], a[i][1] - a[i][2] - a[i][3]};
+        for (int j = 0; j < 2; ++j) {
+            const int q = 2 * tw + j;
+            if (q >= Q) continue;
+            float v = o[j] + bv;
+            if (relu) v = fmax(v, 0.0f);
+            ys[p * syh + q * syw] = v;
+        }
+    }
+}

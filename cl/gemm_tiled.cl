@@ -1,0 +1,217 @@
+// Tiled GEMM (CLBlast "xgemm" style, GEMMK=0):
+//   C[b] = alpha * A[b] * B[b] + beta * C[b]   (+ optional epilogue)
+// A and B are pre-packed (gemm_pack.cl) into padded K-major layouts:
+//   A: a[k*a_ld + m], m < Mp (multiple of MWG), k < Kp (multiple of KWG)
+//   B: b[k*b_ld + n], n < Np (multiple of NWG)
+// a_off, a_ld, a_bs (and b_*) must be multiples of VWM (VWN) so that the
+// vector loads are aligned.  C is written with arbitrary strides and edge
+// checks against the true M, N.  Needs gemm_common.cl.
+//
+// Parameters (-D): MWG NWG KWG (work-group tile), MDIMC NDIMC (threads),
+// MDIMA NDIMB (threads along M/N when staging A/B into local memory), KWI
+// (inner unroll), VWM VWN (vector widths), STRM STRN (0: each thread owns
+// consecutive vectors, 1: vectors strided by MDIMC/NDIMC), SA SB (stage A/B
+// in local memory).
+// Launch: global (Mp/MWG*MDIMC, Np/NWG*NDIMC, batch), local (MDIMC, NDIMC, 1).
+
+#ifndef MWG
+#define MWG 64
+#endif
+#ifndef NWG
+#define NWG 64
+#endif
+#ifndef KWG
+#define KWG 16
+#endif
+#ifndef MDIMC
+#define MDIMC 8
+#endif
+#ifndef NDIMC
+#define NDIMC 8
+#endif
+#ifndef MDIMA
+#define MDIMA MDIMC
+#endif
+#ifndef NDIMB
+#define NDIMB NDIMC
+#endif
+#ifndef KWI
+#define KWI 2
+#endif
+#ifndef VWM
+#define VWM 4
+#endif
+#ifndef VWN
+#define VWN 4
+#endif
+#ifndef STRM
+#define STRM 0
+#endif
+#ifndef STRN
+#define STRN 0
+#endif
+#ifndef SA
+#define SA 1
+#endif
+#ifndef SB
+#define SB 1
+#endif
+
+#define MWI (MWG / MDIMC)
+#define NWI (NWG / NDIMC)
+#define KDIMA ((MDIMC * NDIMC) / MDIMA)
+#define KDIMB ((MDIMC * NDIMC) / NDIMB)
+#define MWA (MWG / MDIMA)
+#define KWA (KWG / KDIMA)
+#define NWB (NWG / NDIMB)
+#define KWB (KWG / KDIMB)
+
+#if VWM == 1
+typedef REAL realM;
+#define UNPACK_M(v, dst, i) GEMM_UNPACK1(v, dst, i)
+#else
+typedef GEMM_CAT(REAL, VWM) realM;
+#define UNPACK_M(v, dst, i) GEMM_UNPACKN(VWM, v, dst, i)
+#endif
+#if VWN == 1
+typedef REAL realN;
+#define UNPACK_N(v, dst, i) GEMM_UNPACK1(v, dst, i)
+#else
+typedef GEMM_CAT(REAL, VWN) realN;
+#define UNPACK_N(v, dst, i) GEMM_UNPACKN(VWN, v, dst, i)
+#endif
+
+// Index (in vectors) inside the MWG tile of this thread's mi-th A vector.
+inline int tiled_vec_m(const int mi) {
+#if STRM == 0
+  return mi + get_local_id(0) * (MWI / VWM);
+#else
+  return get_local_id(0) + mi * MDIMC;
+#endif
+}
+
+inline int tiled_vec_n(const int ni) {
+#if STRN == 0
+  return ni + get_local_id(1) * (NWI / VWN);
+#else
+  return get_local_id(1) + ni * NDIMC;
+#endif
+}
+
+__kernel __attribute__((reqd_work_group_size(MDIMC, NDIMC, 1)))
+void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const ACC beta,
+                const __global REAL* restrict A, const int a_off, const int a_ld, const int a_bs,
+                const __global REAL* restrict B, const int b_off, const int b_ld, const int b_bs,
+                __global REAL* C, const int c_off, const int c_rs, const int c_cs, const int c_bs,
+                const __global REAL* restrict bias, const int bias_off) {
+  const long batch = get_group_id(2);
+  const __global realM* restrict agm = (const __global realM*)(A + a_off + batch * a_bs);
+  const __global realN* restrict bgm = (const __global realN*)(B + b_off + batch * b_bs);
+  const int a_ldv = a_ld / VWM, b_ldv = b_ld / VWN;
+  const int gm = get_group_id(0) * (MWG / VWM);  // first A vector of this tile
+  const int gn = get_group_id(1) * (NWG / VWN);
+  const int tid = get_local_id(0) + MDIMC * get_local_id(1);
+#if SA
+  __local realM alm[KWG * (MWG / VWM)];
+#endif
+#if SB
+  __local realN blm[KWG * (NWG / VWN)];
+#endif
+
+  ACC acc[NWI * MWI];
+#pragma unroll
+  for (int i = 0; i < NWI * MWI; i++) acc[i] = (ACC)0;
+  ACC apm[MWI];
+  ACC bpm[NWI];
+
+  for (int kwg = 0; kwg < Kp; kwg += KWG) {
+#if SA
+    {
+      const int la0 = tid % MDIMA, la1 = tid / MDIMA;
+#pragma unroll
+      for (int mia = 0; mia < MWA / VWM; mia++) {
+#pragma unroll
+        for (int kia = 0; kia < KWA; kia++) {
+#if STRM == 0
+          const int mg = mia + la0 * (MWA / VWM);
+#else
+          const int mg = la0 + mia * MDIMA;
+#endif
+          const int kg = kia + la1 * KWA;
+          alm[kg * (MWG / VWM) + mg] = agm[(kwg + kg) * a_ldv + gm + mg];
+        }
+      }
+    }
+#endif
+#if SB
+    {
+      const int lb0 = tid % NDIMB, lb1 = tid / NDIMB;
+#pragma unroll
+      for (int nib = 0; nib < NWB / VWN; nib++) {
+#pragma unroll
+        for (int kib = 0; kib < KWB; kib++) {
+#if STRN == 0
+          const int ng = nib + lb0 * (NWB / VWN);
+#else
+          const int ng = lb0 + nib * NDIMB;
+#endif
+          const int kg = kib + lb1 * KWB;
+          blm[kg * (NWG / VWN) + ng] = bgm[(kwg + kg) * b_ldv + gn + ng];
+        }
+      }
+    }
+#endif
+#if SA || SB
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+    for (int pwi = 0; pwi < KWG; pwi += KWI) {
+#pragma unroll
+      for (int pit = 0; pit < KWI; pit++) {
+        const int k = pwi + pit;
+#pragma unroll
+        for (int mi = 0; mi < MWI / VWM; mi++) {
+#if SA
+          const realM v = alm[k * (MWG / VWM) + tiled_vec_m(mi)];
+#else
+          const realM v = agm[(kwg + k) * a_ldv + gm + tiled_vec_m(mi)];
+#endif
+          UNPACK_M(v, apm, mi);
+        }
+#pragma unroll
+        for (int ni = 0; ni < NWI / VWN; ni++) {
+#if SB
+          const realN v = blm[k * (NWG / VWN) + tiled_vec_n(ni)];
+#else
+          const realN v = bgm[(kwg + k) * b_ldv + gn + tiled_vec_n(ni)];
+#endif
+          UNPACK_N(v, bpm, ni);
+        }
+#pragma unroll
+        for (int ni = 0; ni < NWI; ni++) {
+#pragma unroll
+          for (int mi = 0; mi < MWI; mi++) {
+            acc[ni * MWI + mi] = MULADD(apm[mi], bpm[ni], acc[ni * MWI + mi]);
+          }
+        }
+      }
+    }
+#if SA || SB
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+  }
+
+  __global REAL* cg = C + c_off + batch * c_bs;
+  const int m0 = get_group_id(0) * MWG, n0 = get_group_id(1) * NWG;
+#pragma unroll
+  for (int ni = 0; ni < NWI; ni++) {
+    const int n = n0 + tiled_vec_n(ni / VWN) * VWN + ni % VWN;
+#pragma unroll
+    for (int mi = 0; mi < MWI; mi++) {
+      const int m = m0 + tiled_vec_m(mi / VWM) * VWM + mi % VWM;
+      if (m < M && n < N) {
+        gemm_store(cg, (long)m * c_rs + (long)n * c_cs, acc[ni * MWI + mi],
+                   alpha, beta, m, n, bias, bias_off);
+      }
+    }
+  }
+}

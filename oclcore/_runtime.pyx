@@ -1,0 +1,583 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Typed wrappers over oclcore's C runtime: devices, buffers, programs,
+kernels and events. Python above this module never sees a raw cl_mem."""
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
+from libc.stdlib cimport free
+from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
+from libc.string cimport memcpy
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+
+class OpenCLError(RuntimeError):
+    """An OpenCL call failed; ``code`` and ``name`` say how (e.g. CL_OUT_OF_RESOURCES)."""
+
+    def __init__(self, message, code=0):
+        super().__init__(message)
+        self.code = code
+        self.name = ocl_error_name(code).decode()
+
+
+class BuildError(OpenCLError):
+    """An OpenCL program failed to build; ``log`` holds the compiler's build log."""
+
+    def __init__(self, message, code, program, log):
+        super().__init__(f"{message}\n--- build log ---\n{log}", code)
+        self.program = program
+        self.log = log
+
+
+class OutOfMemoryError(RuntimeError):
+    """The device could not hold an allocation, even after its cache was freed."""
+
+
+_oom_error = OutOfMemoryError
+
+
+def set_out_of_memory_error(cls):
+    """Makes allocation failures raise ``cls`` (the torch layer passes torch.OutOfMemoryError)."""
+    global _oom_error
+    _oom_error = cls
+
+
+cdef int check(cl_int rc) except -1:
+    if rc == CL_SUCCESS:
+        return 0
+    msg = ocl_last_error().decode(errors="replace")
+    if rc == OCL_E_OUT_OF_MEMORY:
+        raise _oom_error("OpenCL out of memory: " + msg)
+    raise OpenCLError(msg, rc)
+
+
+cdef int check_call(cl_int rc, str call) except -1:
+    if rc == CL_SUCCESS:
+        return 0
+    raise OpenCLError(f"{call} failed: {ocl_error_name(rc).decode()} (code {rc})", rc)
+
+
+def error_name(int code):
+    """The symbolic name of an OpenCL error code, e.g. -5 -> 'CL_OUT_OF_RESOURCES'."""
+    return ocl_error_name(code).decode()
+
+
+# ---- loading and discovery ----
+
+def load(path=None):
+    """Loads libOpenCL from ``path`` (or the system's when None) and lists its devices."""
+    cdef bytes p = b"" if path is None else str(path).encode()
+    check(ocl_load(p))
+    check(ocl_discover())
+    return ocl_loaded_path().decode()
+
+
+def unload():
+    """Forgets a loaded libOpenCL that has no opened devices (used when it lists none)."""
+    ocl_unload()
+
+
+def is_loaded():
+    """True once a libOpenCL has been loaded."""
+    return bool(ocl_is_loaded())
+
+
+def loaded_path():
+    """The path libOpenCL was loaded from ('' when none)."""
+    return ocl_loaded_path().decode()
+
+
+def device_count():
+    """Number of OpenCL devices found, GPUs and accelerators first."""
+    return ocl_device_count()
+
+
+_devices = {}
+
+
+def device(int index):
+    """The Device at ``index`` of the discovery order."""
+    if index < 0 or index >= ocl_device_count():
+        raise IndexError(f"OpenCL device index {index} is out of range (found {ocl_device_count()} devices)")
+    d = _devices.get(index)
+    if d is None:
+        d = Device.__new__(Device)
+        (<Device>d).dev = ocl_device_at(index)
+        (<Device>d).index = index
+        _devices[index] = d
+    return d
+
+
+def set_cache_dir(path):
+    """Sets the on-disk program binary cache folder ('' or None disables it)."""
+    cdef bytes p = b"" if not path else str(path).encode()
+    ocl_set_cache_dir(p)
+
+
+def cache_dir():
+    """The on-disk program binary cache folder ('' when disabled)."""
+    return ocl_cache_dir().decode()
+
+
+def program_stats():
+    """Counts of programs compiled from source, loaded from disk, found in memory, and rejected disk entries."""
+    cdef ocl_program_stats s
+    ocl_program_stats_get(&s)
+    return {"compiled": s.compiled, "disk_hits": s.disk_hits, "memory_hits": s.memory_hits,
+            "disk_rejected": s.disk_rejected}
+
+
+_TYPE_NAMES = ((4, "GPU"), (8, "ACCELERATOR"), (2, "CPU"))
+
+
+cdef class Device:
+    """One OpenCL device with its own context and in-order queue."""
+
+    def __init__(self):
+        raise TypeError("use oclcore._runtime.device(index)")
+
+    def __repr__(self):
+        return f"<oclcore Device {self.index}: {self.name} ({self.platform})>"
+
+    @property
+    def name(self): return self.dev.name.decode(errors="replace").strip()
+    @property
+    def vendor(self): return self.dev.vendor.decode(errors="replace").strip()
+    @property
+    def platform(self): return self.dev.platform.decode(errors="replace").strip()
+    @property
+    def version(self): return self.dev.version.decode(errors="replace").strip()
+    @property
+    def driver_version(self): return self.dev.driver_version.decode(errors="replace").strip()
+    @property
+    def type(self):
+        for bit, name in _TYPE_NAMES:
+            if self.dev.type & bit:
+                return name
+        return "OTHER"
+    @property
+    def compute_units(self): return self.dev.compute_units
+    @property
+    def clock_mhz(self): return self.dev.clock_mhz
+    @property
+    def global_mem(self): return self.dev.global_mem
+    @property
+    def local_mem(self): return self.dev.local_mem
+    @property
+    def max_alloc(self): return self.dev.max_alloc
+    @property
+    def max_work_group_size(self): return self.dev.max_work_group_size
+    @property
+    def preferred_vector_width_float(self): return self.dev.preferred_vector_width_float
+    @property
+    def extensions(self):
+        return sorted((self.dev.extensions or b"").decode().split()) if self.dev.extensions else []
+    @property
+    def fp16(self): return bool(self.dev.fp16)
+    @property
+    def fp64(self): return bool(self.dev.fp64)
+
+    def info(self):
+        """All properties as a dict."""
+        return {k: getattr(self, k) for k in (
+            "index", "name", "vendor", "platform", "type", "version", "driver_version",
+            "compute_units", "clock_mhz", "global_mem", "local_mem", "max_alloc",
+            "max_work_group_size", "preferred_vector_width_float", "fp16", "fp64", "extensions")}
+
+    # -- queue --
+    def synchronize(self):
+        """Waits until every command queued on this device has finished."""
+        check(ocl_device_synchronize(self.dev))
+
+    def flush(self):
+        """Submits queued commands to the device without waiting."""
+        if self.dev.queue:
+            check_call(ocl_api.clFlush(self.dev.queue), "clFlush")
+
+    @property
+    def profiling(self):
+        return bool(self.dev.profiling)
+
+    @profiling.setter
+    def profiling(self, enabled):
+        check(ocl_device_set_profiling(self.dev, 1 if enabled else 0))
+
+    # -- memory --
+    def alloc(self, nbytes):
+        """A Buffer of ``nbytes`` from the caching allocator; returned to it when released."""
+        n = int(nbytes)
+        if n < 0:
+            raise ValueError(f"cannot allocate a negative number of bytes ({n})")
+        cdef Buffer b = Buffer.__new__(Buffer)
+        check(ocl_malloc(self.dev, <size_t>n, &b.block))
+        b.device = self
+        return b
+
+    def memory_stats(self):
+        """Allocator statistics in bytes and counts, with CUDA's meanings."""
+        cdef ocl_memory_stats s
+        ocl_memory_stats_get(self.dev, &s)
+        return {"allocated_bytes": s.allocated, "max_allocated_bytes": s.max_allocated,
+                "reserved_bytes": s.reserved, "max_reserved_bytes": s.max_reserved,
+                "requested_bytes": s.requested, "allocations": s.allocations, "frees": s.frees,
+                "cache_hits": s.cache_hits, "segments_created": s.segments_created,
+                "segments_freed": s.segments_freed, "ooms": s.ooms}
+
+    def empty_cache(self):
+        """Releases every cached segment that holds no live buffer."""
+        ocl_empty_cache(self.dev)
+
+    def reset_peak_stats(self):
+        """Sets the peak statistics to the current values."""
+        ocl_reset_peak_stats(self.dev)
+
+    @property
+    def memory_limit(self):
+        """Bytes the allocator may reserve (the device's global memory unless lowered)."""
+        return ocl_memory_limit(self.dev)
+
+    @memory_limit.setter
+    def memory_limit(self, limit):
+        limit = int(limit or 0)
+        if limit < 0:
+            raise ValueError("memory_limit must be >= 0 (0 restores the device's size)")
+        ocl_set_memory_limit(self.dev, limit)
+
+    # -- programs --
+    def build(self, source, options="", name="<program>"):
+        """Builds OpenCL C ``source`` with ``options`` through the memory and disk caches."""
+        if not isinstance(source, str):
+            raise TypeError(f"source must be str, not {type(source).__name__}")
+        cdef Program p = Program.__new__(Program)
+        cdef bytes src = source.encode()
+        cdef bytes opts = str(options).encode()
+        cdef bytes nm = str(name).encode()
+        cdef cl_int rc = ocl_build(self.dev, src, opts, nm, &p.program)
+        cdef char* log
+        if rc != CL_SUCCESS:
+            msg = ocl_last_error().decode(errors="replace")
+            log = ocl_build_log()
+            text = log.decode(errors="replace")
+            free(log)
+            if rc == -11:
+                raise BuildError(msg, rc, name, text)
+            check(rc)
+        p.device = self
+        p.name = str(name)
+        return p
+
+
+cdef class Buffer:
+    """A block of device memory from the caching allocator."""
+
+    def __init__(self):
+        raise TypeError("use Device.alloc(nbytes)")
+
+    def __dealloc__(self):
+        if self.block is not NULL and self.device is not None:
+            ocl_free(self.device.dev, self.block)
+            self.block = NULL
+
+    def __repr__(self):
+        return f"<oclcore Buffer {self.nbytes} bytes on ocl:{self.device.index}>"
+
+    @property
+    def nbytes(self):
+        """Bytes asked for."""
+        return self.block.requested
+
+    @property
+    def capacity(self):
+        """Bytes reserved for this buffer (the request rounded up)."""
+        return self.block.size
+
+    @property
+    def handle(self):
+        """The cl_mem as an integer, for interop and identity checks only."""
+        return <size_t>self.block.mem
+
+    cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1:
+        if offset < 0 or nbytes < 0 or <size_t>(offset + nbytes) > self.block.requested:
+            raise IndexError(f"{what} of {nbytes} bytes at offset {offset} is outside the "
+                             f"buffer of {self.block.requested} bytes")
+        return 0
+
+    def write(self, src, Py_ssize_t offset=0):
+        """Copies a contiguous host object (numpy array, bytes, CPU tensor) into the buffer at byte ``offset``."""
+        cdef Py_buffer view
+        cdef const char* ptr
+        cdef Py_ssize_t n
+        if _is_torch_tensor(src):
+            ptr, n = _tensor_memory(src)
+            self._range(offset, n, "write")
+            if n:
+                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                                                        offset, n, ptr, 0, NULL, NULL), "clEnqueueWriteBuffer")
+            return n
+        PyObject_GetBuffer(src, &view, PyBUF_SIMPLE | PyBUF_C_CONTIGUOUS)
+        try:
+            self._range(offset, view.len, "write")
+            if view.len:
+                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                                                        offset, view.len, view.buf, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer")
+            return view.len
+        finally:
+            PyBuffer_Release(&view)
+
+    def read(self, dst, Py_ssize_t offset=0):
+        """Copies bytes at ``offset`` into a writable contiguous host object (waits for queued work)."""
+        cdef Py_buffer view
+        cdef const char* ptr
+        cdef Py_ssize_t n
+        if _is_torch_tensor(dst):
+            ptr, n = _tensor_memory(dst)
+            self._range(offset, n, "read")
+            if n:
+                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                                                       offset, n, <void*>ptr, 0, NULL, NULL), "clEnqueueReadBuffer")
+            return n
+        PyObject_GetBuffer(dst, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+        try:
+            self._range(offset, view.len, "read")
+            if view.len:
+                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                                                       offset, view.len, view.buf, 0, NULL, NULL),
+                           "clEnqueueReadBuffer")
+            return view.len
+        finally:
+            PyBuffer_Release(&view)
+
+    def copy_to(self, Buffer dst, Py_ssize_t nbytes, Py_ssize_t src_offset=0, Py_ssize_t dst_offset=0):
+        """Enqueues a copy of ``nbytes`` into ``dst`` (any device; across devices it waits)."""
+        if dst is None:
+            raise TypeError("copy_to needs a destination Buffer")
+        self._range(src_offset, nbytes, "copy source")
+        dst._range(dst_offset, nbytes, "copy destination")
+        if nbytes == 0:
+            return
+        if dst.device is self.device:
+            if self.block.mem == dst.block.mem and not (
+                    src_offset + nbytes <= dst_offset or dst_offset + nbytes <= src_offset):
+                raise ValueError("copy_to: source and destination ranges overlap")
+            check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self.block.mem, dst.block.mem,
+                                                   src_offset, dst_offset, nbytes, 0, NULL, NULL),
+                       "clEnqueueCopyBuffer")
+        else:
+            staging = bytearray(nbytes)
+            self._read_into(staging, src_offset)
+            dst.write(staging, dst_offset)
+
+    def _read_into(self, bytearray staging, Py_ssize_t offset):
+        cdef char* p = staging
+        check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE, offset,
+                                               len(staging), p, 0, NULL, NULL), "clEnqueueReadBuffer")
+
+    def fill(self, pattern, Py_ssize_t offset=0, nbytes=None):
+        """Enqueues filling ``nbytes`` from ``offset`` with a repeated byte ``pattern`` (1, 2, 4, ... 128 bytes)."""
+        cdef bytes pat = bytes(pattern)
+        cdef Py_ssize_t n = self.block.requested - offset if nbytes is None else nbytes
+        cdef Py_ssize_t plen = len(pat)
+        if plen not in (1, 2, 4, 8, 16, 32, 64, 128):
+            raise ValueError(f"fill pattern must be 1, 2, 4, ..., 128 bytes long, not {plen}")
+        self._range(offset, n, "fill")
+        if offset % plen or n % plen:
+            raise ValueError("fill offset and size must be multiples of the pattern size")
+        if n:
+            check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self.block.mem, <const char*>pat,
+                                                   plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
+
+
+cdef object _torch_Tensor = None
+
+
+cdef bint _is_torch_tensor(obj):
+    global _torch_Tensor
+    if _torch_Tensor is None:
+        mod = type(obj).__module__
+        if not mod.startswith("torch"):
+            return False
+        import torch
+        _torch_Tensor = torch.Tensor
+    return isinstance(obj, _torch_Tensor)
+
+
+cdef tuple _tensor_memory(t):
+    if t.device.type != "cpu":
+        raise ValueError(f"expected a CPU tensor, got one on {t.device}")
+    if not t.is_contiguous():
+        raise ValueError("expected a contiguous CPU tensor")
+    return <const char*><size_t>t.data_ptr(), t.numel() * t.element_size()
+
+
+cdef class Program:
+    """A built OpenCL program, owned by the program cache."""
+
+    def __init__(self):
+        raise TypeError("use Device.build(source, options)")
+
+    def kernel(self, name, signature):
+        """The kernel ``name``, whose arguments are described by ``signature``: one character per
+        argument, B buffer, i/I int32/uint32, l/L int64/uint64, f float, d double, Z local memory bytes."""
+        cdef Kernel k = Kernel.__new__(Kernel)
+        cdef cl_int rc = 0
+        sig = str(signature)
+        for c in sig:
+            if c not in "BiIlLfdZ":
+                raise ValueError(f"unknown kernel argument type {c!r} in signature {sig!r}")
+        cdef bytes nm = str(name).encode()
+        k.kernel = ocl_api.clCreateKernel(self.program, nm, &rc)
+        if rc != CL_SUCCESS:
+            raise OpenCLError(f"clCreateKernel({name!r}) in program '{self.name}' failed: "
+                              f"{ocl_error_name(rc).decode()}", rc)
+        k.device = self.device
+        k.program = self
+        k.name = str(name)
+        k.signature = sig
+        k.sig = sig.encode()
+        k.nargs = len(sig)
+        return k
+
+
+cdef class Kernel:
+    """A kernel with a typed argument signature; launch() packs arguments in C and enqueues."""
+
+    def __init__(self):
+        raise TypeError("use Program.kernel(name, signature)")
+
+    def __dealloc__(self):
+        if self.kernel is not NULL:
+            ocl_api.clReleaseKernel(self.kernel)
+
+    @property
+    def max_work_group_size(self):
+        """The largest work-group this kernel can run with on its device."""
+        cdef size_t n = 0
+        check_call(ocl_api.clGetKernelWorkGroupInfo(self.kernel, self.device.dev.id, CL_KERNEL_WORK_GROUP_SIZE,
+                                                    sizeof(size_t), &n, NULL), "clGetKernelWorkGroupInfo")
+        return n
+
+    cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
+        cdef Py_ssize_t i, nd = len(gsize)
+        cdef size_t g[3]
+        cdef size_t l[3]
+        cdef const char* sig = self.sig
+        cdef cl_int rc
+        cdef int32_t vi
+        cdef int64_t vl
+        cdef float vf
+        cdef double vd
+        cdef cl_mem m
+        cdef Buffer b
+        cdef bint has_local = lsize is not None
+        if nd < 1 or nd > 3:
+            raise ValueError(f"{self.name}: global size must have 1 to 3 dimensions, got {gsize}")
+        if len(args) != self.nargs:
+            raise TypeError(f"{self.name} takes {self.nargs} arguments ({self.signature}), got {len(args)}")
+        for i in range(nd):
+            g[i] = <size_t>gsize[i]
+            if has_local:
+                l[i] = <size_t>(<tuple>lsize)[i]
+                if l[i] == 0:
+                    raise ValueError(f"{self.name}: local size must be positive, got {lsize}")
+                g[i] = (g[i] + l[i] - 1) // l[i] * l[i]
+            if g[i] == 0:
+                return 0
+        for i in range(self.nargs):
+            c = sig[i]
+            a = args[i]
+            if c == b'B':
+                if a is None:
+                    m = NULL
+                else:
+                    b = <Buffer?>a
+                    if b.device is not self.device:
+                        raise ValueError(f"{self.name}: argument {i} lives on ocl:{b.device.index}, "
+                                         f"the kernel on ocl:{self.device.index}")
+                    m = b.block.mem
+                rc = ocl_api.clSetKernelArg(self.kernel, i, sizeof(cl_mem), &m)
+            elif c == b'i' or c == b'I':
+                vi = <int32_t>a if c == b'i' else <int32_t><uint32_t>a
+                rc = ocl_api.clSetKernelArg(self.kernel, i, 4, &vi)
+            elif c == b'l' or c == b'L':
+                vl = <int64_t>a if c == b'l' else <int64_t><uint64_t>a
+                rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vl)
+            elif c == b'f':
+                vf = <float>a
+                rc = ocl_api.clSetKernelArg(self.kernel, i, 4, &vf)
+            elif c == b'd':
+                vd = <double>a
+                rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vd)
+            else:  # 'Z': local memory
+                rc = ocl_api.clSetKernelArg(self.kernel, i, <size_t>a, NULL)
+            if rc != CL_SUCCESS:
+                raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} '{chr(c)}' = {a!r}) failed: "
+                                  f"{ocl_error_name(rc).decode()}", rc)
+        rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, <cl_uint>nd, NULL, g,
+                                            l if has_local else NULL, 0, NULL, event)
+        if rc != CL_SUCCESS:
+            raise OpenCLError(f"clEnqueueNDRangeKernel({self.name}, global={tuple(gsize)}, local={lsize}) "
+                              f"failed: {ocl_error_name(rc).decode()}", rc)
+        return 0
+
+    def launch(self, tuple gsize, lsize, tuple args):
+        """Enqueues the kernel over ``gsize`` (rounded up to a multiple of ``lsize``) and returns at once."""
+        self.launch_c(gsize, lsize, args, NULL)
+
+    def launch_timed(self, tuple gsize, lsize, tuple args):
+        """Like launch, but returns an Event with profiling times (enables profiling on the device)."""
+        if not self.device.dev.profiling:
+            self.device.profiling = True
+        cdef Event e = Event.__new__(Event)
+        self.launch_c(gsize, lsize, args, &e.event)
+        return e
+
+    def _bare_enqueue_loop(self, int count, tuple gsize):
+        """Enqueues the kernel ``count`` times from a C loop with no per-call argument packing;
+        returns the host seconds taken (the reference for bench/launch.py)."""
+        cdef size_t g[3]
+        cdef int i, nd = len(gsize)
+        cdef timespec t0, t1
+        cdef cl_int rc = 0
+        for i in range(nd):
+            g[i] = gsize[i]
+        cdef cl_command_queue q = self.device.dev.queue
+        cdef cl_kernel k = self.kernel
+        with nogil:
+            clock_gettime(CLOCK_MONOTONIC, &t0)
+            for i in range(count):
+                rc = ocl_api.clEnqueueNDRangeKernel(q, k, nd, NULL, g, NULL, 0, NULL, NULL)
+                if rc != CL_SUCCESS:
+                    break
+            clock_gettime(CLOCK_MONOTONIC, &t1)
+        check_call(rc, "clEnqueueNDRangeKernel")
+        return (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9
+
+
+cdef class Event:
+    """A launched command; its profiling times are in nanoseconds."""
+
+    def __dealloc__(self):
+        if self.event is not NULL:
+            ocl_api.clReleaseEvent(self.event)
+
+    def wait(self):
+        """Blocks until the command has finished."""
+        if self.event is not NULL:
+            check_call(ocl_api.clWaitForEvents(1, &self.event), "clWaitForEvents")
+
+    cdef uint64_t _time(self, unsigned what) except? 0:
+        cdef uint64_t t = 0
+        self.wait()
+        check_call(ocl_api.clGetEventProfilingInfo(self.event, what, sizeof(uint64_t), &t, NULL),
+                   "clGetEventProfilingInfo")
+        return t
+
+    @property
+    def queued_ns(self): return self._time(CL_PROFILING_COMMAND_QUEUED)
+    @property
+    def start_ns(self): return self._time(CL_PROFILING_COMMAND_START)
+    @property
+    def end_ns(self): return self._time(CL_PROFILING_COMMAND_END)
+    @property
+    def elapsed_ns(self):
+        """Device time from start to end of the command."""
+        return self._time(CL_PROFILING_COMMAND_END) - self._time(CL_PROFILING_COMMAND_START)

@@ -1,0 +1,408 @@
+"""Convolution algorithms. Each has supports(geom, pass_) and forward /
+grad_input / grad_weight entry points that overwrite preallocated outputs.
+Tensors are 4-D TensorDescs (any strides unless an algorithm packs them);
+weights [K, C/groups, R, S]. Only kernel launches and GEMM calls happen here;
+choosing among algorithms is planner.py's job."""
+from .shapes import TensorDesc, contiguous_strides, is_contiguous
+
+FORWARD, GRAD_INPUT, GRAD_WEIGHT = "forward", "grad_input", "grad_weight"
+_F32 = 4
+
+
+class ConvContext:
+    """What the convolution layer needs from the runtime: get_kernel(files,
+    defines, name, signature) -> obj with .launch(gsize, lsize, args);
+    alloc(nbytes) -> buffer; gemm(...) with the GEMM core's strided-batched
+    convention; optional free(buffer) to return temporaries, synchronize()
+    for benchmark timing, the device name for the benchmark cache, and a
+    workspace budget in bytes for im2col/Winograd temporaries."""
+
+    def __init__(self, get_kernel, alloc, gemm, free=None, synchronize=None,
+                 device_name="unknown", workspace_bytes=256 << 20, igemm_tiles=None):
+        self.get_kernel, self.alloc, self.gemm = get_kernel, alloc, gemm
+        self.free, self.synchronize = free, synchronize
+        self.device_name, self.workspace_bytes = device_name, workspace_bytes
+        self.igemm_tiles = igemm_tiles or dict(TSM=64, TSN=64, TSK=16, WPTM=4, WPTN=4)
+        self._kernels = {}
+
+    def kernel(self, file, name, sig, defines=None):
+        """Cached kernel handle from cl/<file>."""
+        defines = defines or {}
+        key = (file, name, tuple(sorted(defines.items())))
+        k = self._kernels.get(key)
+        if k is None:
+            k = self._kernels[key] = self.get_kernel((file,), defines, name, sig)
+        return k
+
+    def temp(self, nelems):
+        """A float32 scratch buffer of at least one element."""
+        return self.alloc(max(int(nelems), 1) * _F32)
+
+    def release(self, *bufs):
+        """Return scratch buffers; safe at once on an in-order queue."""
+        if self.free is not None:
+            for b in bufs:
+                if b is not None:
+                    self.free(b)
+
+
+def _ceil(a, b):
+    return (a + b - 1) // b * b
+
+
+def _grid(gsize, lsize):
+    return tuple(_ceil(g, l) for g, l in zip(gsize, lsize))
+
+
+_EW = (64, 1, 1)   # local size of elementwise-style kernels
+_RED = 64          # local size of reductions (power of two)
+
+
+def launch_ew(ctx, file, name, sig, gsize, args, defines=None):
+    """Launch a bounds-checked elementwise kernel over a 3-D grid."""
+    if min(gsize) <= 0:
+        return
+    ctx.kernel(file, name, sig, defines).launch(_grid(gsize, _EW), _EW, args)
+
+
+def _d4(t):
+    return (t.buf, t.offset) + tuple(t.strides)
+
+
+# ---- layout helpers ---------------------------------------------------------
+
+def copy4d(ctx, src, dst):
+    """dst[...] = src[...] for two 4-D descriptors of equal shape."""
+    N, C, H, W = src.shape
+    launch_ew(ctx, "conv_im2col.cl", "copy4d", "Biiiii" "Biiiii" "iiii", (H * W, C, N),
+              _d4(src) + _d4(dst) + (N, C, H, W))
+
+
+def fill4d(ctx, dst, value=0.0):
+    """dst[...] = value."""
+    N, C, H, W = dst.shape
+    launch_ew(ctx, "conv_im2col.cl", "fill4d", "Biiiii" "iiiif", (H * W, C, N),
+              _d4(dst) + (N, C, H, W, float(value)))
+
+
+def packed(ctx, t):
+    """t if dense row-major, else a dense copy (the copy's buffer is owned by
+    the caller: release it with ctx.release(result.buf) when result is not t)."""
+    if is_contiguous(t):
+        return t
+    out = TensorDesc(ctx.temp(t.numel), 0, t.shape, contiguous_strides(t.shape), t.dtype)
+    copy4d(ctx, t, out)
+    return out
+
+
+def hw_flat(t):
+    """True when (h, w) of a 4-D desc collapse to one stride, which the GEMM
+    views of the 1x1 and im2col paths need (NCHW and NHWC both qualify)."""
+    n, c, h, w = t.shape
+    return h == 1 or w == 1 or t.strides[2] == w * t.strides[3]
+
+
+class _Flat:
+    """Context manager yielding a GEMM-viewable version of an input (copied
+    if needed) and releasing the copy afterwards; for outputs, also copies the
+    result back into the caller's descriptor on exit."""
+
+    def __init__(self, ctx, t, output=False, need=hw_flat):
+        self.ctx, self.t, self.output, self.need = ctx, t, output, need
+
+    def __enter__(self):
+        if self.need(self.t):
+            self.v = self.t
+        elif self.output:
+            self.v = TensorDesc(self.ctx.temp(self.t.numel), 0, self.t.shape,
+                                contiguous_strides(self.t.shape), self.t.dtype)
+        else:
+            self.v = packed(self.ctx, self.t)
+        return self.v
+
+    def __exit__(self, *exc):
+        if self.v is not self.t:
+            if self.output and exc[0] is None:
+                copy4d(self.ctx, self.v, self.t)
+            self.ctx.release(self.v.buf)
+
+
+def bias_act(ctx, y, bias, relu):
+    """In-place y += bias[c]; relu."""
+    if bias is None and not relu:
+        return
+    N, C, H, W = y.shape
+    b = (bias.buf, bias.offset) if bias is not None else (y.buf, 0)
+    launch_ew(ctx, "conv_bias.cl", "bias_act", "Biiiii" "Bi" "iiii" "ii", (H * W, C, N),
+              _d4(y) + b + (N, C, H, W, int(bias is not None), int(relu)))
+
+
+def bias_grad(ctx, dy, db):
+    """db[k] = sum over n, p, q of dy[n, k, p, q], deterministic."""
+    N, K, P, Q = dy.shape
+    if K == 0:
+        return
+    ctx.kernel("conv_bias.cl", "bias_grad", "Biiiii" "Bi" "iii" "Z").launch(
+        (_RED, K, 1), (_RED, 1, 1), _d4(dy) + (db.buf, db.offset, N, P, Q, _RED * _F32))
+
+
+# ---- algorithms -------------------------------------------------------------
+
+class Algorithm:
+    """Interface: supports(g, pass_) and the three passes."""
+    name = ""
+
+    def supports(self, g, pass_=FORWARD):
+        raise NotImplementedError
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        """y = act(conv(x, w) + bias)."""
+        raise NotImplementedError
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        """dx = dL/dx given dy = dL/dy."""
+        raise NotImplementedError
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        """dw = dL/dw given dy = dL/dy."""
+        raise NotImplementedError
+
+
+def _w_matrix(ctx, w):
+    """Dense weights so that w[K][C*R*S] is a row-major matrix."""
+    return _Flat(ctx, w, need=is_contiguous)
+
+
+class Gemm1x1(Algorithm):
+    """1x1, stride 1, no padding: y[n] = W[Ko,Ci] x[n][Ci,HW] per group, a
+    strided-batched GEMM straight on the tensors (no im2col)."""
+    name = "gemm_1x1"
+
+    def supports(self, g, pass_=FORWARD):
+        return (g.R == 1 and g.S == 1 and g.sh == 1 and g.sw == 1
+                and g.pt == g.pb == g.pl == g.pr == 0)
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        with _Flat(ctx, x) as xv, _Flat(ctx, y, True) as yv:
+            sx, sw_, sy = xv.strides, w.strides, yv.strides
+            for gi in range(g.groups):
+                ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[0], sw_[1],
+                         xv.buf, xv.offset + gi * g.Cg * sx[1], sx[1], sx[3],
+                         yv.buf, yv.offset + gi * g.Kg * sy[1], sy[1], sy[3],
+                         g.Kg, g.H * g.W, g.Cg, 1.0, 0.0, g.N, 0, sx[0], sy[0])
+            bias_act(ctx, yv, bias, relu)
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        with _Flat(ctx, dy) as dyv, _Flat(ctx, dx, True) as dxv:
+            sy, sw_, sx = dyv.strides, w.strides, dxv.strides
+            for gi in range(g.groups):
+                ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[1], sw_[0],
+                         dyv.buf, dyv.offset + gi * g.Kg * sy[1], sy[1], sy[3],
+                         dxv.buf, dxv.offset + gi * g.Cg * sx[1], sx[1], sx[3],
+                         g.Cg, g.H * g.W, g.Kg, 1.0, 0.0, g.N, 0, sy[0], sx[0])
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        with _Flat(ctx, dy) as dyv, _Flat(ctx, x) as xv:
+            sy, sx, sw_ = dyv.strides, xv.strides, dw.strides
+            for n in range(g.N):   # batched over groups, accumulated over images
+                ctx.gemm(dyv.buf, dyv.offset + n * sy[0], sy[1], sy[3],
+                         xv.buf, xv.offset + n * sx[0], sx[3], sx[1],
+                         dw.buf, dw.offset, sw_[0], sw_[1],
+                         g.Kg, g.Cg, g.H * g.W, 1.0, 0.0 if n == 0 else 1.0,
+                         g.groups, g.Kg * sy[1], g.Cg * sx[1], g.Kg * sw_[0])
+
+
+_IM2COL_SIG = "BiiiiiBi" + "i" * 14
+_COL2IM_SIG = "BiBiiiii" + "i" * 14
+
+
+def _col_args(g, n0):
+    return (g.C, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, n0)
+
+
+def _chunks(n, per_image, budget):
+    nb = max(1, min(n, budget // max(per_image, 1)))
+    for n0 in range(0, n, nb):
+        yield n0, min(nb, n - n0)
+
+
+class Im2colGemm(Algorithm):
+    """Explicit im2col into a column buffer (a chunk of images at a time,
+    bounded by the workspace) and a GEMM per group; col2im (a deterministic
+    gather) for the input gradient. Works for every shape: the fallback."""
+    name = "im2col"
+
+    def supports(self, g, pass_=FORWARD):
+        return True
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
+        with _w_matrix(ctx, w) as wv, _Flat(ctx, y, True) as yv:
+            sy = yv.strides
+            for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
+                col = ctx.temp(nb * CRS * PQ)
+                launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
+                          _d4(x) + (col, 0) + _col_args(g, n0))
+                for gi in range(g.groups):
+                    ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, CgRS, 1,
+                             col, gi * CgRS * PQ, PQ, 1,
+                             yv.buf, yv.offset + n0 * sy[0] + gi * g.Kg * sy[1], sy[1], sy[3],
+                             g.Kg, PQ, CgRS, 1.0, 0.0, nb, 0, CRS * PQ, sy[0])
+                ctx.release(col)
+            bias_act(ctx, yv, bias, relu)
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
+        with _w_matrix(ctx, w) as wv, _Flat(ctx, dy) as dyv:
+            sy = dyv.strides
+            for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
+                col = ctx.temp(nb * CRS * PQ)
+                for gi in range(g.groups):
+                    ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, 1, CgRS,
+                             dyv.buf, dyv.offset + n0 * sy[0] + gi * g.Kg * sy[1], sy[1], sy[3],
+                             col, gi * CgRS * PQ, PQ, 1,
+                             CgRS, PQ, g.Kg, 1.0, 0.0, nb, 0, sy[0], CRS * PQ)
+                launch_ew(ctx, "conv_im2col.cl", "col2im", _COL2IM_SIG, (g.H * g.W, g.C, nb),
+                          (col, 0) + _d4(dx) + _col_args(g, n0))
+                ctx.release(col)
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
+        with _Flat(ctx, dy) as dyv, _Flat(ctx, dw, True, need=is_contiguous) as dwv:
+            sy = dyv.strides
+            for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
+                col = ctx.temp(nb * CRS * PQ)
+                launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
+                          _d4(x) + (col, 0) + _col_args(g, n0))
+                for n in range(nb):   # batched over groups, accumulated over images
+                    ctx.gemm(dyv.buf, dyv.offset + (n0 + n) * sy[0], sy[1], sy[3],
+                             col, n * CRS * PQ, 1, PQ,
+                             dwv.buf, dwv.offset, CgRS, 1,
+                             g.Kg, CgRS, PQ, 1.0, 0.0 if n0 + n == 0 else 1.0,
+                             g.groups, g.Kg * sy[1], CgRS * PQ, g.Kg * CgRS)
+                ctx.release(col)
+
+
+_IGEMM_SIG = "Biiiii" * 3 + "Bii" + "i" * 16
+
+
+class ImplicitGemm(Algorithm):
+    """Implicit GEMM (cl/conv_implicit_gemm.cl): im2col folded into the tile
+    loads, all three passes, groups on the grid, fused bias+ReLU forward."""
+    name = "implicit_gemm"
+
+    def supports(self, g, pass_=FORWARD):
+        return True
+
+    def _run(self, ctx, g, mode, x, w, y, bias=None, relu=False):
+        t = ctx.igemm_tiles
+        defines = dict(t, MODE=mode, ACT=int(relu))
+        if mode == 0:
+            md, nd = g.Kg, g.N * g.P * g.Q
+        elif mode == 1:
+            md, nd = g.Cg, g.N * g.H * g.W
+        else:
+            md, nd = g.Kg, g.Cg * g.R * g.S
+        rtm, rtn = t["TSM"] // t["WPTM"], t["TSN"] // t["WPTN"]
+        gsize = (-(-nd // t["TSN"]) * rtn, -(-md // t["TSM"]) * rtm, g.groups)
+        b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
+        ctx.kernel("conv_implicit_gemm.cl", "conv_igemm", _IGEMM_SIG, defines).launch(
+            gsize, (rtn, rtm, 1),
+            _d4(x) + _d4(w) + _d4(y) + b
+            + (g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.P, g.Q, g.groups,
+               g.sh, g.sw, g.pt, g.pl, g.dh, g.dw))
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        self._run(ctx, g, 0, x, w, y, bias, relu)
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        self._run(ctx, g, 1, dx, w, dy)
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        self._run(ctx, g, 2, x, dw, dy)
+
+
+class Winograd(Algorithm):
+    """Winograd F(2x2,3x3) for 3x3 stride-1 dilation-1: filter/input/output
+    transforms in cl/conv_winograd.cl and 16 batched GEMMs per group.
+    grad_input runs the same pipeline on dy with the flipped, channel-swapped
+    filter and padding 2-p (hence p <= 2). grad_weight is not done by
+    Winograd: the planner falls back to im2col+GEMM / implicit GEMM, since
+    the filter-gradient transform would need a 4x4-output variant (F(3x3,2x2))
+    of its own for a pass the GEMM paths already handle at full efficiency."""
+    name = "winograd"
+
+    def supports(self, g, pass_=FORWARD):
+        base = g.R == 3 and g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1
+        if pass_ == FORWARD:
+            return base
+        if pass_ == GRAD_INPUT:
+            return base and g.pt <= 2 and g.pl <= 2
+        return False
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        self._run(ctx, g, x, w, 0, g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl, y, bias, relu)
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        self._run(ctx, g, dy, w, 1, g.Cg, g.Kg, g.P, g.Q, g.H, g.W, 2 - g.pt, 2 - g.pl, dx,
+                  None, False)
+
+    def _run(self, ctx, g, src, w, flip, Ko, Ci, Hi, Wi, Po, Qo, ph, pw, out, bias, relu):
+        G, N = g.groups, g.N
+        U = ctx.temp(16 * G * Ko * Ci)
+        launch_ew(ctx, "conv_winograd.cl", "wino_filter", "Biiiii" "Bi" "iiii", (Ci, Ko, G),
+                  _d4(w) + (U, 0, Ko, Ci, G, flip))
+        TH, TW = (Po + 1) // 2, (Qo + 1) // 2
+        per_image = 16 * G * (Ci + Ko) * TH * TW * _F32
+        b = (bias.buf, bias.offset, 1) if bias is not None else (out.buf, 0, 0)
+        for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
+            T = nb * TH * TW
+            V, M = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
+            launch_ew(ctx, "conv_winograd.cl", "wino_input", "Biiiii" "Bi" + "i" * 10, (T, Ci, G),
+                      _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
+            for gi in range(G):
+                ctx.gemm(U, gi * Ko * Ci, Ci, 1, V, gi * Ci * T, T, 1, M, gi * Ko * T, T, 1,
+                         Ko, T, Ci, 1.0, 0.0, 16, G * Ko * Ci, G * Ci * T, G * Ko * T)
+            launch_ew(ctx, "conv_winograd.cl", "wino_output", "Bi" "Biiiii" "Biii" + "i" * 8,
+                      (T, Ko, G),
+                      (M, 0) + _d4(out) + b + (int(relu), Ko, G, Po, Qo, TH, TW, T, n0))
+            ctx.release(V, M)
+        ctx.release(U)
+
+
+def _dw_w(w):
+    return (w.buf, w.offset, w.strides[0], w.strides[2], w.strides[3])
+
+
+def _dw_geo(g):
+    return (g.R, g.S, g.P, g.Q, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
+
+
+class Depthwise(Algorithm):
+    """Direct depthwise kernels (groups == C, K = C * multiplier)."""
+    name = "depthwise"
+
+    def supports(self, g, pass_=FORWARD):
+        return g.is_depthwise
+
+    def forward(self, ctx, g, x, w, bias, y, relu=False):
+        b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
+        launch_ew(ctx, "conv_depthwise.cl", "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" + "i" * 14,
+                  (g.P * g.Q, g.K, g.N),
+                  _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.H, g.W, g.K, g.K // g.C)
+                  + _dw_geo(g))
+
+    def grad_input(self, ctx, g, dy, w, dx):
+        launch_ew(ctx, "conv_depthwise.cl", "dw_grad_input", "Biiiii" "Biiii" "Biiiii" + "i" * 14,
+                  (g.H * g.W, g.C, g.N),
+                  _d4(dy) + _dw_w(w) + _d4(dx) + (g.H, g.W, g.C, g.K // g.C) + _dw_geo(g))
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        ctx.kernel("conv_depthwise.cl", "dw_grad_weight",
+                   "Biiiii" "Biiiii" "Biiii" + "i" * 14 + "Z").launch(
+            (_RED, g.K * g.R * g.S, 1), (_RED, 1, 1),
+            _d4(dy) + _d4(x) + _dw_w(dw) + (g.N, g.H, g.W, g.K // g.C) + _dw_geo(g)
+            + (_RED * _F32,))
+
+
+ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), Depthwise())}

@@ -1,0 +1,159 @@
+"""Algorithm choice per convolution problem and pass.
+
+Order of precedence: an explicit `algorithm=` argument, then the innermost
+`force_algorithm(...)` block, then (in benchmark mode) the fastest candidate
+measured once per shape key and remembered in a JSON file, then a heuristic.
+A forced algorithm that does not support a problem/pass is skipped (the
+heuristic decides) unless strict=True, so that forcing "winograd" around a
+whole training step still runs its filter gradient elsewhere."""
+import contextlib
+import json
+import os
+import threading
+import time
+
+from .algorithms import ALGORITHMS, FORWARD, GRAD_INPUT, GRAD_WEIGHT
+
+_state = threading.local()
+_benchmark = {"on": os.environ.get("OCLCORE_CONV_BENCHMARK", "0") == "1"}
+_winners = {}           # path -> {key: name}
+_lock = threading.Lock()
+
+
+def _stack():
+    if not hasattr(_state, "forced"):
+        _state.forced = []
+    return _state.forced
+
+
+@contextlib.contextmanager
+def force_algorithm(name, strict=False):
+    """Use algorithm `name` for every convolution pass in this block that it
+    supports; strict=True raises for passes it does not support."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown convolution algorithm '{name}'; "
+                         f"expected one of {sorted(ALGORITHMS)}")
+    _stack().append((name, strict))
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+def set_benchmark(on=True):
+    """Turn benchmark mode on/off (like torch.backends.cudnn.benchmark)."""
+    _benchmark["on"] = bool(on)
+
+
+def candidates(g, pass_):
+    """Names of the algorithms that support this problem and pass."""
+    return [n for n, a in ALGORITHMS.items() if a.supports(g, pass_)]
+
+
+def heuristic(g, pass_):
+    """Rule-of-thumb choice, no timing."""
+    ok = set(candidates(g, pass_))
+    if "depthwise" in ok:
+        return "depthwise"
+    if "gemm_1x1" in ok:
+        return "gemm_1x1"
+    # Winograd saves 2.25x multiplies but adds transform traffic: it pays
+    # once both channel counts are large enough for the GEMMs to dominate.
+    if "winograd" in ok and g.Cg >= 16 and g.Kg >= 16:
+        return "winograd"
+    if pass_ == GRAD_WEIGHT:
+        # the reduction runs over N*P*Q; the implicit kernel gives it to one
+        # work-group per output tile, so prefer the tuned GEMM unless the
+        # output (Kg x CgRS) alone fills the device.
+        if g.Kg * g.Cg * g.R * g.S >= 64 * 64 * 16:
+            return "implicit_gemm"
+        return "im2col"
+    return "implicit_gemm"
+
+
+def cache_path():
+    """JSON file holding benchmark winners."""
+    d = os.environ.get("OCLCORE_CACHE_DIR")
+    if not d:
+        try:
+            import platformdirs
+            d = platformdirs.user_cache_dir("oclcore")
+        except ImportError:
+            d = os.path.join(os.path.expanduser("~"), ".cache", "oclcore")
+    return os.path.join(d, "conv_algorithms.json")
+
+
+def _table(path):
+    t = _winners.get(path)
+    if t is None:
+        try:
+            with open(path) as f:
+                t = json.load(f)
+        except (OSError, ValueError):
+            t = {}
+        _winners[path] = t
+    return t
+
+
+def _store(path, key, name):
+    with _lock:
+        t = _table(path)
+        t[key] = name
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(t, f, indent=0, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def shape_key(ctx, g, pass_, layout):
+    """String key of a problem for the benchmark cache."""
+    return f"{ctx.device_name}|{pass_}|{layout}|" + ",".join(map(str, g.key()))
+
+
+def benchmark(ctx, g, pass_, layout, run):
+    """Time every candidate once (after a warm-up run that also builds its
+    kernels) and remember the winner. run(algorithm) executes the pass."""
+    best, best_t = None, float("inf")
+    sync = ctx.synchronize or (lambda: None)
+    for name in candidates(g, pass_):
+        alg = ALGORITHMS[name]
+        run(alg)
+        sync()
+        t0 = time.perf_counter()
+        run(alg)
+        sync()
+        dt = time.perf_counter() - t0
+        if dt < best_t:
+            best, best_t = name, dt
+    _store(cache_path(), shape_key(ctx, g, pass_, layout), best)
+    return best
+
+
+def choose(ctx, g, pass_, layout="nchw", run=None, algorithm=None):
+    """Pick the Algorithm for (problem, pass). In benchmark mode with no
+    cached winner, `run(algorithm)` is used to time the candidates; the
+    caller then runs the winner as usual."""
+    name = algorithm
+    if name is None and _stack():
+        forced, strict = _stack()[-1]
+        if ALGORITHMS[forced].supports(g, pass_):
+            name = forced
+        elif strict:
+            raise RuntimeError(f"convolution algorithm '{forced}' does not support {pass_} "
+                               f"for this problem: {g}")
+    if name is not None:
+        if name not in ALGORITHMS:
+            raise ValueError(f"unknown convolution algorithm '{name}'")
+        if not ALGORITHMS[name].supports(g, pass_):
+            raise RuntimeError(f"convolution algorithm '{name}' does not support {pass_} "
+                               f"for this problem: {g}")
+        return ALGORITHMS[name]
+    if _benchmark["on"] and run is not None:
+        key = shape_key(ctx, g, pass_, layout)
+        cached = _table(cache_path()).get(key)
+        if cached in ALGORITHMS and ALGORITHMS[cached].supports(g, pass_):
+            return ALGORITHMS[cached]
+        name = benchmark(ctx, g, pass_, layout, run)
+        return ALGORITHMS[name]
+    return ALGORITHMS[heuristic(g, pass_)]

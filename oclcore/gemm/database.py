@@ -1,0 +1,191 @@
+"""GEMM parameter database.
+
+Entries form a hierarchy like CLBlast's: device type -> vendor ->
+architecture/driver family -> device name, with "*" as the default at every
+level, so an unknown device still gets its vendor's or family's best guess.
+Shipped entries live in oclcore/gemm/database/*.json; the user's own tuning
+results (gemm_database.json in the user cache dir: $OCLCORE_CACHE_DIR, else
+platformdirs' user_cache_dir('oclcore')) take precedence over shipped entries
+of the same specificity.
+
+File format: {"entries": [{"type": "gpu", "vendor": "nvidia", "arch": "*",
+"device": "*", "dtype": "float32", "tiled": {...}, "direct": {...},
+"crossover": {...}}, ...]}.  An entry may hold any subset of the families;
+dtype "*" matches every dtype.
+"""
+import json
+import os
+import re
+import threading
+
+FAMILIES = ("tiled", "direct", "crossover")
+USER_DB_NAME = "gemm_database.json"
+_SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "database")
+
+_lock = threading.Lock()
+_shipped = None
+_user = None  # (path, mtime, entries)
+
+_VENDORS = (
+    ("nvidia", "nvidia"), ("advanced micro devices", "amd"), ("amd", "amd"),
+    ("authenticamd", "amd"), ("intel", "intel"), ("genuineintel", "intel"),
+    ("arm", "arm"), ("qualcomm", "qualcomm"), ("apple", "apple"),
+    ("imagination", "imagination"),
+)
+
+# NVIDIA exposes no architecture through plain OpenCL queries; map names.
+_NVIDIA_ARCH = (
+    (r"\b(H100|H200|H800|GH200)\b", "SM9.0"),
+    (r"\b(L4|L40S?|RTX 40\d\d|RTX [456]000 Ada)\b", "SM8.9"),
+    (r"\b(A100|A800|A30)\b", "SM8.0"),
+    (r"\b(A10|A40|A16|A2|RTX 30\d\d|RTX A\d000)\b", "SM8.6"),
+    (r"\b(T4|RTX 20\d\d|TITAN RTX|Quadro RTX)\b", "SM7.5"),
+    (r"\b(V100|TITAN V)\b", "SM7.0"),
+    (r"\b(P100)\b", "SM6.0"),
+    (r"\b(GTX 10\d\d|P40|P4|TITAN X)\b", "SM6.1"),
+    (r"\b(B100|B200|GB200)\b", "SM10.0"),
+)
+
+
+def cache_dir():
+    """Directory of oclcore's user cache (created on demand by writers)."""
+    d = os.environ.get("OCLCORE_CACHE_DIR")
+    if d:
+        return d
+    try:
+        import platformdirs
+        return platformdirs.user_cache_dir("oclcore")
+    except ImportError:
+        return os.path.join(os.path.expanduser("~"), ".cache", "oclcore")
+
+
+def user_db_path():
+    """Path of the user's GEMM database file."""
+    return os.path.join(cache_dir(), USER_DB_NAME)
+
+
+def device_key(device_info):
+    """(type, vendor, arch, device) identifying a device in the database."""
+    dtype = str(device_info.get("type", "gpu")).lower()
+    if "cpu" in dtype:
+        dtype = "cpu"
+    elif "accel" in dtype:
+        dtype = "accelerator"
+    else:
+        dtype = "gpu"
+    name = " ".join(str(device_info.get("name", "")).split())
+    raw_vendor = str(device_info.get("vendor", "")).lower()
+    vendor = "*"
+    for needle, v in _VENDORS:
+        if needle in raw_vendor:
+            vendor = v
+            break
+    platform = str(device_info.get("platform", "")).lower()
+    driver = str(device_info.get("driver_version", "")).lower()
+    arch = "*"
+    if ("portable computing language" in platform or "pocl" in driver
+            or name.startswith(("pthread-", "cpu-", "basic-"))):
+        arch = "pocl"
+    elif vendor == "nvidia":
+        for pattern, a in _NVIDIA_ARCH:
+            if re.search(pattern, name, re.IGNORECASE):
+                arch = a
+                break
+    elif vendor == "amd" and re.match(r"gfx\w+", name):
+        arch = re.match(r"gfx\w+", name).group(0)
+    return dtype, vendor, arch, name
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return []
+    entries = data.get("entries", []) if isinstance(data, dict) else []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def shipped_entries():
+    """All shipped entries (loaded once)."""
+    global _shipped
+    with _lock:
+        if _shipped is None:
+            entries = []
+            for fn in sorted(os.listdir(_SHIPPED_DIR)):
+                if fn.endswith(".json"):
+                    entries += _read(os.path.join(_SHIPPED_DIR, fn))
+            _shipped = entries
+        return _shipped
+
+
+def user_entries():
+    """The user's entries (re-read when the file changes)."""
+    global _user
+    path = user_db_path()
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return []
+    with _lock:
+        if _user is None or _user[0] != path or _user[1] != mtime:
+            _user = (path, mtime, _read(path))
+        return _user[2]
+
+
+def _levels(key):
+    t, v, a, d = key
+    # (t,*,a,*) lets a driver family that spans vendors (PoCL) carry defaults.
+    return ((t, v, a, d), (t, v, a, "*"), (t, v, "*", "*"), (t, "*", a, "*"),
+            (t, "*", "*", "*"), ("*", "*", "*", "*"))
+
+
+def _match(e, level, dtype):
+    return (e.get("type", "*"), e.get("vendor", "*"), e.get("arch", "*"),
+            e.get("device", "*")) == level and e.get("dtype", "*") in (dtype, "*")
+
+
+def lookup(device_info, family, dtype="float32"):
+    """Best database parameters (dict) of family ('tiled', 'direct',
+    'crossover') for the device, or None.  Most specific level wins; at equal
+    level the user database beats the shipped one, and an entry for dtype
+    beats a float32 one (used as a fallback for other dtypes)."""
+    key = device_key(device_info)
+    dbs = (user_entries(), shipped_entries())
+    dtypes = (dtype, "float32") if dtype != "float32" else (dtype,)
+    seen = set()
+    for level in _levels(key):
+        if level in seen:
+            continue
+        seen.add(level)
+        for dt in dtypes:
+            for entries in dbs:
+                for e in reversed(entries):  # later entries override earlier
+                    if family in e and _match(e, level, dt):
+                        return dict(e[family])
+    return None
+
+
+def save_user_entry(device_info, dtype, family, params, **meta):
+    """Store params of family for this exact device and dtype in the user
+    database (replacing an earlier result); extra meta (e.g. gflops) is kept
+    alongside.  Returns the file path."""
+    t, v, a, d = device_key(device_info)
+    path = user_db_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    entries = _read(path)
+    for e in entries:
+        if (e.get("type"), e.get("vendor"), e.get("arch"), e.get("device"),
+                e.get("dtype")) == (t, v, a, d, dtype):
+            break
+    else:
+        e = dict(type=t, vendor=v, arch=a, device=d, dtype=dtype)
+        entries.append(e)
+    e[family] = {k: (int(x) if not isinstance(x, float) else x) for k, x in params.items()}
+    if meta:
+        e.setdefault("meta", {})[family] = meta
+    tmp = path + ".tmp%d" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump({"entries": entries}, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path

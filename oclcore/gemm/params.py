@@ -1,0 +1,182 @@
+"""GEMM kernel parameter sets: validation against the kernels' constraints and
+device limits, and derivation of safe defaults.
+
+Two families:
+  tiled  (cl/gemm_tiled.cl): MWG NWG KWG MDIMC NDIMC MDIMA NDIMB KWI VWM VWN
+                             STRM STRN SA SB
+  direct (cl/gemm_direct.cl): WGD MDIMCD NDIMCD KWID VWMD VWND PADA PADB
+Parameter sets are plain dicts of ints so they round-trip through JSON.
+"""
+
+DTYPE_SIZE = {"float32": 4, "float64": 8, "float16": 2}
+VECTOR_WIDTHS = (1, 2, 4, 8, 16)
+MAX_REGISTER_TILE = 256  # outputs per work-item; beyond this nothing is fast
+
+TILED_KEYS = ("MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
+              "VWM", "VWN", "STRM", "STRN", "SA", "SB")
+DIRECT_KEYS = ("WGD", "MDIMCD", "NDIMCD", "KWID", "VWMD", "VWND", "PADA", "PADB")
+
+# Small, conservative sets every OpenCL 1.2 device can run (64 work-items,
+# a few KiB of local memory).
+TILED_SAFE = dict(MWG=32, NWG=32, KWG=16, MDIMC=8, NDIMC=8, MDIMA=8, NDIMB=8, KWI=2,
+                  VWM=1, VWN=1, STRM=0, STRN=0, SA=1, SB=1)
+DIRECT_SAFE = dict(WGD=16, MDIMCD=8, NDIMCD=8, KWID=2, VWMD=1, VWND=1, PADA=1, PADB=1)
+
+
+def _divides(a, b):
+    return a > 0 and b % a == 0
+
+
+def tiled_local_bytes(p, dtype="float32"):
+    """Local memory (bytes) the tiled kernel needs for parameter set p."""
+    return (p["SA"] * p["KWG"] * p["MWG"] + p["SB"] * p["KWG"] * p["NWG"]) * DTYPE_SIZE[dtype]
+
+
+def direct_local_bytes(p, dtype="float32"):
+    """Local memory (bytes) the direct kernel needs for parameter set p."""
+    wgd = p["WGD"]
+    return (wgd * (wgd + p["PADA"]) + wgd * (wgd + p["PADB"])) * DTYPE_SIZE[dtype]
+
+
+def tiled_errors(p, device_info=None, dtype="float32"):
+    """List of violated constraints of tiled parameter set p (empty when valid)."""
+    missing = [k for k in TILED_KEYS if k not in p]
+    if missing:
+        return ["missing " + ",".join(missing)]
+    e = []
+    MWG, NWG, KWG = p["MWG"], p["NWG"], p["KWG"]
+    MDIMC, NDIMC, MDIMA, NDIMB = p["MDIMC"], p["NDIMC"], p["MDIMA"], p["NDIMB"]
+    VWM, VWN, KWI = p["VWM"], p["VWN"], p["KWI"]
+    if min(MWG, NWG, KWG, MDIMC, NDIMC, MDIMA, NDIMB, KWI) <= 0:
+        return ["non-positive parameter"]
+    if VWM not in VECTOR_WIDTHS or VWN not in VECTOR_WIDTHS:
+        e.append("VWM/VWN must be one of %s" % (VECTOR_WIDTHS,))
+    for k in ("STRM", "STRN", "SA", "SB"):
+        if p[k] not in (0, 1):
+            e.append(k + " must be 0 or 1")
+    if not _divides(MDIMC * VWM, MWG):
+        e.append("MWG % (MDIMC*VWM) != 0")
+    if not _divides(NDIMC * VWN, NWG):
+        e.append("NWG % (NDIMC*VWN) != 0")
+    if not _divides(KWI, KWG):
+        e.append("KWG % KWI != 0")
+    threads = MDIMC * NDIMC
+    if p["SA"]:
+        if not _divides(MDIMA, threads):
+            e.append("(MDIMC*NDIMC) % MDIMA != 0")
+        else:
+            if not _divides(threads // MDIMA, KWG):
+                e.append("KWG % KDIMA != 0")
+        if not _divides(MDIMA * VWM, MWG):
+            e.append("MWG % (MDIMA*VWM) != 0")
+    if p["SB"]:
+        if not _divides(NDIMB, threads):
+            e.append("(MDIMC*NDIMC) % NDIMB != 0")
+        else:
+            if not _divides(threads // NDIMB, KWG):
+                e.append("KWG % KDIMB != 0")
+        if not _divides(NDIMB * VWN, NWG):
+            e.append("NWG % (NDIMB*VWN) != 0")
+    if (MWG // max(MDIMC, 1)) * (NWG // max(NDIMC, 1)) > MAX_REGISTER_TILE:
+        e.append("register tile larger than %d" % MAX_REGISTER_TILE)
+    if device_info is not None:
+        e += _device_errors(threads, tiled_local_bytes(p, dtype), device_info)
+    return e
+
+
+def direct_errors(p, device_info=None, dtype="float32"):
+    """List of violated constraints of direct parameter set p (empty when valid)."""
+    missing = [k for k in DIRECT_KEYS if k not in p]
+    if missing:
+        return ["missing " + ",".join(missing)]
+    e = []
+    WGD, MDIMCD, NDIMCD, KWID = p["WGD"], p["MDIMCD"], p["NDIMCD"], p["KWID"]
+    VWMD, VWND = p["VWMD"], p["VWND"]
+    if min(WGD, MDIMCD, NDIMCD, KWID) <= 0:
+        return ["non-positive parameter"]
+    if VWMD not in VECTOR_WIDTHS or VWND not in VECTOR_WIDTHS:
+        e.append("VWMD/VWND must be one of %s" % (VECTOR_WIDTHS,))
+    if p["PADA"] not in (0, 1) or p["PADB"] not in (0, 1):
+        e.append("PADA/PADB must be 0 or 1")
+    if not _divides(MDIMCD * VWMD, WGD):
+        e.append("WGD % (MDIMCD*VWMD) != 0")
+    if not _divides(NDIMCD * VWND, WGD):
+        e.append("WGD % (NDIMCD*VWND) != 0")
+    if not _divides(KWID, WGD):
+        e.append("WGD % KWID != 0")
+    threads = MDIMCD * NDIMCD
+    if not _divides(threads, WGD * WGD):
+        e.append("(WGD*WGD) % (MDIMCD*NDIMCD) != 0")
+    if (WGD // max(MDIMCD, 1)) * (WGD // max(NDIMCD, 1)) > MAX_REGISTER_TILE:
+        e.append("register tile larger than %d" % MAX_REGISTER_TILE)
+    if device_info is not None:
+        e += _device_errors(threads, direct_local_bytes(p, dtype), device_info)
+    return e
+
+
+def _device_errors(threads, local_bytes, device_info):
+    e = []
+    max_wg = int(device_info.get("max_work_group_size", 256))
+    if threads > max_wg:
+        e.append("work-group size %d > device max %d" % (threads, max_wg))
+    local_mem = int(device_info.get("local_mem", 32768))
+    if local_bytes > local_mem:
+        e.append("local memory %d B > device %d B" % (local_bytes, local_mem))
+    return e
+
+
+def is_valid(kind, p, device_info=None, dtype="float32"):
+    """True when parameter set p of family kind ('tiled'/'direct') is usable."""
+    check = tiled_errors if kind == "tiled" else direct_errors
+    return not check(p, device_info, dtype)
+
+
+def safe_default(kind, device_info, dtype="float32"):
+    """A valid parameter set for kind derived from the device limits alone:
+    the conservative set, shrunk further for tiny devices."""
+    p = dict(TILED_SAFE if kind == "tiled" else DIRECT_SAFE)
+    max_wg = int(device_info.get("max_work_group_size", 256))
+    if kind == "tiled":
+        while p["MDIMC"] * p["NDIMC"] > max_wg and p["MDIMC"] > 1:
+            p["MDIMC"] //= 2
+            p["NDIMC"] //= 2
+            p["MDIMA"], p["NDIMB"] = p["MDIMC"], p["NDIMC"]
+        while tiled_errors(p, device_info, dtype) and p["MWG"] > p["MDIMC"]:
+            p["MWG"] //= 2
+            p["NWG"] //= 2
+            p["KWG"] = max(p["KWG"] // 2, p["KWI"], 1)
+    else:
+        while p["MDIMCD"] * p["NDIMCD"] > max_wg and p["MDIMCD"] > 1:
+            p["MDIMCD"] //= 2
+            p["NDIMCD"] //= 2
+        while direct_errors(p, device_info, dtype) and p["WGD"] > p["MDIMCD"]:
+            p["WGD"] //= 2
+    return p
+
+
+def resolve(kind, p, device_info, dtype="float32"):
+    """p completed with defaults for unspecified keys if it is valid on the
+    device, else the safe default (never raises)."""
+    keys = TILED_KEYS if kind == "tiled" else DIRECT_KEYS
+    if p:
+        q = dict(p)
+        if kind == "tiled":
+            q.setdefault("MDIMA", q.get("MDIMC"))
+            q.setdefault("NDIMB", q.get("NDIMC"))
+        base = TILED_SAFE if kind == "tiled" else DIRECT_SAFE
+        for k in keys:
+            q.setdefault(k, base[k])
+        q = {k: int(q[k]) for k in keys}
+        if is_valid(kind, q, device_info, dtype):
+            return q
+    return safe_default(kind, device_info, dtype)
+
+
+def tiled_defines(p):
+    """-D defines (dict) of a tiled parameter set."""
+    return {k: int(p[k]) for k in TILED_KEYS}
+
+
+def direct_defines(p):
+    """-D defines (dict) of a direct parameter set."""
+    return {k: int(p[k]) for k in DIRECT_KEYS}

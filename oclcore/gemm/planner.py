@@ -1,0 +1,284 @@
+"""GEMM planning and execution.
+
+plan_gemm() decides, for one problem shape/layout on one device, between the
+direct kernel (no packing; small or skinny problems) and the tiled kernel
+(operands packed into padded K-major layouts first), using the crossover and
+parameters from the database.  run_gemm() enqueues the launches through the
+runtime's get_kernel(files, defines, name, signature).launch(gsize, lsize,
+args) convention.  gemm() does both in one call.
+
+Layout convention (row-major like torch): element (m, k) of A lives at
+A[a_off + b*a_bs + m*a_rs + k*a_cs] for batch index b, likewise B (K x N) and
+C (M x N).  Offsets and strides are in elements.
+"""
+from . import database, params as P
+
+DTYPES = {  # dtype -> (REAL, ACC, scalar signature char, element bytes)
+    "float32": ("float", "float", "f", 4),
+    "float64": ("double", "double", "d", 8),
+    "float16": ("half", "float", "f", 2),
+}
+TILED_FILES = ("gemm_common.cl", "gemm_pack.cl", "gemm_tiled.cl")
+DIRECT_FILES = ("gemm_common.cl", "gemm_direct.cl")
+ACTIVATIONS = {None: 0, "none": 0, "relu": 1, "relu6": 2, "gelu_tanh": 3, "silu": 4,
+               "sigmoid": 5, "gelu": 6, "tanh": 7}
+DEFAULT_CROSSOVER = {"min_indirect_size": 256, "min_indirect_dim": 16}
+_INT_MAX = 2 ** 31 - 1
+
+
+def _ceil(a, b):
+    return (a + b - 1) // b * b
+
+
+class PackStep:
+    """One launch of a pack kernel: operand ('a'/'b' of the kernel problem)
+    into a workspace buffer of nbytes."""
+    __slots__ = ("operand", "kernel", "args", "gsize", "nbytes")
+
+    def __init__(self, operand, kernel, args, gsize, nbytes):
+        self.operand, self.kernel, self.args = operand, kernel, args
+        self.gsize, self.nbytes = gsize, nbytes
+
+
+class GemmPlan:
+    """Everything needed to enqueue one GEMM: chosen kind ('direct'/'tiled'),
+    parameters, program defines, launch geometry, pack steps.  The kernel
+    problem may be the transpose of the caller's (swap=True: C^T = B^T A^T,
+    so that the kernel's fast M dimension is C's contiguous one)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return "GemmPlan(%s %dx%dx%d batch=%d swap=%s %s)" % (
+            self.kind, self.M, self.N, self.K, self.batch, self.swap, self.params)
+
+
+def _check_int(name, v):
+    if not -_INT_MAX <= v <= _INT_MAX:
+        raise ValueError("gemm: %s=%d does not fit a 32-bit kernel argument" % (name, v))
+
+
+def _max_index(off, rows, cols, rs, cs, batch, bs):
+    return off + max(rows - 1, 0) * abs(rs) + max(cols - 1, 0) * abs(cs) + max(batch - 1, 0) * abs(bs)
+
+
+def choose_kind(device_info, M, N, K, dtype="float32"):
+    """'direct' or 'tiled' for an M x N x K problem by the database crossover."""
+    if K == 0:
+        return "direct"
+    x = database.lookup(device_info, "crossover", dtype) or DEFAULT_CROSSOVER
+    size = x.get("min_indirect_size", DEFAULT_CROSSOVER["min_indirect_size"])
+    dim = x.get("min_indirect_dim", DEFAULT_CROSSOVER["min_indirect_dim"])
+    if M * N * K < size ** 3 or min(M, N, K) < dim:
+        return "direct"
+    return "tiled"
+
+
+def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_strides=None,
+              c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None):
+    """Plan C = alpha*A@B + beta*C (+ bias, activation) on one device.
+
+    a_strides/b_strides/c_strides: (row stride, col stride, batch stride) in
+    elements (default: contiguous row-major, batches packed back to back).
+    a_off/b_off only matter for the tiled kernel's decision to read an
+    already-aligned operand in place.  bias: None, 'col' (bias[n], as in
+    linear) or 'row' (bias[m], as in convolution).  act: a key of ACTIVATIONS.
+    kind/params force the kernel family / its parameter set (tuner, tests).
+    Returns a GemmPlan, or None when there is nothing to do (M or N or batch 0).
+    """
+    if dtype not in DTYPES:
+        raise TypeError("gemm: unsupported dtype %s" % dtype)
+    if dtype == "float16" and not device_info.get("fp16"):
+        raise TypeError("gemm: float16 needs cl_khr_fp16, which %s lacks" % device_info.get("name"))
+    if dtype == "float64" and not device_info.get("fp64", True):
+        raise TypeError("gemm: float64 needs cl_khr_fp64, which %s lacks" % device_info.get("name"))
+    if act not in ACTIVATIONS:
+        raise ValueError("gemm: unknown activation %r" % (act,))
+    if bias not in (None, "col", "row"):
+        raise ValueError("gemm: bias must be None, 'col' or 'row', not %r" % (bias,))
+    if min(M, N, K, batch) < 0:
+        raise ValueError("gemm: negative size")
+    if M == 0 or N == 0 or batch == 0:
+        return None
+    a_strides = tuple(a_strides or (K, 1, M * K))
+    b_strides = tuple(b_strides or (N, 1, K * N))
+    c_strides = tuple(c_strides or (N, 1, M * N))
+    for name, v in (("M", M), ("N", N), ("K", K), ("batch", batch)):
+        _check_int(name, v)
+    for name, s in (("a", a_strides), ("b", b_strides), ("c", c_strides)):
+        for v in s:
+            _check_int(name + "_stride", v)
+
+    # Kernel problem: transpose when C is contiguous along N.
+    swap = abs(c_strides[1]) < abs(c_strides[0])
+    if swap:
+        kM, kN = N, M
+        ka = (b_strides[1], b_strides[0], b_strides[2])
+        kb = (a_strides[1], a_strides[0], a_strides[2])
+        kc = (c_strides[1], c_strides[0], c_strides[2])
+        ka_off, kb_off = b_off, a_off
+        kbias = {"col": "row", "row": "col"}.get(bias)
+    else:
+        kM, kN, ka, kb, kc, ka_off, kb_off, kbias = M, N, a_strides, b_strides, c_strides, a_off, b_off, bias
+
+    real, acc, scalar, esize = DTYPES[dtype]
+    if kind is None:
+        kind = choose_kind(device_info, M, N, K, dtype)
+    if kind == "tiled" and K == 0:
+        kind = "direct"
+    prm = P.resolve(kind, params if params is not None else database.lookup(device_info, kind, dtype),
+                    device_info, dtype)
+    if params is not None and kind == "tiled" and P.tiled_errors(params, device_info, dtype):
+        raise ValueError("gemm: invalid tiled parameters: %s" % P.tiled_errors(params, device_info, dtype))
+    if params is not None and kind == "direct" and P.direct_errors(params, device_info, dtype):
+        raise ValueError("gemm: invalid direct parameters: %s" % P.direct_errors(params, device_info, dtype))
+
+    defines = {"REAL": real, "ACC": acc}
+    if kbias or ACTIVATIONS[act]:
+        defines["EPILOGUE"] = 1
+        defines["ACT"] = ACTIVATIONS[act]
+        if kbias == "col":
+            defines["BIAS_COL"] = 1
+        elif kbias == "row":
+            defines["BIAS_ROW"] = 1
+    if device_info.get("no_fast_fma"):
+        defines["USE_MAD"] = 1
+
+    common = dict(kind=kind, params=prm, swap=swap, M=M, N=N, K=K, batch=batch, dtype=dtype,
+                  kM=kM, kN=kN, ka=ka, kb=kb, kc=kc, scalar=scalar, esize=esize, bias=bias, act=act)
+    if kind == "direct":
+        defines.update(P.direct_defines(prm))
+        big = max(_max_index(0, kM, K, ka[0], ka[1], 1, 0), _max_index(0, K, kN, kb[0], kb[1], 1, 0))
+        if big > _INT_MAX:
+            defines["GEMM_IDX"] = "long"
+        a_cont_k = abs(ka[1]) <= abs(ka[0])
+        b_cont_n = abs(kb[1]) <= abs(kb[0])
+        name = "gemm_direct_%s_%s" % ("ak" if a_cont_k else "am", "bn" if b_cont_n else "bk")
+        wgd = prm["WGD"]
+        gsize = (-(-kM // wgd) * prm["MDIMCD"], -(-kN // wgd) * prm["NDIMCD"], batch)
+        lsize = (prm["MDIMCD"], prm["NDIMCD"], 1)
+        return GemmPlan(files=DIRECT_FILES, defines=defines, name=name,
+                        signature="iii" + scalar * 2 + "BiiiiBiiiiBiiiiBi",
+                        gsize=gsize, lsize=lsize, packs=(), **common)
+
+    defines.update(P.tiled_defines(prm))
+    pack_tile = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
+    defines["PACK_TILE"] = pack_tile
+    Mp, Np, Kp = _ceil(kM, prm["MWG"]), _ceil(kN, prm["NWG"]), _ceil(K, prm["KWG"])
+    packs = []
+    operands = {}
+    # Kernel A (kM x K) wants a[k*Mp + m]; kernel B (K x kN) wants b[k*Np + n].
+    for op, rows, (si, sj, sb), off, Ip, vw in (("a", kM, ka, ka_off, Mp, prm["VWM"]),
+                                                  ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np, prm["VWN"])):
+        in_place = (si == 1 and rows == Ip and K == Kp and sj >= rows and sj % vw == 0
+                    and off % vw == 0 and (batch == 1 or sb % vw == 0))
+        if in_place:
+            operands[op] = ("user", sj, sb if batch > 1 else 0)
+            continue
+        nbytes = batch * Kp * Ip * esize
+        _check_int("packed size", batch * Kp * Ip)
+        kname = "gemm_pack_copy" if abs(si) <= abs(sj) else "gemm_pack_transpose"
+        gs = (_ceil(Ip, pack_tile), _ceil(Kp, pack_tile), batch)
+        packs.append(PackStep(op, kname, (rows, K, Ip, Kp, si, sj, sb, Kp * Ip), gs, nbytes))
+        operands[op] = ("packed", Ip, Kp * Ip)
+    gsize = (Mp // prm["MWG"] * prm["MDIMC"], Np // prm["NWG"] * prm["NDIMC"], batch)
+    lsize = (prm["MDIMC"], prm["NDIMC"], 1)
+    return GemmPlan(files=TILED_FILES, defines=defines, name="gemm_tiled",
+                    signature="iii" + scalar * 2 + "BiiiBiiiBiiiiBi", gsize=gsize, lsize=lsize,
+                    packs=tuple(packs), operands=operands, Mp=Mp, Np=Np, Kp=Kp,
+                    pack_lsize=(pack_tile, pack_tile, 1), **common)
+
+
+PACK_SIGNATURE = "iiiiBiiiiBiii"
+
+
+def event_elapsed_ns(event):
+    """Kernel execution time of a launch event in ns: the runtime's
+    event.elapsed_ns, or pyopencl's profile.end - profile.start."""
+    ns = getattr(event, "elapsed_ns", None)
+    if ns is not None:
+        return ns() if callable(ns) else ns
+    event.wait()
+    return event.profile.end - event.profile.start
+
+
+def _launch(kernel, gsize, lsize, args, timing):
+    if timing:
+        try:
+            return kernel.launch(gsize, lsize, args, timing=True)
+        except TypeError:
+            pass
+    return kernel.launch(gsize, lsize, args)
+
+
+def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0,
+             bias=None, bias_off=0, alloc=None, timing=False):
+    """Enqueue plan on buffers A, B, C (element offsets a_off, b_off, c_off;
+    strides as given to plan_gemm).  bias: buffer of the bias vector when the
+    plan has one.  Tiled plans may read an aligned operand in place, so
+    a_off/b_off must equal those given to plan_gemm modulo the vector width.
+    alloc(nbytes) -> buffer provides pack workspaces (tiled
+    plans only).  Returns the list of launch events (pack launches first);
+    timing=True asks the runtime for profiled events."""
+    if plan is None:
+        return []
+    for name, v in (("a_off", a_off), ("b_off", b_off), ("c_off", c_off), ("bias_off", bias_off)):
+        _check_int(name, v)
+    if plan.bias and bias is None:
+        raise ValueError("gemm: the plan expects a bias buffer")
+    if plan.swap:
+        A, a_off, B, b_off = B, b_off, A, a_off
+    bias_buf = bias if bias is not None else C
+    events = []
+    if plan.kind == "direct":
+        ka, kb, kc = plan.ka, plan.kb, plan.kc
+        args = (plan.kM, plan.kN, plan.K, alpha, beta,
+                A, a_off, ka[0], ka[1], ka[2] if plan.batch > 1 else 0,
+                B, b_off, kb[0], kb[1], kb[2] if plan.batch > 1 else 0,
+                C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off)
+        k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
+        events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
+        return events
+    src = {"a": (A, a_off), "b": (B, b_off)}
+    packed = {}
+    for step in plan.packs:
+        if alloc is None:
+            raise ValueError("gemm: the tiled plan needs an alloc(nbytes) callable for workspaces")
+        buf = alloc(step.nbytes)
+        I, J, Ip, Jp, si, sj, sb, dst_bs = step.args
+        sbuf, soff = src[step.operand]
+        k = get_kernel(plan.files, plan.defines, step.kernel, PACK_SIGNATURE)
+        events.append(_launch(k, step.gsize, plan.pack_lsize,
+                              (I, J, Ip, Jp, sbuf, soff, si, sj, sb if plan.batch > 1 else 0,
+                               buf, 0, Ip, dst_bs), timing))
+        packed[step.operand] = buf
+    ops = []
+    for op, vw in (("a", plan.params["VWM"]), ("b", plan.params["VWN"])):
+        how, ld, bs = plan.operands[op]
+        if how == "packed":
+            ops += [packed[op], 0, ld, bs]
+        else:
+            if src[op][1] % vw:
+                raise ValueError("gemm: offset %d is not aligned as the plan assumed" % src[op][1])
+            ops += [src[op][0], src[op][1], ld, bs]
+    kc = plan.kc
+    args = [plan.kM, plan.kN, plan.Kp, alpha, beta] + ops + [
+        C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off]
+    k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
+    events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
+    return events
+
+
+def gemm(get_kernel, device_info, A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, c_rs, c_cs,
+         M, N, K, alpha=1.0, beta=0.0, batch=1, a_bs=0, b_bs=0, c_bs=0, bias=None, bias_off=0,
+         bias_dim="col", act=None, dtype="float32", alloc=None):
+    """C[b] = act(alpha * A[b] @ B[b] + beta * C[b] + bias) for b < batch, on
+    buffers with element offsets and (row, col, batch) strides.  bias (a
+    buffer) is indexed by column n (bias_dim='col') or row m ('row').  C is
+    not read when beta == 0.  alloc(nbytes) -> buffer supplies temporary pack
+    workspaces.  Returns the launch events."""
+    plan = plan_gemm(device_info, M, N, K, batch, dtype, (a_rs, a_cs, a_bs), (b_rs, b_cs, b_bs),
+                     (c_rs, c_cs, c_bs), a_off, b_off, bias_dim if bias is not None else None, act)
+    return run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha, beta, bias, bias_off,
+                    alloc)
