@@ -5,7 +5,7 @@
 //   EPILOGUE apply bias (BIAS_COL: bias[n], BIAS_ROW: bias[m]) then ACT
 //   ACT      0 none, 1 relu, 2 relu6, 3 gelu(tanh), 4 silu, 5 sigmoid,
 //            6 gelu(erf), 7 tanh
-//   USE_MAD  use mad() instead of fma() (devices without fast fma)
+//   USE_FMA / USE_MAD  multiply-add through fma() / mad() instead of a*b+c
 
 #ifdef cl_khr_fp64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
@@ -27,10 +27,15 @@
 #define GEMM_CAT2(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT2(a, b)
 
-#ifdef USE_MAD
+// Plain a*b+c by default: OpenCL C contracts it to an fma where the hardware
+// has one, and PoCL vectorises it across work-items (it does not vectorise
+// the fma() builtin, which made kernels ~3x slower there).
+#if defined(USE_FMA)
+#define MULADD(a, b, c) fma(a, b, c)
+#elif defined(USE_MAD)
 #define MULADD(a, b, c) mad(a, b, c)
 #else
-#define MULADD(a, b, c) fma(a, b, c)
+#define MULADD(a, b, c) ((a) * (b) + (c))
 #endif
 
 // Converts a REAL vector of width W to ACC and stores its lanes into the

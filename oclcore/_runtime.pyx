@@ -303,14 +303,15 @@ cdef class Buffer:
     def write(self, src, Py_ssize_t offset=0):
         """Copies a contiguous host object (numpy array, bytes, CPU tensor) into the buffer at byte ``offset``."""
         cdef Py_buffer view
-        cdef const char* ptr
+        cdef size_t ptr
         cdef Py_ssize_t n
         if _is_torch_tensor(src):
             ptr, n = _tensor_memory(src)
             self._range(offset, n, "write")
             if n:
                 check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
-                                                        offset, n, ptr, 0, NULL, NULL), "clEnqueueWriteBuffer")
+                                                        offset, n, <const void*>ptr, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer")
             return n
         PyObject_GetBuffer(src, &view, PyBUF_SIMPLE | PyBUF_C_CONTIGUOUS)
         try:
@@ -326,14 +327,15 @@ cdef class Buffer:
     def read(self, dst, Py_ssize_t offset=0):
         """Copies bytes at ``offset`` into a writable contiguous host object (waits for queued work)."""
         cdef Py_buffer view
-        cdef const char* ptr
+        cdef size_t ptr
         cdef Py_ssize_t n
         if _is_torch_tensor(dst):
             ptr, n = _tensor_memory(dst)
             self._range(offset, n, "read")
             if n:
                 check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
-                                                       offset, n, <void*>ptr, 0, NULL, NULL), "clEnqueueReadBuffer")
+                                                       offset, n, <void*>ptr, 0, NULL, NULL),
+                           "clEnqueueReadBuffer")
             return n
         PyObject_GetBuffer(dst, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
         try:
@@ -405,7 +407,7 @@ cdef tuple _tensor_memory(t):
         raise ValueError(f"expected a CPU tensor, got one on {t.device}")
     if not t.is_contiguous():
         raise ValueError("expected a contiguous CPU tensor")
-    return <const char*><size_t>t.data_ptr(), t.numel() * t.element_size()
+    return <size_t>t.data_ptr(), t.numel() * t.element_size()
 
 
 cdef class Program:
@@ -416,12 +418,13 @@ cdef class Program:
 
     def kernel(self, name, signature):
         """The kernel ``name``, whose arguments are described by ``signature``: one character per
-        argument, B buffer, i/I int32/uint32, l/L int64/uint64, f float, d double, Z local memory bytes."""
+        argument, B buffer, i/I int32/uint32, l/L int64/uint64, f float, d double, V int8 vector (a
+        tuple of up to 8 ints), Z local memory bytes."""
         cdef Kernel k = Kernel.__new__(Kernel)
         cdef cl_int rc = 0
         sig = str(signature)
         for c in sig:
-            if c not in "BiIlLfdZ":
+            if c not in "BiIlLfdVZ":
                 raise ValueError(f"unknown kernel argument type {c!r} in signature {sig!r}")
         cdef bytes nm = str(name).encode()
         k.kernel = ocl_api.clCreateKernel(self.program, nm, &rc)
@@ -462,6 +465,8 @@ cdef class Kernel:
         cdef const char* sig = self.sig
         cdef cl_int rc
         cdef int32_t vi
+        cdef int32_t v8[8]
+        cdef Py_ssize_t j
         cdef int64_t vl
         cdef float vf
         cdef double vd
@@ -506,6 +511,12 @@ cdef class Kernel:
             elif c == b'd':
                 vd = <double>a
                 rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vd)
+            elif c == b'V':
+                for j in range(8):
+                    v8[j] = 0
+                for j in range(len(a)):
+                    v8[j] = <int32_t>a[j]
+                rc = ocl_api.clSetKernelArg(self.kernel, i, 32, v8)
             else:  # 'Z': local memory
                 rc = ocl_api.clSetKernelArg(self.kernel, i, <size_t>a, NULL)
             if rc != CL_SUCCESS:

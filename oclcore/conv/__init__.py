@@ -217,7 +217,8 @@ def _one(v, name):
 
 def _args1d(stride, padding, dilation):
     p = _one(padding, "padding")
-    return (1, _one(stride, "stride")), p if isinstance(p, str) else (0, p), (1, _one(dilation, "dilation"))
+    pad = p if isinstance(p, str) else (0, p)
+    return (1, _one(stride, "stride")), pad, (1, _one(dilation, "dilation"))
 
 
 def conv1d_forward(ctx, x, w, bias=None, stride=1, padding=0, dilation=1, groups=1,

@@ -102,6 +102,11 @@ def hw_flat(t):
     return h == 1 or w == 1 or t.strides[2] == w * t.strides[3]
 
 
+def hw_stride(t):
+    """The stride of the collapsed (h, w) index of a hw_flat desc."""
+    return t.strides[2] if t.shape[3] == 1 else t.strides[3]
+
+
 class _Flat:
     """Context manager yielding a GEMM-viewable version of an input (copied
     if needed) and releasing the copy afterwards; for outputs, also copies the
@@ -187,8 +192,8 @@ class Gemm1x1(Algorithm):
             sx, sw_, sy = xv.strides, w.strides, yv.strides
             for gi in range(g.groups):
                 ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[0], sw_[1],
-                         xv.buf, xv.offset + gi * g.Cg * sx[1], sx[1], sx[3],
-                         yv.buf, yv.offset + gi * g.Kg * sy[1], sy[1], sy[3],
+                         xv.buf, xv.offset + gi * g.Cg * sx[1], sx[1], hw_stride(xv),
+                         yv.buf, yv.offset + gi * g.Kg * sy[1], sy[1], hw_stride(yv),
                          g.Kg, g.H * g.W, g.Cg, 1.0, 0.0, g.N, 0, sx[0], sy[0])
             bias_act(ctx, yv, bias, relu)
 
@@ -197,16 +202,16 @@ class Gemm1x1(Algorithm):
             sy, sw_, sx = dyv.strides, w.strides, dxv.strides
             for gi in range(g.groups):
                 ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[1], sw_[0],
-                         dyv.buf, dyv.offset + gi * g.Kg * sy[1], sy[1], sy[3],
-                         dxv.buf, dxv.offset + gi * g.Cg * sx[1], sx[1], sx[3],
+                         dyv.buf, dyv.offset + gi * g.Kg * sy[1], sy[1], hw_stride(dyv),
+                         dxv.buf, dxv.offset + gi * g.Cg * sx[1], sx[1], hw_stride(dxv),
                          g.Cg, g.H * g.W, g.Kg, 1.0, 0.0, g.N, 0, sy[0], sx[0])
 
     def grad_weight(self, ctx, g, dy, x, dw):
         with _Flat(ctx, dy) as dyv, _Flat(ctx, x) as xv:
             sy, sx, sw_ = dyv.strides, xv.strides, dw.strides
             for n in range(g.N):   # batched over groups, accumulated over images
-                ctx.gemm(dyv.buf, dyv.offset + n * sy[0], sy[1], sy[3],
-                         xv.buf, xv.offset + n * sx[0], sx[3], sx[1],
+                ctx.gemm(dyv.buf, dyv.offset + n * sy[0], sy[1], hw_stride(dyv),
+                         xv.buf, xv.offset + n * sx[0], hw_stride(xv), sx[1],
                          dw.buf, dw.offset, sw_[0], sw_[1],
                          g.Kg, g.Cg, g.H * g.W, 1.0, 0.0 if n == 0 else 1.0,
                          g.groups, g.Kg * sy[1], g.Cg * sx[1], g.Kg * sw_[0])
@@ -246,7 +251,8 @@ class Im2colGemm(Algorithm):
                 for gi in range(g.groups):
                     ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, CgRS, 1,
                              col, gi * CgRS * PQ, PQ, 1,
-                             yv.buf, yv.offset + n0 * sy[0] + gi * g.Kg * sy[1], sy[1], sy[3],
+                             yv.buf, yv.offset + n0 * sy[0] + gi * g.Kg * sy[1],
+                             sy[1], hw_stride(yv),
                              g.Kg, PQ, CgRS, 1.0, 0.0, nb, 0, CRS * PQ, sy[0])
                 ctx.release(col)
             bias_act(ctx, yv, bias, relu)
@@ -259,7 +265,8 @@ class Im2colGemm(Algorithm):
                 col = ctx.temp(nb * CRS * PQ)
                 for gi in range(g.groups):
                     ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, 1, CgRS,
-                             dyv.buf, dyv.offset + n0 * sy[0] + gi * g.Kg * sy[1], sy[1], sy[3],
+                             dyv.buf, dyv.offset + n0 * sy[0] + gi * g.Kg * sy[1],
+                             sy[1], hw_stride(dyv),
                              col, gi * CgRS * PQ, PQ, 1,
                              CgRS, PQ, g.Kg, 1.0, 0.0, nb, 0, sy[0], CRS * PQ)
                 launch_ew(ctx, "conv_im2col.cl", "col2im", _COL2IM_SIG, (g.H * g.W, g.C, nb),
@@ -275,7 +282,7 @@ class Im2colGemm(Algorithm):
                 launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
                           _d4(x) + (col, 0) + _col_args(g, n0))
                 for n in range(nb):   # batched over groups, accumulated over images
-                    ctx.gemm(dyv.buf, dyv.offset + (n0 + n) * sy[0], sy[1], sy[3],
+                    ctx.gemm(dyv.buf, dyv.offset + (n0 + n) * sy[0], sy[1], hw_stride(dyv),
                              col, n * CRS * PQ, 1, PQ,
                              dwv.buf, dwv.offset, CgRS, 1,
                              g.Kg, CgRS, PQ, 1.0, 0.0 if n0 + n == 0 else 1.0,
@@ -387,7 +394,8 @@ class Depthwise(Algorithm):
 
     def forward(self, ctx, g, x, w, bias, y, relu=False):
         b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
-        launch_ew(ctx, "conv_depthwise.cl", "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" + "i" * 14,
+        launch_ew(ctx, "conv_depthwise.cl", "dw_forward",
+                  "Biiiii" "Biiii" "Biiiii" "Biii" + "i" * 14,
                   (g.P * g.Q, g.K, g.N),
                   _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.H, g.W, g.K, g.K // g.C)
                   + _dw_geo(g))

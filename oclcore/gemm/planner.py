@@ -142,8 +142,6 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
             defines["BIAS_COL"] = 1
         elif kbias == "row":
             defines["BIAS_ROW"] = 1
-    if device_info.get("no_fast_fma"):
-        defines["USE_MAD"] = 1
 
     common = dict(kind=kind, params=prm, swap=swap, M=M, N=N, K=K, batch=batch, dtype=dtype,
                   kM=kM, kN=kN, ka=ka, kb=kb, kc=kc, scalar=scalar, esize=esize, bias=bias, act=act)

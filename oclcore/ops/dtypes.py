@@ -1,0 +1,64 @@
+"""How each torch dtype is stored and computed in OpenCL C."""
+
+import torch
+
+# dtype -> (storage type, load macro, store macro, compute type)
+_TABLE = {
+    torch.float32: ("float", "LD_plain", "ST_plain", "float"),
+    torch.float16: ("half", "LD_half", "ST_half", "float"),
+    torch.bfloat16: ("ushort", "LD_bf16", "ST_bf16", "float"),
+    torch.float64: ("double", "LD_plain", "ST_plain", "double"),
+    torch.int64: ("long", "LD_plain", "ST_plain", "long"),
+    torch.int32: ("int", "LD_plain", "ST_plain", "int"),
+    torch.int16: ("short", "LD_plain", "ST_plain", "int"),
+    torch.int8: ("char", "LD_plain", "ST_plain", "int"),
+    torch.uint8: ("uchar", "LD_plain", "ST_plain", "int"),
+    torch.bool: ("uchar", "LD_bool", "ST_bool", "int"),
+}
+
+# compute type -> kernel signature character for a scalar argument
+SCALAR_CHAR = {"float": "f", "double": "d", "int": "i", "long": "l"}
+
+FLOATING = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def supported(dtype):
+    """True when ocl kernels handle ``dtype``."""
+    return dtype in _TABLE
+
+
+def check(dtype, what="this operation"):
+    """Raises a torch-style TypeError for dtypes ocl has no kernels for."""
+    if dtype not in _TABLE:
+        raise TypeError(f"ocl does not support dtype {dtype} for {what}")
+
+
+def storage(dtype):
+    """OpenCL C storage type of ``dtype``."""
+    return _TABLE[dtype][0]
+
+
+def load_macro(dtype):
+    return _TABLE[dtype][1]
+
+
+def store_macro(dtype):
+    return _TABLE[dtype][2]
+
+
+def compute(dtype):
+    """OpenCL C type the arithmetic of ``dtype`` is done in."""
+    return _TABLE[dtype][3]
+
+
+def is_float_compute(ct):
+    return ct in ("float", "double")
+
+
+def py_scalar(value, ct):
+    """A Python number converted for a kernel argument of compute type ``ct``."""
+    if ct in ("float", "double"):
+        return float(value)
+    if isinstance(value, float):
+        return int(value)
+    return int(value)

@@ -1,0 +1,231 @@
+"""aten elementwise ops (arithmetic, comparison, logic, math, activations and
+their backward ops) on the pointwise kernels.
+
+Each aten op is described once by a function that maps its arguments to
+(kernel op, inputs, params); functional, in-place and out= overloads are
+derived from that one description."""
+
+import math
+
+import torch
+
+from ..torch.dispatch import register
+from ..torch.tensor import OclTensor, empty
+from . import dtypes, pointwise
+from .meta import infer
+
+aten = torch.ops.aten
+_INF = math.inf
+
+
+def _kind(func):
+    for a in func._schema.arguments:
+        if a.alias_info is not None and a.alias_info.is_write:
+            return "out" if a.kwarg_only else "inplace"
+    return "functional"
+
+
+def scalar_value(x):
+    """A Python number for scalars and 0-dim CPU tensors; tensors on ocl are returned as they are."""
+    if isinstance(x, torch.Tensor) and not isinstance(x, OclTensor):
+        return x.item()
+    return x
+
+
+def _promoted_compute(inputs):
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    dt = tensors[0].dtype
+    for x in inputs[1:] if len(inputs) > 1 else ():
+        dt = torch.result_type(torch.empty((), dtype=dt), x) if not isinstance(x, OclTensor) else \
+            torch.promote_types(dt, x.dtype) if x.dim() > 0 or not tensors else torch.result_type(
+                torch.empty((), dtype=dt), torch.empty((), dtype=x.dtype))
+    return dtypes.compute(dt)
+
+
+def _index(args):
+    for x in args:
+        if isinstance(x, OclTensor):
+            return x._index
+    return 0
+
+
+def _make(func, describe, compare):
+    kind = _kind(func)
+
+    def impl(*args, **kwargs):
+        meta = infer(func, args, kwargs)
+        if kind == "out":
+            kwargs = dict(kwargs)
+            out = kwargs.pop("out")
+            if tuple(out.shape) != tuple(meta.shape):
+                raise RuntimeError(f"ocl: {func.name()} cannot resize out= from {tuple(out.shape)} "
+                                   f"to {tuple(meta.shape)}; pass an out tensor of the result's shape")
+        elif kind == "inplace":
+            out = args[0]
+        else:
+            out = empty(meta.shape, meta.dtype, _index(args), meta.stride())
+        op, inputs, params = describe(*args, **kwargs)
+        inputs = [scalar_value(x) for x in inputs]
+        ct = _promoted_compute(inputs) if compare else None
+        pointwise.run(op, out, inputs, params, ct)
+        return out
+
+    return impl
+
+
+def define(name, describe, compare=False, inplace=True):
+    """Registers every overload of aten ``name`` (and ``name_``) through ``describe``."""
+    packets = [getattr(aten, name)]
+    if inplace and hasattr(aten, name + "_"):
+        packets.append(getattr(aten, name + "_"))
+    for packet in packets:
+        for ov in packet.overloads():
+            func = getattr(packet, ov)
+            register(func)(_make(func, describe, compare))
+
+
+# ---- unary math: the kernel op has the aten name ----
+for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1",
+              "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+              "cosh", "tanh", "sigmoid", "erf", "erfc", "floor", "ceil", "trunc", "frac", "relu",
+              "bitwise_not", "silu", "mish", "hardswish", "hardsigmoid", "square"):
+    define(_name, lambda x, _op=_name: (_op, [x], ()))
+
+define("isnan", lambda x: ("isnan", [x], ()), inplace=False)
+define("isinf", lambda x: ("isinf", [x], ()), inplace=False)
+define("isfinite", lambda x: ("isfinite", [x], ()), inplace=False)
+define("logical_not", lambda x: ("logical_not", [x], ()), compare=True)
+
+
+def _round(x, decimals=0):
+    if decimals == 0:
+        return "round", [x], ()
+    return "round_decimals", [x], (10.0 ** decimals,)
+
+
+define("round", _round)
+
+
+def _nan_to_num(x, nan=None, posinf=None, neginf=None):
+    finfo = torch.finfo(x.dtype) if x.dtype.is_floating_point else None
+    big = finfo.max if finfo else 0
+    return ("nan_to_num", [x], (0.0 if nan is None else nan, big if posinf is None else posinf,
+                                -big if neginf is None else neginf))
+
+
+define("nan_to_num", _nan_to_num)
+
+# ---- activations ----
+define("leaky_relu", lambda x, negative_slope=0.01: ("leaky_relu", [x], (negative_slope,)))
+define("elu", lambda x, alpha=1.0, scale=1.0, input_scale=1.0: ("elu", [x], (alpha, scale, input_scale)))
+define("gelu", lambda x, approximate="none": ("gelu" if approximate == "none" else "gelu_tanh", [x], ()))
+define("hardtanh", lambda x, min_val=-1.0, max_val=1.0: ("hardtanh", [x], (min_val, max_val)))
+define("softplus", lambda x, beta=1.0, threshold=20.0: ("softplus", [x], (beta, threshold)))
+define("threshold", lambda x, threshold, value: ("threshold", [x], (threshold, value)))
+define("threshold_backward", lambda g, x, threshold: ("threshold_backward", [g, x], (threshold,)), inplace=False)
+define("sigmoid_backward", lambda g, y: ("sigmoid_backward", [g, y], ()), inplace=False)
+define("tanh_backward", lambda g, y: ("tanh_backward", [g, y], ()), inplace=False)
+define("silu_backward", lambda g, x: ("silu_backward", [g, x], ()), inplace=False)
+define("mish_backward", lambda g, x: ("mish_backward", [g, x], ()), inplace=False)
+define("hardswish_backward", lambda g, x: ("hardswish_backward", [g, x], ()), inplace=False)
+define("hardsigmoid_backward", lambda g, x: ("hardsigmoid_backward", [g, x], ()), inplace=False)
+define("gelu_backward", lambda g, x, approximate="none": (
+    "gelu_backward" if approximate == "none" else "gelu_tanh_backward", [g, x], ()), inplace=False)
+define("hardtanh_backward", lambda g, x, min_val, max_val: ("hardtanh_backward", [g, x], (min_val, max_val)),
+       inplace=False)
+define("leaky_relu_backward", lambda g, x, negative_slope, self_is_result: (
+    "leaky_relu_backward", [g, x], (negative_slope,)), inplace=False)
+define("elu_backward", lambda g, alpha, scale, input_scale, is_result, x: (
+    "elu_backward_result" if is_result else "elu_backward_input", [g, x], (alpha, scale, input_scale)),
+    inplace=False)
+define("softplus_backward", lambda g, x, beta, threshold: ("softplus_backward", [g, x], (beta, threshold)),
+       inplace=False)
+define("log_sigmoid_backward", lambda g, x, buffer: ("log_sigmoid_backward", [g, x], ()), inplace=False)
+
+
+@register(aten.log_sigmoid_forward.default)
+def log_sigmoid_forward(x):
+    meta = infer(aten.log_sigmoid.default, (x,))
+    out = empty(meta.shape, meta.dtype, x._index, meta.stride())
+    pointwise.run("log_sigmoid", out, [x])
+    return out, empty((0,), x.dtype, x._index)
+
+
+# ---- binary arithmetic ----
+define("add", lambda x, y, alpha=1: ("add", [x, y], (alpha,)))
+define("sub", lambda x, y, alpha=1: ("sub", [x, y], (alpha,)))
+define("rsub", lambda x, y, alpha=1: ("rsub", [x, y], (alpha,)), inplace=False)
+define("mul", lambda x, y: ("mul", [x, y], ()))
+
+
+def _div(x, y, rounding_mode=None):
+    op = {None: "div", "trunc": "div_trunc", "floor": "div_floor"}[rounding_mode]
+    return op, [x, y], ()
+
+
+define("div", _div)
+define("floor_divide", lambda x, y: ("div_floor", [x, y], ()))
+define("fmod", lambda x, y: ("fmod", [x, y], ()))
+define("remainder", lambda x, y: ("remainder", [x, y], ()))
+define("maximum", lambda x, y: ("maximum", [x, y], ()), inplace=False)
+define("minimum", lambda x, y: ("minimum", [x, y], ()), inplace=False)
+define("fmax", lambda x, y: ("fmax", [x, y], ()), inplace=False)
+define("fmin", lambda x, y: ("fmin", [x, y], ()), inplace=False)
+define("atan2", lambda x, y: ("atan2", [x, y], ()))
+define("hypot", lambda x, y: ("hypot", [x, y], ()))
+define("copysign", lambda x, y: ("copysign", [x, y], ()))
+define("xlogy", lambda x, y: ("xlogy", [x, y], ()))
+
+
+def _pow(x, exponent):
+    if not isinstance(x, torch.Tensor) or (not isinstance(x, OclTensor) and x.dim() == 0
+                                           and isinstance(exponent, OclTensor)):
+        base = scalar_value(x)
+        if isinstance(exponent, OclTensor) and exponent.dtype.is_floating_point or isinstance(base, float):
+            return "pow_scalar_base", [exponent], (base,)
+        return "pow", [base, exponent], ()
+    e = scalar_value(exponent)
+    if not isinstance(e, torch.Tensor) and x.dtype.is_floating_point:
+        if e == 2:
+            return "square", [x], ()
+        if e == 1:
+            return "copy", [x], ()
+        return "pow_scalar_exp", [x], (e,)
+    return "pow", [x, e], ()
+
+
+define("pow", _pow)
+
+for _name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"):
+    define(_name, lambda x, y, _op=_name: (_op, [x, y], ()), compare=True)
+for _name in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+    define(_name, lambda x, y, _op=_name: (_op, [x, y], ()))
+define("bitwise_left_shift", lambda x, y: ("lshift", [x, y], ()))
+define("bitwise_right_shift", lambda x, y: ("rshift", [x, y], ()))
+define("__lshift__", lambda x, y: ("lshift", [x, y], ()), inplace=False)
+define("__rshift__", lambda x, y: ("rshift", [x, y], ()), inplace=False)
+
+# ---- ternary ----
+define("where", lambda c, x, y: ("where", [c, x, y], ()), inplace=False)
+define("lerp", lambda x, end, weight: ("lerp", [x, end, weight], ()))
+define("addcmul", lambda x, t1, t2, value=1: ("addcmul", [x, t1, t2], (value,)))
+define("addcdiv", lambda x, t1, t2, value=1: ("addcdiv", [x, t1, t2], (value,)))
+define("masked_fill", lambda x, mask, value: ("masked_fill", [x, mask], (scalar_value(value),)))
+
+
+def _clamp(x, min=None, max=None):
+    lo, hi = scalar_value(min), scalar_value(max)
+    if isinstance(lo, OclTensor) or isinstance(hi, OclTensor):
+        return "clamp_tensor", [x, -_INF if lo is None else lo, _INF if hi is None else hi], ()
+    if not x.dtype.is_floating_point:
+        info = torch.iinfo(x.dtype) if x.dtype is not torch.bool else None
+        lo = (info.min if info else 0) if lo is None else lo
+        hi = (info.max if info else 1) if hi is None else hi
+        return "clamp_scalar", [x], (lo, hi)
+    return "clamp_scalar", [x], (-_INF if lo is None else lo, _INF if hi is None else hi)
+
+
+define("clamp", _clamp)
+define("clip", _clamp)
+define("clamp_min", lambda x, m: _clamp(x, m, None))
+define("clamp_max", lambda x, m: _clamp(x, None, m))

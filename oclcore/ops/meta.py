@@ -1,0 +1,83 @@
+"""Output geometry and dtype of an op, from torch's own meta kernels.
+
+Running an op on meta tensors gives exactly torch's broadcasting, type
+promotion, output layout and argument checks. Results are cached by the
+inputs' shapes, strides and dtypes (and scalar types), so a training loop
+pays for the meta call once per distinct signature. When the meta call
+rejects the input, the op is replayed on zero-memory CPU stand-ins so the
+user sees the CPU's wording of the error."""
+
+import torch
+
+from ..torch.tensor import OclTensor
+
+_cache = {}
+
+
+def _sig(x):
+    if isinstance(x, torch.Tensor):
+        return (x.device.type, x.dtype, tuple(x.shape), x.stride())
+    if isinstance(x, (list, tuple)):
+        return tuple(_sig(e) for e in x)
+    if isinstance(x, (bool, int, float, complex)):
+        return type(x)
+    return x
+
+
+def _to_meta(x):
+    if isinstance(x, OclTensor):
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_meta(e) for e in x)
+    if isinstance(x, torch.device) and x.type == "ocl":
+        return torch.device("meta")
+    return x
+
+
+def _to_cpu_standin(x):
+    if isinstance(x, OclTensor):
+        if x.numel() <= 1 << 22:  # real memory, so in-place checks behave as on the CPU
+            return torch.zeros(x.shape, dtype=x.dtype)
+        return torch.zeros((), dtype=x.dtype).expand(x.shape)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_cpu_standin(e) for e in x)
+    if isinstance(x, torch.device) and x.type == "ocl":
+        return torch.device("cpu")
+    return x
+
+
+def check_devices(args, what):
+    """Raises torch's device-mismatch error when ocl tensors meet CPU tensors of dim > 0
+    (0-dim CPU tensors are scalars and allowed) or another ocl device."""
+    dev = None
+    for x in args:
+        if isinstance(x, torch.Tensor):
+            if isinstance(x, OclTensor):
+                if dev is None:
+                    dev = x.device
+                elif x.device != dev:
+                    raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                                       f"two devices, {dev} and {x.device}!")
+            elif x.dim() > 0:
+                other = dev or "ocl:0"
+                raise RuntimeError("Expected all tensors to be on the same device, but found at least two "
+                                   f"devices, {other} and {x.device}! (when checking argument for {what})")
+
+
+def infer(func, args, kwargs=None):
+    """The meta result of ``func(*args, **kwargs)``: tensors with the output's shape, strides, dtype."""
+    key = (func, _sig(args), _sig(kwargs) if kwargs else None)
+    r = _cache.get(key)
+    if r is None:
+        check_devices(args, func.name())
+        margs = _to_meta(args)
+        mkw = {k: _to_meta(v) for k, v in kwargs.items()} if kwargs else {}
+        try:
+            r = func(*margs, **mkw)
+        except Exception:
+            cargs = _to_cpu_standin(args)
+            ckw = {k: _to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}
+            func(*cargs, **ckw)  # raises with the CPU's message
+            raise
+        _cache[key] = r
+    return r

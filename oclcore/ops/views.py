@@ -1,0 +1,192 @@
+"""View ops: new sizes, strides and offset over the same device buffer.
+
+The geometry of any view op comes from torch's meta kernel run on a meta
+tensor with the input's exact geometry (storage offset included); the most
+frequent views compute it directly to keep the dispatch path short."""
+
+import torch
+
+from ..torch.dispatch import register
+from ..torch.tensor import OclTensor, alias, contiguous_strides
+from .copy import is_contiguous
+
+aten = torch.ops.aten
+
+
+def _meta_like(x):
+    extent = 1
+    for n, s in zip(x.shape, x.stride()):
+        if n == 0:
+            extent = 0
+            break
+        extent += (n - 1) * s
+    base = torch.empty(x.storage_offset() + extent, dtype=x.dtype, device="meta")
+    return base.as_strided(x.shape, x.stride(), x.storage_offset())
+
+
+def _wrap(x, m):
+    if isinstance(m, torch.Tensor):
+        return alias(x, tuple(m.shape), m.stride(), m.storage_offset())
+    return type(m)(_wrap(x, e) for e in m)
+
+
+def meta_view(func):
+    """An implementation of view op ``func`` through its meta kernel."""
+    def impl(x, *args, **kwargs):
+        return _wrap(x, func(_meta_like(x), *args, **kwargs))
+    return impl
+
+
+for _f in (aten.as_strided.default, aten.diagonal.default, aten.unfold.default, aten.split.Tensor,
+           aten.split_with_sizes.default, aten.unbind.int, aten.squeeze.dims, aten.narrow.default,
+           aten.expand.default, aten.permute.default, aten.movedim.int, aten.view_as_real.default,
+           aten.unsafe_split.Tensor, aten.unsafe_split_with_sizes.default, aten.chunk.default,
+           aten.tensor_split.sections, aten.tensor_split.indices, aten.swapaxes.default,
+           aten.view.dtype, aten.slice.Tensor, aten.select.int, aten.transpose.int,
+           aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.default):
+    register(_f)(meta_view(_f))
+
+def _infer_size(shape, numel):
+    shape = list(shape)
+    if -1 in shape:
+        i = shape.index(-1)
+        known = 1
+        for j, n in enumerate(shape):
+            if j != i:
+                known *= n
+        if known == 0 or numel % known:
+            return None
+        shape[i] = numel // known
+    return tuple(shape)
+
+
+@register(aten.view.default, aten._unsafe_view.default)
+def view(x, size):
+    if is_contiguous(x):
+        shape = _infer_size(size, x.numel())
+        n = 1
+        for d in shape or ():
+            n *= d
+        if shape is not None and n == x.numel():
+            return alias(x, shape, contiguous_strides(shape), x.storage_offset())
+    return _wrap(x, aten.view.default(_meta_like(x), size))
+
+
+@register(aten.t.default)
+def t(x):
+    if x.dim() < 2:
+        return alias(x, tuple(x.shape), x.stride(), x.storage_offset())
+    if x.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
+    (a, b), (sa, sb) = x.shape, x.stride()
+    return alias(x, (b, a), (sb, sa), x.storage_offset())
+
+
+@register(aten.alias.default, aten.detach.default, aten.lift_fresh.default)
+def same(x):
+    return alias(x, tuple(x.shape), x.stride(), x.storage_offset())
+
+
+@register(aten.expand.default)
+def expand(x, size, implicit=False):
+    nd = len(size)
+    lead = nd - x.dim()
+    if lead < 0:
+        return _wrap(x, aten.expand.default(_meta_like(x), size))
+    shape, stride = [], []
+    xs, st = x.shape, x.stride()
+    for d, n in enumerate(size):
+        if d < lead:
+            if n < 0:
+                return _wrap(x, aten.expand.default(_meta_like(x), size))
+            shape.append(n)
+            stride.append(0)
+        else:
+            m = xs[d - lead]
+            if n == -1 or n == m:
+                shape.append(m)
+                stride.append(st[d - lead])
+            elif m == 1:
+                shape.append(n)
+                stride.append(0)
+            else:
+                return _wrap(x, aten.expand.default(_meta_like(x), size))
+    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+
+
+@register(aten.unsqueeze.default)
+def unsqueeze(x, dim):
+    nd = x.dim() + 1
+    if not -nd <= dim < nd:
+        return _wrap(x, aten.unsqueeze.default(_meta_like(x), dim))
+    dim %= nd
+    shape, stride = list(x.shape), list(x.stride())
+    new_stride = stride[dim] * shape[dim] if dim < x.dim() else 1
+    shape.insert(dim, 1)
+    stride.insert(dim, new_stride)
+    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+
+
+@register(aten.permute.default)
+def permute(x, dims):
+    nd = x.dim()
+    dims = [d % nd if nd else d for d in dims]
+    if sorted(dims) != list(range(nd)):
+        return _wrap(x, aten.permute.default(_meta_like(x), dims))
+    shape, stride = x.shape, x.stride()
+    return alias(x, tuple(shape[d] for d in dims), tuple(stride[d] for d in dims), x.storage_offset())
+
+
+@register(aten.transpose.int)
+def transpose(x, dim0, dim1):
+    nd = max(x.dim(), 1)
+    if not (-nd <= dim0 < nd and -nd <= dim1 < nd):
+        return _wrap(x, aten.transpose.int(_meta_like(x), dim0, dim1))
+    if x.dim() == 0:
+        return same(x)
+    dim0 %= nd
+    dim1 %= nd
+    shape, stride = list(x.shape), list(x.stride())
+    shape[dim0], shape[dim1] = shape[dim1], shape[dim0]
+    stride[dim0], stride[dim1] = stride[dim1], stride[dim0]
+    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+
+
+@register(aten.slice.Tensor)
+def slice_(x, dim=0, start=None, end=None, step=1):
+    nd = x.dim()
+    if nd == 0 or step is None or step <= 0 or not -nd <= dim < nd:
+        return _wrap(x, aten.slice.Tensor(_meta_like(x), dim, start, end, step or 1))
+    dim %= nd
+    n = x.shape[dim]
+    start = 0 if start is None else start
+    end = n if end is None else end
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    start = min(max(start, 0), n)
+    end = min(max(end, start), n)
+    length = (end - start + step - 1) // step
+    shape, stride = list(x.shape), list(x.stride())
+    shape[dim] = length
+    offset = x.storage_offset() + start * stride[dim]
+    stride[dim] *= step
+    return alias(x, tuple(shape), tuple(stride), offset)
+
+
+@register(aten.select.int)
+def select(x, dim, index):
+    nd = x.dim()
+    if nd == 0 or not -nd <= dim < nd:
+        return _wrap(x, aten.select.int(_meta_like(x), dim, index))
+    dim %= nd
+    n = x.shape[dim]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(x.shape)} "
+                         f"at dimension {dim}")
+    index %= n
+    shape, stride = list(x.shape), list(x.stride())
+    offset = x.storage_offset() + index * stride[dim]
+    del shape[dim], stride[dim]
+    return alias(x, tuple(shape), tuple(stride), offset)

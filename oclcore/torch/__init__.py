@@ -1,0 +1,15 @@
+"""torch integration: the ocl device, its tensor type, dispatch and factories."""
+
+from . import backend, dispatch, factories, tensor  # noqa: F401
+
+
+def install():
+    """Makes ``ocl`` a torch device and loads every op implementation (idempotent)."""
+    from .. import _runtime
+    import torch
+
+    _runtime.set_out_of_memory_error(torch.OutOfMemoryError)
+    backend.install()
+    factories.install()
+    dispatch.install()
+    from .. import ops  # noqa: F401  (registers the aten implementations)

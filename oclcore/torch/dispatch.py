@@ -1,0 +1,135 @@
+"""Routing aten ops to oclcore's implementations.
+
+``OPS`` maps an aten OpOverload to its implementation; the hot path is one
+dict lookup. An op without an entry is tried through torch's own
+decompositions (so it still runs on the device as simpler ops) and otherwise
+runs on the CPU: inputs copied there, results copied back, a warning once per
+op, and a count in :func:`fallbacks`. ``OCLCORE_STRICT=1`` makes such an op
+raise instead."""
+
+import collections
+import os
+import threading
+import warnings
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from . import tensor as _tensor
+from .tensor import OclTensor
+
+OPS = {}
+_fallback_counts = collections.Counter()
+_warned = set()
+_decomposing = threading.local()
+
+
+def register(*funcs):
+    """Decorator: ``fn`` implements each aten OpOverload in ``funcs`` on ocl."""
+    def deco(fn):
+        for f in funcs:
+            OPS[f] = fn
+        return fn
+    return deco
+
+
+def dispatch(func, args, kwargs):
+    """Runs aten ``func`` for ocl tensors."""
+    impl = OPS.get(func)
+    if impl is not None:
+        return impl(*args, **kwargs) if kwargs else impl(*args)
+    return _unhandled(func, args, kwargs or {})
+
+
+def fallbacks():
+    """{op name: times it ran on the CPU} since the last reset."""
+    return dict(_fallback_counts)
+
+
+def reset_fallbacks():
+    """Clears the fallback counts (warnings already given stay given)."""
+    _fallback_counts.clear()
+
+
+def _unhandled(func, args, kwargs):
+    active = getattr(_decomposing, "ops", None)
+    if active is None:
+        active = _decomposing.ops = set()
+    if func not in active:
+        active.add(func)
+        try:
+            out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+            decomp = _decomposition(func)
+            if decomp is not None:
+                return decomp(*args, **kwargs)
+        finally:
+            active.discard(func)
+    return cpu_fallback(func, args, kwargs)
+
+
+_decomp_table = None
+
+
+def _decomposition(func):
+    global _decomp_table
+    if _decomp_table is None:
+        from torch._decomp import decomposition_table
+
+        _decomp_table = decomposition_table
+    return _decomp_table.get(func)
+
+
+def _device_of(flat):
+    for x in flat:
+        if isinstance(x, OclTensor):
+            return x.device
+    return _tensor.torch_device(0)
+
+
+def cpu_fallback(func, args, kwargs):
+    """Runs ``func`` on the CPU with copies of the ocl inputs and brings the results back."""
+    name = func.name()
+    if os.environ.get("OCLCORE_STRICT", "") not in ("", "0"):
+        raise RuntimeError(f"oclcore: {name} has no OpenCL implementation (OCLCORE_STRICT is set, "
+                           "so it does not fall back to the CPU)")
+    _fallback_counts[name] += 1
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(f"oclcore: {name} has no OpenCL implementation yet; it runs on the CPU "
+                      "(inputs and results are copied)", stacklevel=3)
+    flat, spec = tree_flatten((args, kwargs))
+    device = _device_of(flat)
+    cpu_flat = []
+    for x in flat:
+        if isinstance(x, OclTensor):
+            x = x.to("cpu")
+        elif isinstance(x, torch.device) and x.type == "ocl":
+            x = torch.device("cpu")
+        cpu_flat.append(x)
+    cpu_args, cpu_kwargs = tree_unflatten(cpu_flat, spec)
+    result = func(*cpu_args, **cpu_kwargs)
+
+    # Arguments the op writes to get the CPU result copied back.
+    written = {}
+    for i, arg in enumerate(func._schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            orig = kwargs.get(arg.name) if arg.kwarg_only or i >= len(args) else args[i]
+            new = cpu_kwargs.get(arg.name) if arg.kwarg_only or i >= len(args) else cpu_args[i]
+            if isinstance(orig, OclTensor):
+                orig.copy_(new)
+                written[id(new)] = orig
+
+    out_flat, out_spec = tree_flatten(result)
+    back = []
+    for x in out_flat:
+        if isinstance(x, torch.Tensor):
+            x = written.get(id(x)) or x.to(device)
+        back.append(x)
+    return tree_unflatten(back, out_spec)
+
+
+def install():
+    """Points OclTensor's __torch_dispatch__ at this module."""
+    _tensor._dispatch = dispatch

@@ -1,0 +1,41 @@
+"""Factory ops for the PrivateUse1 (``ocl``) key: tensors made from nothing.
+
+Ops whose inputs include an ocl tensor reach ``__torch_dispatch__``; these
+have no tensor input, so torch routes them by the ``device=`` argument to the
+PrivateUse1 kernels registered here."""
+
+import torch
+
+from . import tensor as _tensor
+
+_lib = None
+
+
+def _index(device):
+    if device is None:
+        return 0
+    device = torch.device(device)
+    return device.index if device.index is not None else 0
+
+
+def _empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    size = tuple(size)
+    stride = None
+    if memory_format is torch.channels_last and len(size) == 4:
+        n, c, h, w = size
+        stride = (h * w * c, 1, w * c, c)
+    return _tensor.empty(size, dtype or torch.get_default_dtype(), _index(device), stride)
+
+
+def _empty_strided(size, stride, dtype=None, layout=None, device=None, pin_memory=None):
+    return _tensor.empty(tuple(size), dtype or torch.get_default_dtype(), _index(device), tuple(stride))
+
+
+def install():
+    """Registers the factory kernels (once)."""
+    global _lib
+    if _lib is not None:
+        return
+    _lib = torch.library.Library("aten", "IMPL")
+    _lib.impl("empty.memory_format", _empty, "PrivateUse1")
+    _lib.impl("empty_strided", _empty_strided, "PrivateUse1")

@@ -1,0 +1,103 @@
+"""The ``ocl`` tensor: a wrapper subclass holding a device Buffer.
+
+Sizes, strides and the storage offset (in elements) live in the wrapper like
+any tensor's; the data lives in ``_buf``, shared by every view of it."""
+
+import torch
+
+from .. import runtime
+
+_torch_devices = {}
+
+
+def torch_device(index):
+    """The torch.device ``ocl:index`` (cached)."""
+    d = _torch_devices.get(index)
+    if d is None:
+        d = _torch_devices[index] = torch.device("ocl", index)
+    return d
+
+
+def storage_bytes(size, stride, itemsize):
+    """Bytes a tensor of ``size``/``stride`` spans from its first element."""
+    extent = 1
+    for n, s in zip(size, stride):
+        if n == 0:
+            return 0
+        extent += (n - 1) * s
+    return extent * itemsize
+
+
+def contiguous_strides(size):
+    """Row-major strides for ``size``."""
+    strides = []
+    acc = 1
+    for n in reversed(size):
+        strides.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+class OclTensor(torch.Tensor):
+    """A tensor on an OpenCL device (``device.type == "ocl"``)."""
+
+    _buf: "runtime.rt.Buffer"
+    _index: int
+
+    @staticmethod
+    def __new__(cls, buf, size, stride, offset, dtype, index, requires_grad=False):
+        t = torch.Tensor._make_wrapper_subclass(
+            cls, size, strides=stride, storage_offset=offset, dtype=dtype,
+            device=torch_device(index), requires_grad=requires_grad)
+        t._buf = buf
+        t._index = index
+        return t
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return _dispatch(func, args, kwargs)
+
+    def __repr__(self, *, tensor_contents=None):
+        cpu = self.detach().to("cpu")
+        text = repr(cpu)
+        extra = f", device='{self.device}'"
+        if self.grad_fn is not None:
+            extra += f", grad_fn=<{type(self.grad_fn).__name__}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return text[:-1] + extra + ")"
+
+    def __reduce_ex__(self, proto):
+        # Saved as CPU data plus the device it came from (torch.load's map_location applies).
+        return (_rebuild, (self.detach().to("cpu"), str(self.device), self.requires_grad))
+
+
+def _rebuild(cpu, device, requires_grad):
+    t = cpu.to(device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _dispatch(func, args, kwargs):  # replaced by dispatch.install()
+    raise RuntimeError("oclcore dispatch is not installed")
+
+
+def empty(size, dtype, index, stride=None, requires_grad=False):
+    """A new uninitialised ocl tensor with the given size (and strides)."""
+    size = tuple(size)
+    stride = contiguous_strides(size) if stride is None else tuple(stride)
+    dev = runtime.device(index)
+    if dtype is torch.float64 and not dev.fp64:
+        raise TypeError(f"ocl:{index} ({dev.name}) does not support float64 (it lacks cl_khr_fp64); "
+                        "use float32")
+    itemsize = dtype.itemsize
+    buf = dev.alloc(storage_bytes(size, stride, itemsize))
+    return OclTensor(buf, size, stride, 0, dtype, index, requires_grad)
+
+
+def alias(t, size, stride, offset):
+    """A view of ``t``'s data with other geometry (and t's dtype)."""
+    return OclTensor(t._buf, size, stride, offset, t.dtype, t._index)
