@@ -39,3 +39,11 @@ def install():
     _lib = torch.library.Library("aten", "IMPL")
     _lib.impl("empty.memory_format", _empty, "PrivateUse1")
     _lib.impl("empty_strided", _empty_strided, "PrivateUse1")
+    _lib.impl("_copy_from", _copy_from, "PrivateUse1")
+
+
+def _copy_from(src, dst, non_blocking=False):
+    # Reached with the Python key excluded (e.g. torch.tensor(data, device="ocl")).
+    from ..ops.copy import copy_into
+
+    return copy_into(dst, src)

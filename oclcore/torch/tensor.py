@@ -101,3 +101,21 @@ def empty(size, dtype, index, stride=None, requires_grad=False):
 def alias(t, size, stride, offset):
     """A view of ``t``'s data with other geometry (and t's dtype)."""
     return OclTensor(t._buf, size, stride, offset, t.dtype, t._index)
+
+
+def rebind(t, buf, size, stride, offset=0):
+    """Points ocl tensor ``t`` (in place, same Python object) at new data and geometry:
+    how out= arguments are resized. Same-type tensors are shallow-copy compatible,
+    so ``.data =`` swaps the metadata."""
+    t.data = OclTensor(buf, tuple(size), tuple(stride), offset, t.dtype, t._index)
+    t._buf = buf
+    return t
+
+
+def resize_out(t, size):
+    """Resizes out= tensor ``t`` to ``size`` (contiguous) if its shape differs; returns t."""
+    size = tuple(size)
+    if tuple(t.shape) == size:
+        return t
+    fresh = empty(size, t.dtype, t._index)
+    return rebind(t, fresh._buf, size, fresh.stride())

@@ -1,0 +1,108 @@
+"""Filling and creating tensors: fill_, zero_, full_like, arange, linspace,
+eye, randperm, resize_ (the aten ops torch's factories call on ocl)."""
+
+import math
+
+import torch
+
+from ..torch.dispatch import register
+from ..torch.tensor import OclTensor, empty, resize_out
+from . import pointwise
+from .copy import dense_strides
+from .random import randperm_into
+
+aten = torch.ops.aten
+
+
+@register(aten.fill_.Scalar)
+def fill_(x, value):
+    return pointwise.run("fill", x, [value])
+
+
+@register(aten.fill_.Tensor)
+def fill_tensor_(x, value):
+    if value.dim() != 0:
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                           f"{value.dim()} dimensions.")
+    if isinstance(value, OclTensor):
+        return pointwise.run("copy", x, [value])
+    return fill_(x, value.item())
+
+
+@register(aten.fill.Scalar)
+def fill(x, value):
+    return fill_(empty(x.shape, x.dtype, x._index, x.stride()), value)
+
+
+@register(aten.zero_.default)
+def zero_(x):
+    return fill_(x, 0)
+
+
+@register(aten.full_like.default)
+def full_like(x, fill_value, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    index = x._index
+    if device is not None:
+        device = torch.device(device)
+        if device.type != "ocl":
+            return torch.full(x.shape, fill_value, dtype=dtype or x.dtype, device=device)
+        index = x._index if device.index is None else device.index
+    if memory_format in (None, torch.preserve_format):
+        stride = dense_strides(x)
+    elif memory_format is torch.channels_last and x.dim() == 4:
+        n, c, h, w = x.shape
+        stride = (h * w * c, 1, w * c, c)
+    else:
+        stride = None
+    return fill_(empty(x.shape, dtype or x.dtype, index, stride), fill_value)
+
+
+@register(aten.resize_.default)
+def resize_(x, size, memory_format=None):
+    return resize_out(x, size)
+
+
+@register(aten.arange.start_out)
+def arange_out(start, end, step=1, *, out):
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (step > 0 and start > end) or (step < 0 and start < end):
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    if out.dtype.is_floating_point or any(isinstance(v, float) for v in (start, end, step)):
+        n = math.ceil((end - start) / step)
+    else:
+        n = (end - start + step - (1 if step > 0 else -1)) // step
+    resize_out(out, (max(int(n), 0),))
+    return pointwise.run("arange", out, [0], (step, start))
+
+
+@register(aten.linspace.out)
+def linspace_out(start, end, steps, *, out):
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    resize_out(out, (steps,))
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    if steps == 1:
+        return fill_(out, start)
+    return pointwise.run("linspace", out, [0], (start, end, step))
+
+
+@register(aten.eye.m_out)
+def eye_m_out(n, m, *, out):
+    if n < 0 or m < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {min(n, m)}")
+    resize_out(out, (n, m))
+    return pointwise.run("eye", out, [0], (m,)) if m else out
+
+
+@register(aten.eye.out)
+def eye_out(n, *, out):
+    return eye_m_out(n, n, out=out)
+
+
+@register(aten.randperm.generator_out)
+def randperm_out(n, *, generator=None, out):
+    if n < 0:
+        raise RuntimeError(f"n must be non-negative, got{n}")
+    resize_out(out, (n,))
+    return randperm_into(out, n)

@@ -1,0 +1,194 @@
+"""Random number generation: one Philox generator per device, seeded by
+torch.manual_seed, and the aten random ops (uniform_, normal_, bernoulli_,
+random_, exponential_, randperm) on cl/random.cl."""
+
+import os
+
+import torch
+
+from .. import runtime
+from ..torch.dispatch import register
+from ..torch.tensor import OclTensor, empty
+from . import dtypes, pointwise
+from .copy import is_contiguous
+
+aten = torch.ops.aten
+_DEFAULT_SEED = 67280421310721  # torch's default seed
+
+
+class Generator:
+    """A device's Philox state: a 64-bit seed and the next unused counter."""
+
+    def __init__(self):
+        self.seed_value = _DEFAULT_SEED
+        self.offset = 0
+
+    def manual_seed(self, seed):
+        """Restarts the stream from ``seed``."""
+        self.seed_value = int(seed) & (2**64 - 1)
+        self.offset = 0
+
+    def seed(self):
+        """Seeds from the operating system's entropy; returns the seed."""
+        self.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+        return self.seed_value
+
+    def initial_seed(self):
+        return self.seed_value
+
+    def next_offset(self, count):
+        """Reserves ``count`` counters and returns the first."""
+        first = self.offset
+        self.offset += int(count)
+        return first
+
+    def key(self):
+        """The seed as two 32-bit words."""
+        return self.seed_value & 0xFFFFFFFF, self.seed_value >> 32
+
+    def get_state(self):
+        return torch.tensor([self.seed_value - (1 << 64 if self.seed_value >= 1 << 63 else 0), self.offset],
+                            dtype=torch.int64).view(torch.uint8)
+
+    def set_state(self, state):
+        seed, offset = state.view(torch.int64).tolist()
+        self.seed_value = seed & (2**64 - 1)
+        self.offset = offset
+
+
+_generators = {}
+
+
+def generator(index):
+    """The generator of device ``ocl:index``."""
+    g = _generators.get(index)
+    if g is None:
+        g = _generators[index] = Generator()
+    return g
+
+
+def _kernel(name, dtype, index, signature):
+    ct = "double" if dtype is torch.float64 else "float"
+    defines = {"TO": dtypes.storage(dtype), "STO": dtypes.store_macro(dtype), "CT": ct, "IDX": "int"}
+    if ct == "double":
+        defines["FP64"] = None
+    return runtime.get_kernel(("types.cl", "random.cl"), defines, name, signature, runtime.device(index))
+
+
+def _fill(x, name, a, b, per_item=4, extra=None, scalar="ff"):
+    """Runs generator kernel ``name`` over ``x`` (through a contiguous temporary if needed)."""
+    n = x.numel()
+    if n == 0:
+        return x
+    target = x if is_contiguous(x) else empty(x.shape, x.dtype, x._index)
+    items = (n + per_item - 1) // per_item
+    gen = generator(x._index)
+    k0, k1 = gen.key()
+    base = gen.next_offset(items)
+    if extra is not None:
+        sig, tail = "BiiIIL" + "Bi", (extra._buf, extra.storage_offset())
+    else:
+        sig = "BiiIIL" + ("dd" if x.dtype is torch.float64 and scalar == "ff" else scalar)
+        tail = (a, b)
+    k = _kernel(name, x.dtype, x._index, sig)
+    k.launch((items,), (64,) if items >= 64 else None,
+             (target._buf, target.storage_offset(), n, k0, k1, base) + tail)
+    if target is not x:
+        pointwise.run("copy", x, [target])
+    return x
+
+
+def _float_only(x, op):
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"{op} expects floating point dtypes, got: {x.dtype}")
+
+
+@register(aten.uniform_.default)
+def uniform_(x, from_=0.0, to=1.0, generator=None):
+    _float_only(x, "uniform_")
+    if from_ > to:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
+    return _fill(x, "rand_uniform", float(from_), float(to))
+
+
+@register(aten.normal_.default)
+def normal_(x, mean=0.0, std=1.0, generator=None):
+    _float_only(x, "normal_")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _fill(x, "rand_normal", float(mean), float(std))
+
+
+@register(aten.exponential_.default)
+def exponential_(x, lambd=1.0, generator=None):
+    _float_only(x, "exponential_")
+    if lambd <= 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    return _fill(x, "rand_exponential", float(lambd), 0.0)
+
+
+@register(aten.bernoulli_.float)
+def bernoulli_(x, p=0.5, generator=None):
+    if not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    return _fill(x, "rand_bernoulli", float(p), 0.0)
+
+
+@register(aten.bernoulli_.Tensor)
+def bernoulli_tensor_(x, p, generator=None):
+    if not isinstance(p, OclTensor):
+        return bernoulli_(x, float(p))
+    prob = empty(x.shape, torch.float32, x._index)
+    pointwise.run("copy", prob, [p])
+    return _fill(x, "rand_bernoulli_tensor", 0, 0, extra=prob)
+
+
+@register(aten.bernoulli.default)
+def bernoulli(p, generator=None):
+    out = empty(p.shape, p.dtype, p._index)
+    return bernoulli_tensor_(out, p)
+
+
+@register(aten.bernoulli.p)
+def bernoulli_p(x, p, generator=None):
+    out = empty(x.shape, x.dtype, x._index)
+    return bernoulli_(out, p)
+
+
+def _int_range(x, lo, hi):
+    if hi <= lo:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={hi}")
+    return _fill(x, "rand_int", int(lo), int(hi - lo), per_item=2, scalar="lL")
+
+
+def _dtype_top(dtype):
+    if dtype is torch.bool:
+        return 2
+    if dtype.is_floating_point:
+        return 2 ** torch.finfo(dtype).nmant + 1
+    return torch.iinfo(dtype).max + 1
+
+
+@register(getattr(aten.random_, "from"))
+def random_from(x, from_, to=None, generator=None):
+    return _int_range(x, from_, _dtype_top(x.dtype) if to is None else to)
+
+
+@register(aten.random_.to)
+def random_to(x, to, generator=None):
+    return _int_range(x, 0, to)
+
+
+@register(aten.random_.default)
+def random_(x, generator=None):
+    return _int_range(x, 0, _dtype_top(x.dtype))
+
+
+def randperm_into(out, n):
+    """Fills ``out`` with a permutation of 0..n-1 drawn from the device's generator."""
+    gen = generator(out._index)
+    cpu_gen = torch.Generator().manual_seed((gen.seed_value ^ (gen.next_offset(1) * 0x9E3779B97F4A7C15)) %
+                                            (2**63))
+    perm = torch.randperm(n, generator=cpu_gen, dtype=out.dtype)
+    out.copy_(perm)
+    return out

@@ -1,0 +1,30 @@
+"""Shared test helpers: every test runs on ocl:0 (PoCL on machines without a GPU)."""
+
+import pytest
+import torch
+
+import oclcore  # noqa: F401  (registers the ocl device)
+
+DEVICE = "ocl"
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-5):
+    """Compares an ocl (or CPU) result with a CPU reference, relative to the reference's magnitude."""
+    actual = actual.detach().to("cpu")
+    expected = expected.detach().to("cpu")
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    if expected.dtype.is_floating_point:
+        scale = expected.double().abs().max().item() if expected.numel() else 0.0
+        torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=atol * max(scale, 1.0),
+                                   equal_nan=True)
+    else:
+        assert torch.equal(actual, expected), (actual, expected)
+
+
+@pytest.fixture
+def no_fallbacks():
+    """Fails the test if any op ran on the CPU fallback."""
+    oclcore.reset_fallbacks()
+    yield
+    assert oclcore.fallbacks() == {}, f"ops fell back to the CPU: {oclcore.fallbacks()}"
