@@ -10,7 +10,7 @@ import glob
 import importlib.util
 import os
 
-from . import _runtime as rt
+from . import _runtime as rt  # noqa: F401  (also reached as runtime.rt)
 
 _devices = None  # ocl index -> _runtime.Device, after OCLCORE_DEVICE reordering
 _kernels = {}

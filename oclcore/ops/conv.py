@@ -1,0 +1,197 @@
+"""aten.convolution and aten.convolution_backward on oclcore.conv, and the
+custom op ``torch.ops.oclcore.conv2d`` (convolution + bias + activation).
+
+1-D convolutions run as 2-D ones with H = 1; transposed convolutions run
+through the data-gradient path; only the gradients in output_mask are
+computed. float32 runs natively, float16/bfloat16 in float32; other cases
+(3-D convolutions, float64) take the CPU fallback."""
+
+import torch
+
+from .. import conv as _conv
+from ..torch.dispatch import cpu_fallback, register
+from ..torch.tensor import OclTensor, empty
+from . import pointwise
+from .linalg import device_context
+
+aten = torch.ops.aten
+_contexts = {}
+
+
+def conv_context(index):
+    """The convolution layer's view of ocl:index (cached)."""
+    c = _contexts.get(index)
+    if c is None:
+        dev = device_context(index)
+        gemm = _gemm_for(dev)
+        c = _contexts[index] = _conv.ConvContext(
+            dev.get_kernel, dev.alloc, gemm, synchronize=dev.dev.synchronize, device_name=dev.info["name"])
+    return c
+
+
+def _gemm_for(dev):
+    from ..gemm import planner
+
+    def gemm(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, c_rs, c_cs, M, N, K, alpha=1.0, beta=0.0,
+             batch=1, a_bs=0, b_bs=0, c_bs=0, **epilogue):
+        return planner.gemm(dev.get_kernel, dev.info, A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off,
+                            c_rs, c_cs, M, N, K, alpha=alpha, beta=beta, batch=batch, a_bs=a_bs, b_bs=b_bs,
+                            c_bs=c_bs, alloc=dev.alloc, **epilogue)
+    return gemm
+
+
+def _desc(t):
+    if t is None:
+        return None
+    return _conv.TensorDesc(t._buf, t.storage_offset(), tuple(t.shape), t.stride(), "float32")
+
+
+def _tensor(d, index):
+    if d is None:
+        return None
+    return OclTensor(d.buf, d.shape, d.strides, d.offset, torch.float32, index)
+
+
+def _float32(t):
+    if t is None or t.dtype == torch.float32:
+        return t
+    out = empty(t.shape, torch.float32, t._index)
+    pointwise.run("copy", out, [t])
+    return out
+
+
+def _cast(t, dtype):
+    if t is None or t.dtype == dtype:
+        return t
+    out = empty(t.shape, dtype, t._index)
+    pointwise.run("copy", out, [t])
+    return out
+
+
+def _supported(x, w):
+    return (x.dim() in (3, 4) and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            and w.dtype == x.dtype)
+
+
+def _as2d(t):
+    if t is None or t.dim() != 3:
+        return t
+    n, c, length = t.shape
+    s0, s1, s2 = t.stride()
+    return OclTensor(t._buf, (n, c, 1, length), (s0, s1, length * s2, s2), t.storage_offset(), t.dtype, t._index)
+
+
+def _as1d(t):
+    if t is None:
+        return None
+    n, c, _, length = t.shape
+    s0, s1, _, s3 = t.stride()
+    return OclTensor(t._buf, (n, c, length), (s0, s1, s3), t.storage_offset(), t.dtype, t._index)
+
+
+def _pair(v, one_d, fill):
+    v = list(v)
+    return ([fill] + v) if one_d else v
+
+
+@register(aten.convolution.default)
+def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if not _supported(x, w):
+        return cpu_fallback(aten.convolution.default,
+                            (x, w, bias, stride, padding, dilation, transposed, output_padding, groups), {})
+    one_d = x.dim() == 3
+    dtype = x.dtype
+    ctx = conv_context(x._index)
+    xs, ws = _desc(_as2d(_float32(x))), _desc(_as2d(_float32(w)))
+    bs = _desc(_float32(bias))
+    stride, padding = _pair(stride, one_d, 1), _pair(padding, one_d, 0)
+    dilation, output_padding = _pair(dilation, one_d, 1), _pair(output_padding, one_d, 0)
+    if transposed:
+        y = _conv.conv_transpose2d_forward(ctx, xs, ws, bs, stride, padding, output_padding, groups, dilation)
+    else:
+        y = _conv.conv2d_forward(ctx, xs, ws, bs, stride, padding, dilation, groups)
+    out = _tensor(y, x._index)
+    if one_d:
+        out = _as1d(out)
+    return _cast(out, dtype)
+
+
+@register(aten.convolution_backward.default)
+def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                         groups, output_mask):
+    if not _supported(x, w):
+        return cpu_fallback(aten.convolution_backward.default,
+                            (grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                             groups, output_mask), {})
+    one_d = x.dim() == 3
+    dtype = x.dtype
+    ctx = conv_context(x._index)
+    g, xs, ws = (_desc(_as2d(_float32(t))) for t in (grad, x, w))
+    stride, padding = _pair(stride, one_d, 1), _pair(padding, one_d, 0)
+    dilation, output_padding = _pair(dilation, one_d, 1), _pair(output_padding, one_d, 0)
+    mask = tuple(bool(m) for m in output_mask)
+    if transposed:
+        gi, gw, gb = _conv.conv_transpose2d_backward(ctx, g, xs, ws, mask, stride, padding, output_padding,
+                                                     groups, dilation)
+    else:
+        gi, gw, gb = _conv.conv2d_backward(ctx, g, xs, ws, mask, stride, padding, dilation, groups)
+    gi, gw, gb = (_tensor(d, x._index) for d in (gi, gw, gb))
+    if one_d:
+        gi, gw = _as1d(gi), _as1d(gw)
+    return _cast(gi, dtype), _cast(gw, dtype), _cast(gb, dtype)
+
+
+# ---- torch.ops.oclcore.conv2d: convolution with a fused bias + activation epilogue ----
+
+torch.library.define(
+    "oclcore::conv2d",
+    "(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
+    "int groups=1, str act='none') -> Tensor")
+
+
+@torch.library.register_fake("oclcore::conv2d")
+def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
+    torch._check(act in ("none", "relu"), lambda: f"oclcore::conv2d: act must be 'none' or 'relu', got {act!r}")
+    return torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups)
+
+
+def _conv2d_reference(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
+    y = torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups)
+    return y.relu() if act == "relu" else y
+
+
+torch.library.impl("oclcore::conv2d", "CPU")(_conv2d_reference)
+
+
+@register(torch.ops.oclcore.conv2d.default)
+def conv2d_op(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
+    """act(conv2d(x, w) + bias) with the epilogue fused where the algorithm allows."""
+    if act not in ("none", "relu"):
+        raise RuntimeError(f"oclcore::conv2d: act must be 'none' or 'relu', got {act!r}")
+    if x.dtype != torch.float32 or x.dim() != 4:
+        return _conv2d_reference(x, w, bias, stride, padding, dilation, groups, act)
+    ctx = conv_context(x._index)
+    y = _conv.conv2d_forward(ctx, _desc(x), _desc(w), _desc(bias), list(stride), list(padding), list(dilation),
+                             groups, activation=None if act == "none" else act)
+    return _tensor(y, x._index)
+
+
+def _conv2d_setup(ctx, inputs, output):
+    x, w, bias, stride, padding, dilation, groups, act = inputs
+    ctx.save_for_backward(x, w, output if act == "relu" else None)
+    ctx.args = (stride, padding, dilation, groups)
+    ctx.act, ctx.has_bias = act, bias is not None
+
+
+def _conv2d_backward(ctx, grad):
+    x, w, out = ctx.saved_tensors
+    if ctx.act == "relu":
+        grad = aten.threshold_backward(grad, out, 0)
+    stride, padding, dilation, groups = ctx.args
+    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+    gi, gw, gb = aten.convolution_backward(grad, x, w, [w.shape[0]], stride, padding, dilation, False,
+                                           [0, 0], groups, mask)
+    return gi, gw, gb, None, None, None, None, None
+
+
+torch.library.register_autograd("oclcore::conv2d", _conv2d_backward, setup_context=_conv2d_setup)
