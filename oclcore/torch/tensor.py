@@ -70,15 +70,22 @@ class OclTensor(torch.Tensor):
         return text[:-1] + extra + ")"
 
     def __reduce_ex__(self, proto):
-        # Saved as CPU data plus the device it came from (torch.load's map_location applies).
-        return (_rebuild, (self.detach().to("cpu"), str(self.device), self.requires_grad))
+        # torch's own rebuild function: allowed by weights_only loading, and it
+        # honours torch.load's map_location.
+        return (torch._utils._rebuild_device_tensor_from_cpu_tensor,
+                (self.detach().to("cpu"), self.dtype, str(self.device), self.requires_grad))
 
 
-def _rebuild(cpu, device, requires_grad):
-    t = cpu.to(device)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
+def _keep_on_cpu(obj, location):
+    # torch.load(map_location="ocl") would move each CPU storage to ocl, but ocl
+    # tensors own no torch storage: keep the storage on the CPU and let
+    # _rebuild_device_tensor_from_cpu_tensor move the tensor.
+    if location.startswith("ocl"):
+        return obj
+    return None
+
+
+torch.serialization.register_package(1, lambda obj: None, _keep_on_cpu)
 
 
 def _dispatch(func, args, kwargs):  # replaced by dispatch.install()
