@@ -529,16 +529,19 @@ cdef class Kernel:
                               f"failed: {ocl_error_name(rc).decode()}", rc)
         return 0
 
-    def launch(self, tuple gsize, lsize, tuple args):
-        """Enqueues the kernel over ``gsize`` (rounded up to a multiple of ``lsize``) and returns at once."""
-        self.launch_c(gsize, lsize, args, NULL)
+    def launch(self, gsize, lsize, args):
+        """Enqueues the kernel over ``gsize`` (rounded up to a multiple of ``lsize``) and returns at once.
+        Sizes and arguments are tuples (lists are accepted)."""
+        self.launch_c(gsize if type(gsize) is tuple else tuple(gsize),
+                      lsize if lsize is None or type(lsize) is tuple else tuple(lsize),
+                      args if type(args) is tuple else tuple(args), NULL)
 
-    def launch_timed(self, tuple gsize, lsize, tuple args):
+    def launch_timed(self, gsize, lsize, args):
         """Like launch, but returns an Event with profiling times (enables profiling on the device)."""
         if not self.device.dev.profiling:
             self.device.profiling = True
         cdef Event e = Event.__new__(Event)
-        self.launch_c(gsize, lsize, args, &e.event)
+        self.launch_c(tuple(gsize), None if lsize is None else tuple(lsize), tuple(args), &e.event)
         return e
 
     def _bare_enqueue_loop(self, int count, tuple gsize):
