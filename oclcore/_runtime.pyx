@@ -8,6 +8,8 @@ from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
 from libc.string cimport memcpy
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+import struct
+
 
 class OpenCLError(RuntimeError):
     """An OpenCL call failed; ``code`` and ``name`` say how (e.g. CL_OUT_OF_RESOURCES)."""
@@ -544,20 +546,38 @@ cdef class Kernel:
         self.launch_c(tuple(gsize), None if lsize is None else tuple(lsize), tuple(args), &e.event)
         return e
 
-    def _bare_enqueue_loop(self, int count, tuple gsize):
-        """Enqueues the kernel ``count`` times from a C loop with no per-call argument packing;
-        returns the host seconds taken (the reference for bench/launch.py)."""
+    def _bare_enqueue_loop(self, int count, tuple gsize, tuple args=()):
+        """Enqueues the kernel ``count`` times from a C loop (setting ``args``, packed once, with
+        clSetKernelArg on every iteration); returns the host seconds taken. The reference for
+        bench/launch.py."""
         cdef size_t g[3]
-        cdef int i, nd = len(gsize)
+        cdef int i, j, nd = len(gsize), na = len(args)
         cdef timespec t0, t1
         cdef cl_int rc = 0
+        cdef char packed[32][8]
+        cdef size_t sizes[32]
+        cdef Buffer b
+        if na > 32 or na != self.nargs:
+            raise ValueError(f"{self.name} takes {self.nargs} arguments, got {na} (at most 32 here)")
         for i in range(nd):
             g[i] = gsize[i]
+        for j in range(na):
+            c = self.sig[j]
+            if c == b'B':
+                b = <Buffer?>args[j]
+                memcpy(packed[j], &b.block.mem, sizeof(cl_mem))
+                sizes[j] = sizeof(cl_mem)
+            else:
+                raw = struct.pack({"i": "i", "I": "I", "l": "q", "L": "Q", "f": "f", "d": "d"}[chr(c)], args[j])
+                memcpy(packed[j], <char*>raw, len(raw))
+                sizes[j] = len(raw)
         cdef cl_command_queue q = self.device.dev.queue
         cdef cl_kernel k = self.kernel
         with nogil:
             clock_gettime(CLOCK_MONOTONIC, &t0)
             for i in range(count):
+                for j in range(na):
+                    rc = ocl_api.clSetKernelArg(k, j, sizes[j], packed[j])
                 rc = ocl_api.clEnqueueNDRangeKernel(q, k, nd, NULL, g, NULL, 0, NULL, NULL)
                 if rc != CL_SUCCESS:
                     break

@@ -1,0 +1,74 @@
+"""Host time per kernel launch: oclcore's Kernel.launch (arguments packed in
+Cython) next to a bare C loop over clEnqueueNDRangeKernel, in one run.
+
+    python bench/launch.py [--device N] [--launches 20000]
+"""
+
+import argparse
+import statistics
+import time
+
+from oclcore import runtime
+
+SOURCE = """
+__kernel void empty() {}
+__kernel void args4(__global float* a, int a_off, float s, int n) {}
+"""
+
+
+def measure(fn, launches, repeats, dev):
+    times = []
+    for _ in range(repeats):
+        dev.synchronize()
+        t0 = time.perf_counter()
+        fn(launches)
+        t1 = time.perf_counter()
+        dev.synchronize()
+        times.append((t1 - t0) / launches * 1e6)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", type=int, default=0)
+    p.add_argument("--launches", type=int, default=20000)
+    p.add_argument("--repeats", type=int, default=7)
+    a = p.parse_args()
+    dev = runtime.device(a.device)
+    prog = dev.build(SOURCE, "", "bench_launch")
+    empty = prog.kernel("empty", "")
+    args4 = prog.kernel("args4", "Bifi")
+    buf = dev.alloc(4096)
+    g = (1,)
+
+    def ours_empty(n):
+        launch = empty.launch
+        for _ in range(n):
+            launch(g, None, ())
+
+    def ours_args(n):
+        launch, args = args4.launch, (buf, 0, 1.5, 1)
+        for _ in range(n):
+            launch(g, None, args)
+
+    def bare(n):
+        empty._bare_enqueue_loop(n, g)
+
+    def bare_args(n):
+        args4._bare_enqueue_loop(n, g, (buf, 0, 1.5, 1))
+
+    for f in (bare, bare_args, ours_empty, ours_args):  # warm-up
+        f(200)
+    rows = [("no arguments", measure(bare, a.launches, a.repeats, dev),
+             measure(ours_empty, a.launches, a.repeats, dev)),
+            ("4 arguments (buffer, int, float, int)", measure(bare_args, a.launches, a.repeats, dev),
+             measure(ours_args, a.launches, a.repeats, dev))]
+    print(f"device: ocl:{a.device} {dev.name} ({dev.platform}, driver {dev.driver_version})")
+    print("host microseconds per launch, median of", a.repeats, "runs of", a.launches, "launches")
+    print(f"{'kernel':<40}{'bare C loop':>12}{'Kernel.launch':>15}{'difference':>12}")
+    for name, bare_us, ours_us in rows:
+        print(f"{name:<40}{bare_us:>12.2f}{ours_us:>15.2f}{ours_us - bare_us:>+12.2f}")
+
+
+if __name__ == "__main__":
+    main()
