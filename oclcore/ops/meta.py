@@ -19,7 +19,11 @@ def _sig(x):
         return (x.device.type, x.dtype, tuple(x.shape), x.stride())
     if isinstance(x, (list, tuple)):
         return tuple(_sig(e) for e in x)
-    if isinstance(x, (bool, int, float, complex)):
+    if isinstance(x, dict):
+        return tuple((k, _sig(v)) for k, v in x.items())
+    if isinstance(x, (bool, int)):
+        return (type(x), x)  # ints can be sizes or dims: their value shapes the result
+    if isinstance(x, (float, complex)):
         return type(x)
     return x
 
@@ -81,3 +85,35 @@ def infer(func, args, kwargs=None):
             raise
         _cache[key] = r
     return r
+
+
+def _non_overlapping_and_dense(t):
+    expected = 1
+    for d in sorted(range(t.dim()), key=lambda d: t.stride(d)):
+        n = t.shape[d]
+        if n != 1:
+            if t.stride(d) != expected:
+                return False
+            expected *= n
+    return True
+
+
+def check_overlap(out, inputs):
+    """Raises torch's errors for a written tensor that overlaps itself or partially overlaps an
+    input (meta tensors have no memory, so torch's meta kernels cannot check this)."""
+    if any(n > 1 and s == 0 for n, s in zip(out.shape, out.stride())):
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+    for x in inputs:
+        if x is out or not isinstance(x, OclTensor) or x._buf is not out._buf or not x.numel() or not out.numel():
+            continue
+        # torch's get_overlap_status: only dense, non-overlapping operands are judged
+        if not (_non_overlapping_and_dense(x) and _non_overlapping_and_dense(out)):
+            continue
+        a0, a1 = out.storage_offset() * out.element_size(), (out.storage_offset() + out.numel()) * out.element_size()
+        b0, b1 = x.storage_offset() * x.element_size(), (x.storage_offset() + x.numel()) * x.element_size()
+        full = a0 == b0 and a1 == b1 and x.stride() == out.stride()
+        if not full and a0 < b1 and b0 < a1:
+            raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                               "refer to a single memory location. Please clone() the tensor before performing "
+                               "the operation.")
