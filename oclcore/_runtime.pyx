@@ -390,6 +390,16 @@ cdef class Buffer:
                                                    plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
 
 
+cdef object _recorder = None
+
+
+def set_launch_recorder(recorder):
+    """Calls ``recorder(kernel, event)`` after every launch (None stops); the profiler's hook.
+    Devices must have profiling enabled for the events' times."""
+    global _recorder
+    _recorder = recorder
+
+
 cdef object _torch_Tensor = None
 
 
@@ -534,9 +544,16 @@ cdef class Kernel:
     def launch(self, gsize, lsize, args):
         """Enqueues the kernel over ``gsize`` (rounded up to a multiple of ``lsize``) and returns at once.
         Sizes and arguments are tuples (lists are accepted)."""
-        self.launch_c(gsize if type(gsize) is tuple else tuple(gsize),
-                      lsize if lsize is None or type(lsize) is tuple else tuple(lsize),
-                      args if type(args) is tuple else tuple(args), NULL)
+        cdef Event e
+        gsize = gsize if type(gsize) is tuple else tuple(gsize)
+        lsize = lsize if lsize is None or type(lsize) is tuple else tuple(lsize)
+        args = args if type(args) is tuple else tuple(args)
+        if _recorder is None:
+            self.launch_c(gsize, lsize, args, NULL)
+        else:
+            e = Event.__new__(Event)
+            self.launch_c(gsize, lsize, args, &e.event)
+            _recorder(self, e)
 
     def launch_timed(self, gsize, lsize, args):
         """Like launch, but returns an Event with profiling times (enables profiling on the device)."""
