@@ -1,0 +1,168 @@
+"""2-d pooling: max (with int64 indices), average (ceil_mode,
+count_include_pad, divisor_override), adaptive average and adaptive max, and
+their backward ops, on cl/pool.cl. Inputs of any strides (channels-last
+included) are read in place; outputs take torch's layout."""
+
+import torch
+
+from .. import runtime
+from ..torch.dispatch import register
+from ..torch.tensor import empty
+from . import dtypes
+from .layer_meta import infer_exact as infer
+
+aten = torch.ops.aten
+
+_MAX, _AVG, _ADAPTIVE_AVG, _ADAPTIVE_MAX = 0, 1, 2, 3
+_SIGNATURE = "BiBiBiVVVVViiii"
+_kernels = {}
+
+
+def _kernel(name, dtype, dev):
+    key = (name, dtype, dev.index)
+    k = _kernels.get(key)
+    if k is None:
+        dtypes.check(dtype, "pooling")
+        ct = dtypes.compute(dtype)
+        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
+                   "ST": dtypes.store_macro(dtype), "CT": ct}
+        if ct == "double":
+            defines["FP64"] = None
+        k = _kernels[key] = runtime.get_kernel(("types.cl", "pool.cl"), defines, name, _SIGNATURE, dev)
+    return k
+
+
+def _pair(v, default=None):
+    if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+        return default
+    if isinstance(v, int):
+        return (v, v)
+    return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
+
+
+def _strides4(t):
+    """(n, c, h, w) strides of a 3-d (C, H, W) or 4-d tensor."""
+    s = t.stride()
+    return tuple(s) if t.dim() == 4 else (0, *s)
+
+
+def _dims4(t):
+    return tuple(t.shape) if t.dim() == 4 else (1, *t.shape)
+
+
+def _vec(values):
+    return tuple(values) + (0,) * (8 - len(values))
+
+
+def _launch(name, dtype, index, total, a, b, c, geom, win, sa, sb, sc, mode, count_include_pad=1, divisor=0):
+    if total == 0:
+        return
+    k = _kernel(name, dtype, runtime.device(index))
+    k.launch((total,), (64,) if total >= 64 else None, (
+        a._buf, a.storage_offset(), b._buf, b.storage_offset(), c._buf, c.storage_offset(), _vec(geom),
+        _vec(win), _vec(sa), _vec(sb), _vec(sc), mode, int(bool(count_include_pad)), int(divisor or 0), total))
+
+
+def _window(kernel_size, stride, padding, dilation):
+    k = _pair(kernel_size)
+    s = _pair(stride, k)
+    p = _pair(padding, (0, 0))
+    d = _pair(dilation, (1, 1))
+    return (k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+
+
+def _forward(x, out, indices, mode, win, count_include_pad=True, divisor=0):
+    n, c, h, w = _dims4(x)
+    oh, ow = out.shape[-2:]
+    idx = indices if indices is not None else out
+    _launch("pool2d_forward", x.dtype, x._index, n * c * oh * ow, out, idx, x, (c, h, w, oh, ow), win,
+            _strides4(x), _strides4(out), _strides4(idx), mode, count_include_pad, divisor)
+
+
+def _backward(gy, x, indices, grad_input, mode, win, count_include_pad=True, divisor=0):
+    n, c, h, w = _dims4(x)
+    oh, ow = gy.shape[-2:]
+    idx = indices if indices is not None else gy
+    _launch("pool2d_backward", gy.dtype, gy._index, n * c * h * w, grad_input, gy, idx, (c, h, w, oh, ow), win,
+            _strides4(grad_input), _strides4(gy), _strides4(idx), mode, count_include_pad, divisor)
+
+
+def _new(meta, index):
+    return empty(meta.shape, meta.dtype, index, meta.stride())
+
+
+@register(aten.max_pool2d_with_indices.default)
+def max_pool2d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    meta = infer(aten.max_pool2d_with_indices.default, (x, kernel_size, stride, padding, dilation, ceil_mode))
+    out, indices = _new(meta[0], x._index), _new(meta[1], x._index)
+    _forward(x, out, indices, _MAX, _window(kernel_size, stride, padding, dilation))
+    return out, indices
+
+
+@register(aten.max_pool2d.default)
+def max_pool2d(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    return max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)[0]
+
+
+@register(aten.max_pool2d_with_indices_backward.default)
+def max_pool2d_with_indices_backward(gy, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
+    meta = infer(aten.max_pool2d_with_indices_backward.default,
+                 (gy, x, kernel_size, stride, padding, dilation, ceil_mode, indices))
+    gi = _new(meta, x._index)
+    _backward(gy, x, indices, gi, _MAX, _window(kernel_size, stride, padding, dilation))
+    return gi
+
+
+@register(aten.avg_pool2d.default)
+def avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    meta = infer(aten.avg_pool2d.default, (x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                           divisor_override))
+    out = _new(meta, x._index)
+    _forward(x, out, None, _AVG, _window(kernel_size, stride, padding, 1), count_include_pad, divisor_override)
+    return out
+
+
+@register(aten.avg_pool2d_backward.default)
+def avg_pool2d_backward(gy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    meta = infer(aten.avg_pool2d_backward.default, (gy, x, kernel_size, stride, padding, ceil_mode,
+                                                    count_include_pad, divisor_override))
+    gi = _new(meta, x._index)
+    _backward(gy, x, None, gi, _AVG, _window(kernel_size, stride, padding, 1), count_include_pad,
+              divisor_override)
+    return gi
+
+
+_NO_WINDOW = (1, 1, 1, 1, 0, 0, 1, 1)
+
+
+@register(aten._adaptive_avg_pool2d.default, aten.adaptive_avg_pool2d.default)
+def _adaptive_avg_pool2d(x, output_size):
+    meta = infer(aten._adaptive_avg_pool2d.default, (x, output_size))
+    out = _new(meta, x._index)
+    _forward(x, out, None, _ADAPTIVE_AVG, _NO_WINDOW)
+    return out
+
+
+@register(aten._adaptive_avg_pool2d_backward.default)
+def _adaptive_avg_pool2d_backward(gy, x):
+    meta = infer(aten._adaptive_avg_pool2d_backward.default, (gy, x))
+    gi = _new(meta, x._index)
+    _backward(gy, x, None, gi, _ADAPTIVE_AVG, _NO_WINDOW)
+    return gi
+
+
+@register(aten.adaptive_max_pool2d.default)
+def adaptive_max_pool2d(x, output_size):
+    meta = infer(aten.adaptive_max_pool2d.default, (x, output_size))
+    out, indices = _new(meta[0], x._index), _new(meta[1], x._index)
+    _forward(x, out, indices, _ADAPTIVE_MAX, _NO_WINDOW)
+    return out, indices
+
+
+@register(aten.adaptive_max_pool2d_backward.default)
+def adaptive_max_pool2d_backward(gy, x, indices):
+    meta = infer(aten.adaptive_max_pool2d_backward.default, (gy, x, indices))
+    gi = _new(meta, x._index)
+    _backward(gy, x, indices, gi, _ADAPTIVE_MAX, _NO_WINDOW)
+    return gi

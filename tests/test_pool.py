@@ -1,0 +1,84 @@
+"""2-d pooling on ocl against torch CPU: forward, indices, and input grads
+through autograd, for contiguous, channels-last and sliced inputs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import DEVICE, assert_close
+
+POOLS = {
+    "max": lambda t: F.max_pool2d(t, 3, 2, 1),
+    "max_ceil_dilated": lambda t: F.max_pool2d(t, (3, 2), (2, 1), (1, 1), (2, 1), ceil_mode=True),
+    "max_stride1": lambda t: F.max_pool2d(t, 2, 1),
+    "avg": lambda t: F.avg_pool2d(t, 3, 2, 1),
+    "avg_ceil_nopad": lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+    "avg_divisor": lambda t: F.avg_pool2d(t, (2, 3), 2, 1, divisor_override=5),
+    "adaptive_avg": lambda t: F.adaptive_avg_pool2d(t, (4, 3)),
+    "adaptive_avg_up": lambda t: F.adaptive_avg_pool2d(t, (13, 17)),
+    "adaptive_max": lambda t: F.adaptive_max_pool2d(t, (4, 5)),
+    "adaptive_max_up": lambda t: F.adaptive_max_pool2d(t, (10, 12)),
+}
+
+
+def _compare(f, x, rtol=1e-7, atol=1e-7):
+    xc = x.clone().requires_grad_()
+    xo = x.to(DEVICE).requires_grad_()
+    yc, yo = f(xc), f(xo)
+    assert_close(yo, yc, rtol, atol)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yo.backward(g.to(DEVICE))
+    assert_close(xo.grad, xc.grad, rtol, atol)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("name", sorted(POOLS))
+def test_pool(no_fallbacks, name, layout):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "sliced":
+        x = torch.randn(2, 6, 11, 9, dtype=torch.float64)[:, ::2].transpose(2, 3)
+    _compare(POOLS[name], x)
+
+
+@pytest.mark.parametrize("name", ["max", "avg", "adaptive_avg", "adaptive_max"])
+def test_pool_unbatched_float32(no_fallbacks, name):
+    torch.manual_seed(1)
+    _compare(POOLS[name], torch.randn(3, 8, 7), 1e-5, 1e-5)
+
+
+def test_max_pool_indices(no_fallbacks):
+    x = torch.randn(1, 2, 7, 6)
+    x[0, 0, 1, 1] = float("nan")
+    yc, ic = F.max_pool2d(x, 2, 2, return_indices=True)
+    yo, io = F.max_pool2d(x.to(DEVICE), 2, 2, return_indices=True)
+    assert io.dtype == torch.int64
+    assert torch.equal(io.cpu(), ic)
+    assert torch.equal(yo.cpu().isnan(), yc.isnan())
+    assert_close(yo.cpu().nan_to_num(), yc.nan_to_num())
+    yc, ic = F.adaptive_max_pool2d(x, 3, return_indices=True)
+    yo, io = F.adaptive_max_pool2d(x.to(DEVICE), 3, return_indices=True)
+    assert torch.equal(io.cpu(), ic)
+
+
+def test_max_pool_ties_backward_deterministic(no_fallbacks):
+    x = torch.ones(1, 1, 6, 6, dtype=torch.float64)  # every window ties: the first index wins
+    _compare(lambda t: F.max_pool2d(t, 3, 1, 1), x)
+
+
+def test_pool_batch1_odd_sizes_no_grad(no_fallbacks):
+    x = torch.randn(1, 1, 5, 3)
+    with torch.no_grad():
+        assert_close(F.max_pool2d(x.to(DEVICE), 2, ceil_mode=True), F.max_pool2d(x, 2, ceil_mode=True))
+        assert_close(F.avg_pool2d(x.to(DEVICE), (3, 1)), F.avg_pool2d(x, (3, 1)))
+
+
+def test_pool_bad_arguments_raise_torch_errors():
+    x = torch.randn(1, 1, 4, 4, device=DEVICE)
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        F.max_pool2d(x, 2, 2, 2)
+    with pytest.raises(RuntimeError):
+        F.avg_pool2d(x, 5)

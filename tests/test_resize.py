@@ -1,0 +1,69 @@
+"""Upsampling (nearest, nearest-exact, bilinear) and channel_shuffle on ocl
+against torch CPU, forward and input grads through autograd."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import DEVICE, assert_close
+
+RESIZES = {
+    "nearest_x2": lambda t: F.interpolate(t, scale_factor=2, mode="nearest"),
+    "nearest_size": lambda t: F.interpolate(t, size=(9, 5), mode="nearest"),
+    "nearest_scale": lambda t: F.interpolate(t, scale_factor=(1.5, 0.7), mode="nearest"),
+    "nearest_exact": lambda t: F.interpolate(t, scale_factor=1.7, mode="nearest-exact"),
+    "bilinear": lambda t: F.interpolate(t, size=(11, 13), mode="bilinear"),
+    "bilinear_align": lambda t: F.interpolate(t, size=(11, 13), mode="bilinear", align_corners=True),
+    "bilinear_down": lambda t: F.interpolate(t, scale_factor=0.6, mode="bilinear"),
+    "bilinear_down_align": lambda t: F.interpolate(t, size=(4, 3), mode="bilinear", align_corners=True),
+    "bilinear_to_1": lambda t: F.interpolate(t, size=(1, 3), mode="bilinear", align_corners=True),
+    "bilinear_recompute": lambda t: F.interpolate(t, scale_factor=1.3, mode="bilinear",
+                                                  recompute_scale_factor=True),
+}
+
+
+def _compare(f, x, rtol=1e-7, atol=1e-7):
+    xc = x.clone().requires_grad_()
+    xo = x.to(DEVICE).requires_grad_()
+    yc, yo = f(xc), f(xo)
+    assert_close(yo, yc, rtol, atol)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yo.backward(g.to(DEVICE))
+    assert_close(xo.grad, xc.grad, rtol, atol)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("name", sorted(RESIZES))
+def test_upsample(no_fallbacks, name, layout):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "sliced":
+        x = torch.randn(2, 6, 7, 6, dtype=torch.float64)[:, 1::2].transpose(2, 3)
+    _compare(RESIZES[name], x)
+
+
+@pytest.mark.parametrize("name", ["nearest_x2", "bilinear", "bilinear_align"])
+def test_upsample_float32_batch1(no_fallbacks, name):
+    torch.manual_seed(1)
+    _compare(RESIZES[name], torch.randn(1, 2, 5, 4), 1e-5, 1e-5)
+
+
+def test_upsample_module_no_grad(no_fallbacks):
+    x = torch.randn(1, 3, 4, 5)
+    up = torch.nn.Upsample(scale_factor=3, mode="bilinear")
+    with torch.no_grad():
+        assert_close(up(x.to(DEVICE)), up(x), 1e-5, 1e-5)
+
+
+def test_upsample_empty(no_fallbacks):
+    x = torch.empty(0, 3, 4, 5, device=DEVICE)
+    assert F.interpolate(x, scale_factor=2).shape == (0, 3, 8, 10)
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+def test_channel_shuffle(no_fallbacks, groups):
+    torch.manual_seed(2)
+    _compare(lambda t: F.channel_shuffle(t, groups), torch.randn(2, 6, 3, 4, dtype=torch.float64))
