@@ -57,6 +57,34 @@ cdef int check_call(cl_int rc, str call) except -1:
     raise OpenCLError(f"{call} failed: {ocl_error_name(rc).decode()} (code {rc})", rc)
 
 
+cdef object _recorder = None
+cdef object _capture = None
+
+
+class CaptureError(RuntimeError):
+    """An operation that cannot be replayed was attempted while a graph was being captured."""
+
+
+def set_capture(capture):
+    """While ``capture`` is not None every launch, device copy and fill calls
+    ``capture.record(command)`` with a replayable command, and host reads,
+    host writes and synchronize raise CaptureError. The graph module's hook."""
+    global _capture
+    _capture = capture
+
+
+def capturing():
+    """The active capture object, or None."""
+    return _capture
+
+
+cdef int _no_capture(str what) except -1:
+    if _capture is not None:
+        raise CaptureError(f"{what} is not allowed while an oclcore graph is being captured: it would wait for "
+                           "the device or move host data, which a replay cannot repeat")
+    return 0
+
+
 def error_name(int code):
     """The symbolic name of an OpenCL error code, e.g. -5 -> 'CL_OUT_OF_RESOURCES'."""
     return ocl_error_name(code).decode()
@@ -187,6 +215,7 @@ cdef class Device:
     # -- queue --
     def synchronize(self):
         """Waits until every command queued on this device has finished."""
+        _no_capture("synchronize()")
         check(ocl_device_synchronize(self.dev))
 
     def flush(self):
@@ -304,6 +333,7 @@ cdef class Buffer:
 
     def write(self, src, Py_ssize_t offset=0):
         """Copies a contiguous host object (numpy array, bytes, CPU tensor) into the buffer at byte ``offset``."""
+        _no_capture("copying host data to the device")
         cdef Py_buffer view
         cdef size_t ptr
         cdef Py_ssize_t n
@@ -328,6 +358,7 @@ cdef class Buffer:
 
     def read(self, dst, Py_ssize_t offset=0):
         """Copies bytes at ``offset`` into a writable contiguous host object (waits for queued work)."""
+        _no_capture("reading device data on the host (.item(), .cpu(), printing)")
         cdef Py_buffer view
         cdef size_t ptr
         cdef Py_ssize_t n
@@ -365,7 +396,10 @@ cdef class Buffer:
             check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self.block.mem, dst.block.mem,
                                                    src_offset, dst_offset, nbytes, 0, NULL, NULL),
                        "clEnqueueCopyBuffer")
+            if _capture is not None:
+                _capture.record(("copy", self, dst, nbytes, src_offset, dst_offset))
         else:
+            _no_capture("copying between devices")
             staging = bytearray(nbytes)
             self._read_into(staging, src_offset)
             dst.write(staging, dst_offset)
@@ -388,9 +422,23 @@ cdef class Buffer:
         if n:
             check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self.block.mem, <const char*>pat,
                                                    plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
+            if _capture is not None:
+                _capture.record(("fill", self, pat, offset, n))
 
 
-cdef object _recorder = None
+def replay(list commands):
+    """Re-issues captured commands: (kernel, gsize, lsize, args) launches, and
+    ("copy", src, dst, nbytes, src_offset, dst_offset) / ("fill", buf, pattern, offset, nbytes)."""
+    cdef Kernel k
+    cdef tuple c
+    for c in commands:
+        if type(c[0]) is Kernel:
+            k = <Kernel>c[0]
+            k.launch_c(<tuple>c[1], c[2], <tuple>c[3], NULL)
+        elif c[0] == "copy":
+            (<Buffer>c[1]).copy_to(c[2], c[3], c[4], c[5])
+        else:
+            (<Buffer>c[1]).fill(c[2], c[3], c[4])
 
 
 def set_launch_recorder(recorder):
@@ -548,7 +596,10 @@ cdef class Kernel:
         gsize = gsize if type(gsize) is tuple else tuple(gsize)
         lsize = lsize if lsize is None or type(lsize) is tuple else tuple(lsize)
         args = args if type(args) is tuple else tuple(args)
-        if _recorder is None:
+        if _capture is not None:
+            self.launch_c(gsize, lsize, args, NULL)
+            _capture.record((self, gsize, lsize, args))
+        elif _recorder is None:
             self.launch_c(gsize, lsize, args, NULL)
         else:
             e = Event.__new__(Event)

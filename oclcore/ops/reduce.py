@@ -1,0 +1,548 @@
+"""Reductions (sum, mean, prod, var/std, norms, logsumexp, max/min and their
+indices, all/any, count_nonzero) and cumulative ops (cumsum, cumprod).
+
+Every reduction runs through :func:`run`: the reduced dims and the kept dims
+are each collapsed, and cl/reduce.cl gives each output element a work-group
+(tree in local memory; long reductions with few outputs are split into
+chunks and a second pass), or a work-item when the reductions are short or
+the outputs are the contiguous side. Ops sharing a state type form a family
+run by one kernel (op code as an argument); one program per (input dtype,
+compute type, output dtype) holds every family, softmax and the scans."""
+
+import math
+
+import torch
+
+from .. import runtime
+from ..torch.dispatch import register
+from ..torch.tensor import empty
+from . import dtypes, meta as _meta
+from .copy import copy_into
+from .pointwise import collapse
+
+aten = torch.ops.aten
+
+MAX_DIMS = 8
+_INT32_MAX = 2**31 - 1
+_STATE_BYTES = 32  # room for the largest per-output state of cl/reduce.cl
+
+# op name -> (family kernel, op code in cl/reduce.cl)
+OPS = {
+    "sum": ("value", 0), "nansum": ("value", 1), "prod": ("value", 2), "amax": ("value", 3),
+    "amin": ("value", 4), "all": ("value", 5), "any": ("value", 6), "mean": ("value", 7),
+    "norm1": ("value", 8), "norm2": ("value", 9), "normp": ("value", 10), "norminf": ("value", 11),
+    "normninf": ("value", 12),
+    "count_nonzero": ("count", 0), "norm0": ("count", 0),
+    "max": ("arg", 0), "min": ("arg", 1), "argmax": ("arg", 2), "argmin": ("arg", 3),
+    "aminmax": ("aminmax", 0),
+    "var": ("moments", 0), "std": ("moments", 1), "var_mean": ("moments", 2), "std_mean": ("moments", 3),
+    "logsumexp": ("lse", 0),
+}
+MODE_GROUP, MODE_PARTS, MODE_ITEM = 0, 1, 2
+
+_kernels = {}
+_local_sizes = {}
+_meta_cache = {}
+
+
+def _key(x):
+    if isinstance(x, torch.Tensor):
+        return (x.device.type, x.dtype, tuple(x.shape), x.stride())
+    if isinstance(x, (list, tuple)):
+        return tuple(_key(e) for e in x)
+    if isinstance(x, dict):
+        return tuple((k, _key(v)) for k, v in x.items())
+    if isinstance(x, (bool, int, float)):
+        return (type(x), x)
+    return x
+
+
+def infer(func, args, kwargs=None):
+    """Like :func:`oclcore.ops.meta.infer`, cached by the values of int/bool/float arguments too
+    (dims, keepdim and correction decide a reduction's result)."""
+    key = (func, _key(args), _key(kwargs) if kwargs else None)
+    r = _meta_cache.get(key)
+    if r is None:
+        _meta.check_devices(args, func.name())
+        margs = _meta._to_meta(args)
+        mkw = {k: _meta._to_meta(v) for k, v in kwargs.items()} if kwargs else {}
+        try:
+            r = func(*margs, **mkw)
+        except Exception:
+            cargs = _meta._to_cpu_standin(args)
+            ckw = {k: _meta._to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}
+            func(*cargs, **ckw)  # raises with the CPU's message
+            raise
+        _meta_cache[key] = r
+    return r
+
+
+def _wg_size(dev):
+    n = 1
+    while n * 2 <= min(256, dev.max_work_group_size):
+        n *= 2
+    return n
+
+
+def _signature(name, s, i):
+    if name.startswith("reduce_"):
+        return "B" + i + "B" + i + "B" + i + "B" + i + s + s + i + i + "i" + i + "iVVViVVii"
+    if name == "softmax":
+        return "B" + i + "B" + i + i + i + "iViVV" + i + i + "i"
+    if name == "softmax_backward":
+        return "B" + i + "B" + i + "B" + i + i + i + "iViVVV" + i + i + i + "i"
+    return "B" + i + "B" + i + i + i + "iVVV" + i + i + "i"  # scan
+
+
+def kernel(name, in_dtype, ct, out_dtype, idx, dev):
+    """Kernel ``name`` (reduce_<family>, softmax, softmax_backward, scan) of the program that loads
+    ``in_dtype``, computes in OpenCL type ``ct`` and stores ``out_dtype``; ``idx`` is "int" or "long"."""
+    key = (name, in_dtype, ct, out_dtype, idx, dev.index)
+    k = _kernels.get(key)
+    if k is not None:
+        return k
+    defines = {"TI": dtypes.storage(in_dtype), "LDI": dtypes.load_macro(in_dtype), "CT": ct,
+               "TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "IDX": idx,
+               "WG": _wg_size(dev)}
+    if not dtypes.is_float_compute(ct):
+        defines["CT_IS_INT"] = None
+        if ct == "long":
+            defines["CT_IS_LONG"] = None
+    if ct == "double" or torch.float64 in (in_dtype, out_dtype):
+        defines["FP64"] = None
+    sig = _signature(name, dtypes.SCALAR_CHAR[ct], "l" if idx == "long" else "i")
+    k = runtime.get_kernel(("types.cl", "reduce.cl", "scan.cl"), defines, name, sig, dev)
+    _kernels[key] = k
+    return k
+
+
+def group_size(k, dev, span):
+    """Work-group size for kernel ``k`` folding ``span`` items per group: a power of two, at most
+    the program's WG and what ``k`` allows, and no larger than needed for ``span``."""
+    n = _local_sizes.get(k)
+    if n is None:
+        n = _wg_size(dev)
+        while n > k.max_work_group_size:
+            n //= 2
+        _local_sizes[k] = n
+    while n > 1 and n // 2 >= span:
+        n //= 2
+    return n
+
+
+def index_type(*tensors):
+    """ "long" when any tensor's buffer holds more than 2**31 - 1 elements, else "int"."""
+    for t in tensors:
+        if t is not None and t._buf.nbytes // max(t.element_size(), 1) > _INT32_MAX:
+            return "long"
+    return "int"
+
+
+def normalize_dims(x, dim, empty_means_all=True):
+    """Sorted, non-negative reduced dims for a ``dim`` argument (int, list or None); torch's meta
+    kernel has already checked the range. A 0-dim tensor has none."""
+    nd = x.dim()
+    if nd == 0:
+        return []
+    if dim is None:
+        return list(range(nd))
+    if isinstance(dim, int):
+        dim = [dim]
+    if len(dim) == 0:
+        return list(range(nd)) if empty_means_all else []
+    return sorted({d % nd for d in dim})
+
+
+def _check_rank(n, what):
+    if n > MAX_DIMS:
+        raise RuntimeError(f"ocl: {what} over a tensor with more than {MAX_DIMS} non-mergeable dimensions")
+
+
+def row_geometry(shape, tensors_strides, dim):
+    """For ops along one dim: (nrows, D, krank, kept sizes, [kept strides per tensor],
+    [dim stride per tensor]). ``tensors_strides`` lists each tensor's strides."""
+    nd = len(shape)
+    if nd == 0:
+        return 1, 1, 0, (), [() for _ in tensors_strides], [0 for _ in tensors_strides]
+    kept = [d for d in range(nd) if d != dim]
+    sizes, kst = collapse([shape[d] for d in kept], [[st[d] for d in kept] for st in tensors_strides])
+    _check_rank(len(sizes), "an op along a dim")
+    return (math.prod(shape[d] for d in kept), shape[dim], len(sizes), tuple(sizes),
+            [tuple(s) for s in kst], [st[dim] for st in tensors_strides])
+
+
+def run(op, x, reduced, outs, ct, params=(0, 0), keep_order=False, program_dtype=None):
+    """Reduces ocl tensor ``x`` over dims ``reduced`` with kernel ``op`` into ``outs`` (one tensor,
+    or two of the same geometry), computing in OpenCL type ``ct``. Each output has x's dims
+    (keepdim) or the kept dims only. ``keep_order`` keeps the reduced dims in logical order
+    (for ops that report indices); otherwise they are walked in memory order. ``program_dtype``
+    overrides the output dtype the program is built for (argmax writes only its indices)."""
+    out = outs[0]
+    nout = out.numel()
+    if nout == 0:
+        return outs
+    nd = x.dim()
+    shape, xs = tuple(x.shape), x.stride()
+    kept = [d for d in range(nd) if d not in reduced]
+    if out.dim() == nd:
+        ost = [out.stride(d) for d in kept]
+    else:
+        ost = [out.stride(i) for i in range(len(kept))]
+    ksz, (kin, kout) = collapse([shape[d] for d in kept], [[xs[d] for d in kept], ost])
+    red = list(reduced) if keep_order else sorted(reduced, key=lambda d: -abs(xs[d]))
+    rsz, (rin,) = collapse([shape[d] for d in red], [[xs[d] for d in red]])
+    _check_rank(len(ksz), op)
+    _check_rank(len(rsz), op)
+    nred = math.prod(shape[d] for d in red)
+
+    dev = runtime.device(x._index)
+    store_dtype = program_dtype or out.dtype
+    out2 = outs[1] if len(outs) > 1 else None
+    idx = index_type(x, out, out2)
+    p0, p1 = (dtypes.py_scalar(p, ct) for p in params)
+
+    columns = nred <= 32 or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
+    chunks = 1
+    if not columns and nout < 64 and nred >= 16384:
+        chunks = max(1, min(-(-256 // nout), nred // 4096))
+    chunk_len = -(-nred // chunks) if nred else 0
+    if chunk_len:
+        chunks = -(-nred // chunk_len)
+
+    part = None
+    if chunks > 1:
+        part = empty((nout * chunks * _STATE_BYTES,), torch.uint8, x._index)
+
+    family, code = OPS[op]
+    k = kernel("reduce_" + family, x.dtype, ct, store_dtype, idx, dev)
+
+    def args(mode):
+        return (out._buf, out.storage_offset(), None if out2 is None else out2._buf,
+                0 if out2 is None else out2.storage_offset(), x._buf, x.storage_offset(),
+                None if part is None else part._buf, 0, p0, p1, nout, nred, chunks, chunk_len,
+                len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz), tuple(rsz), tuple(rin), code, mode)
+
+    if columns:
+        k.launch((nout,), (64,) if nout >= 64 else None, args(MODE_ITEM))
+        return outs
+    k.launch((nout * chunks * group_size(k, dev, chunk_len),), (group_size(k, dev, chunk_len),), args(MODE_GROUP))
+    if chunks > 1:
+        k.launch((nout * group_size(k, dev, chunks),), (group_size(k, dev, chunks),), args(MODE_PARTS))
+    return outs
+
+
+def _new(meta, x):
+    return empty(meta.shape, meta.dtype, x._index, meta.stride())
+
+
+def _ct(dtype):
+    dtypes.check(dtype, "reductions")
+    return dtypes.compute(dtype)
+
+
+# ---- out= overloads: compute, then copy into the given tensors ----
+
+def _out_names(func):
+    return [a.name for a in func._schema.arguments if a.kwarg_only and a.alias_info is not None
+            and a.alias_info.is_write]
+
+
+def _write_out(func, out, result):
+    if tuple(out.shape) != tuple(result.shape):
+        if out.numel() != 0:
+            raise RuntimeError(f"ocl: {func.name()} cannot resize out= from {tuple(out.shape)} to "
+                               f"{tuple(result.shape)}; pass an out tensor of the result's shape")
+        raise RuntimeError(f"ocl: {func.name()} needs an out tensor of shape {tuple(result.shape)}")
+    if result.dtype != out.dtype and not torch.can_cast(result.dtype, out.dtype):
+        raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {out.dtype}")
+    return copy_into(out, result)
+
+
+def register_out(func, functional):
+    """Registers out= overload ``func`` as ``functional`` followed by copies into the out tensors."""
+    names = _out_names(func)
+
+    def impl(*args, **kwargs):
+        outs = [kwargs.pop(n) for n in names]
+        result = functional(*args, **kwargs)
+        if len(outs) == 1:
+            return _write_out(func, outs[0], result)
+        return tuple(_write_out(func, o, r) for o, r in zip(outs, result))
+
+    register(func)(impl)
+
+
+# ---- sum, nansum, mean, prod ----
+
+def _sum_like(op, meta_func):
+    def impl(x, dim=None, keepdim=False, *, dtype=None):
+        meta = infer(meta_func, (x, dim, keepdim), {"dtype": dtype} if dtype is not None else None)
+        out = _new(meta, x)
+        run(op, x, normalize_dims(x, dim), [out], _ct(meta.dtype))
+        return out
+    return impl
+
+
+_sum_dim = _sum_like("sum", aten.sum.dim_IntList)
+register(aten.sum.dim_IntList)(_sum_dim)
+register_out(aten.sum.IntList_out, _sum_dim)
+
+
+@register(aten.sum.default)
+def sum_all(x, *, dtype=None):
+    return _sum_dim(x, None, False, dtype=dtype)
+
+
+_nansum = _sum_like("nansum", aten.nansum.default)
+register(aten.nansum.default)(_nansum)
+register_out(aten.nansum.out, _nansum)
+
+_mean_dim = _sum_like("mean", aten.mean.dim)
+register(aten.mean.dim)(_mean_dim)
+register_out(aten.mean.out, _mean_dim)
+
+
+@register(aten.mean.default)
+def mean_all(x, *, dtype=None):
+    meta = infer(aten.mean.default, (x,), {"dtype": dtype} if dtype is not None else None)
+    out = _new(meta, x)
+    run("mean", x, normalize_dims(x, None), [out], _ct(meta.dtype))
+    return out
+
+
+def _prod_dim(x, dim, keepdim=False, *, dtype=None):
+    meta = infer(aten.prod.dim_int, (x, dim, keepdim), {"dtype": dtype} if dtype is not None else None)
+    out = _new(meta, x)
+    run("prod", x, normalize_dims(x, dim), [out], _ct(meta.dtype))
+    return out
+
+
+register(aten.prod.dim_int)(_prod_dim)
+register_out(aten.prod.int_out, _prod_dim)
+
+
+@register(aten.prod.default)
+def prod_all(x, *, dtype=None):
+    meta = infer(aten.prod.default, (x,), {"dtype": dtype} if dtype is not None else None)
+    out = _new(meta, x)
+    run("prod", x, normalize_dims(x, None), [out], _ct(meta.dtype))
+    return out
+
+
+# ---- var, std (with correction), var_mean, std_mean ----
+
+def _moments(op, meta_func, two):
+    def impl(x, dim=None, *, correction=None, keepdim=False):
+        meta = infer(meta_func, (x, dim), {"correction": correction, "keepdim": keepdim})
+        first = meta[0] if two else meta
+        outs = [_new(first, x), _new(first, x)] if two else [_new(first, x)]
+        c = 1 if correction is None else correction
+        run(op, x, normalize_dims(x, dim), outs, _ct(first.dtype), (c, 0))
+        return tuple(outs) if two else outs[0]
+    return impl
+
+
+_var = _moments("var", aten.var.correction, False)
+_std = _moments("std", aten.std.correction, False)
+register(aten.var.correction)(_var)
+register(aten.std.correction)(_std)
+register_out(aten.var.correction_out, _var)
+register_out(aten.std.correction_out, _std)
+register(aten.var_mean.correction)(_moments("var_mean", aten.var_mean.correction, True))
+register(aten.std_mean.correction)(_moments("std_mean", aten.std_mean.correction, True))
+
+
+# ---- amax, amin, aminmax, max/min (with indices), argmax/argmin ----
+
+def _extreme(op, meta_func):
+    def impl(x, dim=(), keepdim=False):
+        meta = infer(meta_func, (x, dim, keepdim))
+        out = _new(meta, x)
+        run(op, x, normalize_dims(x, dim), [out], _ct(x.dtype))
+        return out
+    return impl
+
+
+for _name, _op in (("amax", "amax"), ("amin", "amin")):
+    _impl = _extreme(_op, getattr(aten, _name).default)
+    register(getattr(aten, _name).default)(_impl)
+    register_out(getattr(aten, _name).out, _impl)
+
+
+def _aminmax(x, *, dim=None, keepdim=False):
+    lo, hi = infer(aten.aminmax.default, (x,), {"dim": dim, "keepdim": keepdim})
+    outs = [_new(lo, x), _new(hi, x)]
+    run("aminmax", x, normalize_dims(x, dim), outs, _ct(x.dtype))
+    return tuple(outs)
+
+
+register(aten.aminmax.default)(_aminmax)
+register_out(aten.aminmax.out, _aminmax)
+
+
+def _with_index(op, meta_func):
+    def impl(x, dim, keepdim=False):
+        values, indices = infer(meta_func, (x, dim, keepdim))
+        outs = [_new(values, x), empty(indices.shape, torch.int64, x._index, values.stride())]
+        run(op, x, normalize_dims(x, dim), outs, _ct(x.dtype), keep_order=True)
+        return tuple(outs)
+    return impl
+
+
+_max_dim = _with_index("max", aten.max.dim)
+_min_dim = _with_index("min", aten.min.dim)
+register(aten.max.dim)(_max_dim)
+register(aten.min.dim)(_min_dim)
+register_out(aten.max.dim_max, _max_dim)
+register_out(aten.min.dim_min, _min_dim)
+
+
+def _full_extreme(op, name):
+    def impl(x):
+        if x.numel() == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")
+        out = empty((), x.dtype, x._index)
+        run(op, x, normalize_dims(x, None), [out], _ct(x.dtype))
+        return out
+    return impl
+
+
+register(aten.max.default)(_full_extreme("amax", "max"))
+register(aten.min.default)(_full_extreme("amin", "min"))
+
+
+def _arg(op, meta_func):
+    def impl(x, dim=None, keepdim=False):
+        meta = infer(meta_func, (x, dim, keepdim))
+        out = _new(meta, x)
+        # out2 receives the indices; the program is the one for x's dtype (out is not written)
+        run(op, x, normalize_dims(x, dim), [out, out], _ct(x.dtype), keep_order=True, program_dtype=x.dtype)
+        return out
+    return impl
+
+
+for _name in ("argmax", "argmin"):
+    _impl = _arg(_name, getattr(aten, _name).default)
+    register(getattr(aten, _name).default)(_impl)
+    register_out(getattr(aten, _name).out, _impl)
+
+
+# ---- norms, logsumexp ----
+
+def _norm_op(ord):
+    if ord == 2:
+        return "norm2"
+    if ord == 1:
+        return "norm1"
+    if ord == 0:
+        return "norm0"
+    if ord == math.inf:
+        return "norminf"
+    if ord == -math.inf:
+        return "normninf"
+    return "normp"
+
+
+def _vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    meta = infer(aten.linalg_vector_norm.default, (x, ord, dim, keepdim), {"dtype": dtype} if dtype else None)
+    out = _new(meta, x)
+    ord = float(ord)
+    run(_norm_op(ord), x, normalize_dims(x, dim), [out], _ct(meta.dtype), (ord, 0))
+    return out
+
+
+register(aten.linalg_vector_norm.default)(_vector_norm)
+register_out(aten.linalg_vector_norm.out, _vector_norm)
+
+
+def _logsumexp(x, dim, keepdim=False):
+    meta = infer(aten.logsumexp.default, (x, dim, keepdim))
+    out = _new(meta, x)
+    run("logsumexp", x, normalize_dims(x, dim), [out], _ct(meta.dtype))
+    return out
+
+
+register(aten.logsumexp.default)(_logsumexp)
+register_out(aten.logsumexp.out, _logsumexp)
+
+
+# ---- all, any, count_nonzero ----
+
+def _logical(op, packet):
+    def reduce_dims(meta_func, empty_means_all):
+        def impl(x, dim=None, keepdim=False):
+            meta = infer(meta_func, (x, dim, keepdim))
+            out = _new(meta, x)
+            run(op, x, normalize_dims(x, dim, empty_means_all), [out], _ct(x.dtype))
+            return out
+        return impl
+
+    by_dim = reduce_dims(packet.dim, True)
+    by_dims = reduce_dims(packet.dims, False)
+
+    def full(x):
+        meta = infer(packet.default, (x,))
+        out = _new(meta, x)
+        run(op, x, normalize_dims(x, None), [out], _ct(x.dtype))
+        return out
+
+    register(packet.default)(full)
+    register(packet.dim)(by_dim)
+    register(packet.dims)(by_dims)
+    register_out(packet.out, by_dim)
+    register_out(packet.dims_out, by_dims)
+    register_out(packet.all_out, full)
+
+
+_logical("all", aten.all)
+_logical("any", aten.any)
+
+
+@register(aten.count_nonzero.dim_IntList)
+def count_nonzero_dims(x, dim):
+    meta = infer(aten.count_nonzero.dim_IntList, (x, dim))
+    out = _new(meta, x)
+    run("count_nonzero", x, normalize_dims(x, dim), [out], _ct(x.dtype))
+    return out
+
+
+@register(aten.count_nonzero.default)
+def count_nonzero(x, dim=None):
+    return count_nonzero_dims(x, normalize_dims(x, dim))
+
+
+# ---- cumsum, cumprod ----
+
+def scan(op, x, dim, out, ct):
+    """Inclusive scan of ``x`` along ``dim`` into ``out``: op 0 cumsum, 1 cumprod."""
+    if out.numel() == 0:
+        return out
+    dim = dim % x.dim() if x.dim() else 0
+    nrows, D, krank, ksz, (kin, kout), (din, dout) = row_geometry(tuple(x.shape), [x.stride(), out.stride()], dim)
+    dev = runtime.device(x._index)
+    k = kernel("scan", x.dtype, ct, out.dtype, index_type(x, out), dev)
+    k.launch((nrows,), (64,) if nrows >= 64 else None,
+             (out._buf, out.storage_offset(), x._buf, x.storage_offset(), nrows, D, krank, ksz, kin, kout,
+              din, dout, op))
+    return out
+
+
+def _scan_op(op, meta_func):
+    def impl(x, dim, *, dtype=None):
+        meta = infer(meta_func, (x, dim), {"dtype": dtype} if dtype is not None else None)
+        out = _new(meta, x)
+        return scan(op, x, dim, out, _ct(meta.dtype))
+
+    def inplace(x, dim, *, dtype=None):
+        infer(meta_func, (x, dim), {"dtype": dtype} if dtype is not None else None)
+        return scan(op, x, dim, x, _ct(x.dtype))
+
+    return impl, inplace
+
+
+for _op, _name in enumerate(("cumsum", "cumprod")):
+    _impl, _inplace = _scan_op(_op, getattr(aten, _name).default)
+    register(getattr(aten, _name).default)(_impl)
+    register(getattr(aten, _name + "_").default)(_inplace)
+    register_out(getattr(aten, _name).out, _impl)

@@ -1,0 +1,242 @@
+"""Reductions and cumulative ops on ocl against torch CPU."""
+
+import math
+
+import pytest
+import torch
+
+import oclcore
+from conftest import DEVICE, assert_close
+
+NAN, INF = math.nan, math.inf
+
+
+def ocl(t):
+    return t.to(DEVICE)
+
+
+def _layouts():
+    """(name, function making a CPU tensor of shape (4, 5, 6) in that layout)."""
+    base = torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
+    return {
+        "contiguous": base,
+        "transposed": torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(1)).permute(1, 2, 0),
+        "sliced": torch.randn(4, 7, 12, generator=torch.Generator().manual_seed(2))[:, 1:6, ::2],
+    }
+
+
+LAYOUTS = _layouts()
+DIMS = [None, 0, -1, (0, 2), (1, -1), (0, 1, 2)]
+
+REDUCTIONS = {
+    "sum": lambda x, d, k: x.sum() if d is None else x.sum(d, keepdim=k),
+    "mean": lambda x, d, k: x.mean() if d is None else x.mean(d, keepdim=k),
+    "nansum": lambda x, d, k: x.nansum() if d is None else x.nansum(d, keepdim=k),
+    "amax": lambda x, d, k: x.amax() if d is None else x.amax(d, keepdim=k),
+    "amin": lambda x, d, k: x.amin() if d is None else x.amin(d, keepdim=k),
+    "var": lambda x, d, k: x.var(d, keepdim=k),
+    "std0": lambda x, d, k: x.std(d, correction=0, keepdim=k),
+    "norm": lambda x, d, k: torch.linalg.vector_norm(x, dim=d, keepdim=k),
+    "logsumexp": lambda x, d, k: torch.logsumexp(x, dim=(0, 1, 2) if d is None else d, keepdim=k),
+    "prod": lambda x, d, k: (x.prod() if d is None else x.prod(d if isinstance(d, int) else d[0], keepdim=k)),
+    "all": lambda x, d, k: (x > -1).all() if d is None else (x > -1).all(d, keepdim=k),
+    "any": lambda x, d, k: (x > 1.5).any() if d is None else (x > 1.5).any(d, keepdim=k),
+    "count_nonzero": lambda x, d, k: torch.count_nonzero(x > 0, dim=d),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+def test_reductions_over_dims(op, layout, no_fallbacks):
+    x = LAYOUTS[layout]
+    f = REDUCTIONS[op]
+    for d in DIMS:
+        for keepdim in (False, True):
+            assert_close(f(ocl(x), d, keepdim), f(x, d, keepdim), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x.sum(), lambda x: x.mean(0), lambda x: x.var(1), lambda x: x.amax(0),
+    lambda x: torch.linalg.vector_norm(x), lambda x: x.logsumexp(1), lambda x: x.max(0).indices,
+    lambda x: x.argmin(), lambda x: x.sum(0),
+], ids=["sum", "mean0", "var1", "amax0", "norm", "logsumexp1", "max0_indices", "argmin", "sum0"])
+def test_long_reductions(fn, no_fallbacks):
+    # rows long enough to be split into chunks plus a second pass, and columns for the work-item path
+    x = torch.randn(40000, 3, generator=torch.Generator().manual_seed(3))
+    for t in (x, x.t(), x[::2, 1:]):
+        assert_close(fn(ocl(t)), fn(t), rtol=1e-4, atol=1e-5)
+
+
+def test_deterministic(no_fallbacks):
+    x = ocl(torch.randn(70000, generator=torch.Generator().manual_seed(4)))
+    for f in (lambda t: t.sum(), lambda t: t.var(), lambda t: t.view(70, 1000).sum(0),
+              lambda t: t.view(700, 100).logsumexp(1), lambda t: torch.softmax(t.view(7, 10000), 1)):
+        a, b = f(x).cpu(), f(x).cpu()
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def test_sum_dtypes(no_fallbacks):
+    i = torch.randint(-100, 100, (6, 7), dtype=torch.int32)
+    assert_close(ocl(i).sum(), i.sum())
+    assert_close(ocl(i).sum(1), i.sum(1))
+    assert_close(ocl(i.to(torch.int8)).sum(0, keepdim=True), i.to(torch.int8).sum(0, keepdim=True))
+    assert_close(ocl(i > 0).sum(1), (i > 0).sum(1))
+    assert_close(ocl(i.long() * 2**40).sum(0), (i.long() * 2**40).sum(0))
+    assert_close(ocl(i).sum(1, dtype=torch.float64), i.sum(1, dtype=torch.float64))
+    assert_close(ocl(i.float()).sum(1, dtype=torch.int16), i.float().sum(1, dtype=torch.int16))
+    assert_close(ocl(i % 3).prod(1), (i % 3).prod(1))
+    assert_close(ocl(i).amax(1), i.amax(1))
+    assert_close(ocl(i).amin((0, 1)), i.amin((0, 1)))
+    assert_close(ocl(i).max(1).indices, i.max(1).indices)
+    assert_close(ocl(i).mean(1, dtype=torch.float32), i.mean(1, dtype=torch.float32))
+    assert_close(ocl(i).cumsum(1), i.cumsum(1))
+    assert_close(ocl(i.to(torch.uint8)).all(1), i.to(torch.uint8).all(1))
+    assert_close(ocl((i > 0).to(torch.bool)).any(0), (i > 0).any(0))
+
+
+def test_mean_of_int_errors_like_torch():
+    i = torch.arange(6)
+    with pytest.raises(RuntimeError) as cpu:
+        i.mean()
+    with pytest.raises(RuntimeError) as dev:
+        ocl(i).mean()
+    assert str(dev.value) == str(cpu.value)
+
+
+def test_bad_dim_errors_like_torch():
+    x = torch.randn(2, 3)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        ocl(x).sum(2)
+    with pytest.raises(RuntimeError, match="Expected reduction dim"):
+        ocl(torch.empty(0)).max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_float_dtypes(dtype, no_fallbacks):
+    x = torch.randn(8, 33, generator=torch.Generator().manual_seed(5)).to(dtype)
+    tol = 1e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-10
+    for f in (lambda t: t.sum(1), lambda t: t.mean(), lambda t: t.amax(0), lambda t: t.var(1),
+              lambda t: t.std(0), lambda t: torch.linalg.vector_norm(t, 3, 1), lambda t: t.logsumexp(0),
+              lambda t: t.cumsum(1), lambda t: t.max(1).values):
+        assert_close(f(ocl(x)), f(x), rtol=tol, atol=tol)
+    assert_close(ocl(x).argmax(1), x.argmax(1))
+
+
+def test_max_min_indices_ties_and_nan(no_fallbacks):
+    x = torch.tensor([[1.0, 3.0, 3.0, 0.0, 3.0],
+                      [2.0, NAN, 5.0, NAN, 1.0],
+                      [-INF, -INF, -INF, -INF, -INF],
+                      [0.0, -1.0, -1.0, 4.0, -1.0]])
+    for t in (x, x.t().contiguous().t()):
+        for f in (lambda a: a.max(1), lambda a: a.min(1), lambda a: a.max(0), lambda a: a.min(0, keepdim=True)):
+            values, indices = f(ocl(t))
+            ev, ei = f(t)
+            assert_close(values, ev)
+            assert_close(indices, ei)
+        for f in (lambda a: a.argmax(1), lambda a: a.argmin(1), lambda a: a.argmax(),
+                  lambda a: a.argmin(keepdim=True), lambda a: a.amax(1), lambda a: a.amin(1), lambda a: a.max(),
+                  lambda a: a.min(), lambda a: torch.aminmax(a, dim=1)[0], lambda a: torch.aminmax(a)[1]):
+            assert_close(f(ocl(t)), f(t))
+    y = torch.tensor([[5, 1, 5, 1], [2, 2, 2, 2]])
+    assert_close(ocl(y).argmax(1), y.argmax(1))
+    assert_close(ocl(y).argmin(1), y.argmin(1))
+    assert_close(ocl(y).argmax(), y.argmax())
+
+
+@pytest.mark.parametrize("ord", [2, 1, INF, -INF, 0, 3, 0.5, -1])
+def test_vector_norm_orders(ord, no_fallbacks):
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(6))
+    x[0, 0] = 0
+    for dim in (None, 1, (0, 1)):
+        for keepdim in (False, True):
+            assert_close(torch.linalg.vector_norm(ocl(x), ord, dim, keepdim), torch.linalg.vector_norm(x, ord, dim, keepdim))
+    assert_close(torch.linalg.vector_norm(ocl(x), ord, dtype=torch.float64),
+                 torch.linalg.vector_norm(x, ord, dtype=torch.float64))
+    assert_close(ocl(x).norm(p=ord if ord not in (INF, -INF) else 2, dim=0), x.norm(p=ord if ord not in (INF, -INF) else 2, dim=0))
+
+
+def test_var_std_corrections(no_fallbacks):
+    x = torch.randn(7, 9, generator=torch.Generator().manual_seed(7)) * 10 + 100
+    for c in (0, 1, 2, 0.5):
+        assert_close(ocl(x).var(1, correction=c), x.var(1, correction=c), rtol=1e-4)
+        assert_close(ocl(x).std(0, correction=c, keepdim=True), x.std(0, correction=c, keepdim=True), rtol=1e-4)
+    for f in (lambda t: torch.var_mean(t, 1), lambda t: torch.std_mean(t, (0, 1), correction=0),
+              lambda t: torch.var_mean(t, 0, keepdim=True)):
+        for a, b in zip(f(ocl(x)), f(x)):
+            assert_close(a, b, rtol=1e-4)
+
+
+def test_empty_and_scalar_inputs(no_fallbacks):
+    e = torch.empty(0, 3)
+    for f in (lambda t: t.sum(), lambda t: t.sum(0), lambda t: t.prod(0), lambda t: t.mean(0),
+              lambda t: t.sum(1), lambda t: t.amax(1), lambda t: t.logsumexp(0), lambda t: (t > 0).all(0),
+              lambda t: (t > 0).any(), lambda t: torch.linalg.vector_norm(t, dim=0), lambda t: t.cumsum(0),
+              lambda t: torch.count_nonzero(t, 0), lambda t: t.var(0, correction=0)):
+        assert_close(f(ocl(e)), f(e))
+    s = torch.tensor(2.5)
+    for f in (lambda t: t.sum(), lambda t: t.sum(0), lambda t: t.amax(-1, keepdim=True), lambda t: t.max(0)[1],
+              lambda t: t.var(correction=0), lambda t: t.logsumexp(0), lambda t: t.cumsum(0),
+              lambda t: t.argmax(), lambda t: torch.linalg.vector_norm(t)):
+        assert_close(f(ocl(s)), f(s))
+
+
+def test_all_any_overloads(no_fallbacks):
+    x = torch.tensor([[0.0, 1.0, NAN], [2.0, 3.0, 4.0]])
+    for f in (lambda t: t.all(), lambda t: t.any(), lambda t: t.all(1), lambda t: t.any(0, keepdim=True),
+              lambda t: torch.all(t, dim=(0, 1)), lambda t: torch.any(t, dim=()),
+              lambda t: torch.all(t.long(), dim=1)):
+        assert_close(f(ocl(x)), f(x))
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+def test_cumulative(op, no_fallbacks):
+    for x in LAYOUTS.values():
+        for d in (0, 1, -1):
+            assert_close(getattr(ocl(x), op)(d), getattr(x, op)(d), rtol=1e-5, atol=1e-5)
+    x = LAYOUTS["transposed"]
+    assert_close(getattr(ocl(x), op)(2, dtype=torch.float64), getattr(x, op)(2, dtype=torch.float64))
+    b = torch.tensor([[True, False, True], [True, True, True]])
+    assert_close(getattr(ocl(b), op)(1), getattr(b, op)(1))
+    y = ocl(x)
+    getattr(y, op + "_")(1)
+    assert_close(y, getattr(x, op)(1), rtol=1e-5, atol=1e-5)
+
+
+def test_out_variants(no_fallbacks):
+    x = torch.randn(4, 5)
+    out = ocl(torch.empty(4))
+    r = torch.sum(ocl(x), 1, out=out)
+    assert r is out
+    assert_close(out, x.sum(1))
+    values, indices = ocl(torch.empty(5)), ocl(torch.empty(5, dtype=torch.long))
+    torch.max(ocl(x), 0, out=(values, indices))
+    assert_close(values, x.max(0).values)
+    assert_close(indices, x.max(0).indices)
+    out = ocl(torch.empty(4, 5))
+    torch.cumsum(ocl(x), 1, out=out)
+    assert_close(out, x.cumsum(1))
+    out = ocl(torch.empty(5, dtype=torch.float64))
+    torch.mean(ocl(x), 0, out=out)  # the result is converted to out's dtype
+    assert_close(out, x.mean(0).double())
+
+
+def _grad(f, x, device):
+    t = x.detach().to(device).requires_grad_(True)
+    y = f(t)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(9), dtype=y.dtype)
+    y.backward(g.to(device))
+    return t.grad
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x.sum(), lambda x: x.sum((0, 2), keepdim=True), lambda x: x.mean(1), lambda x: x.var(-1),
+    lambda x: x.std((0, 1), correction=0), lambda x: torch.linalg.vector_norm(x, dim=1),
+    lambda x: torch.linalg.vector_norm(x, 3), lambda x: x.logsumexp(2), lambda x: x.amax(0),
+    lambda x: x.cumsum(1),
+], ids=["sum", "sum_keepdim", "mean", "var", "std", "norm2", "norm3", "logsumexp", "amax", "cumsum"])
+def test_backward(fn):
+    oclcore.reset_fallbacks()
+    x = LAYOUTS["transposed"]
+    assert_close(_grad(fn, x, DEVICE), _grad(fn, x, "cpu"), rtol=1e-4, atol=1e-5)
+    mine = {"aten::" + n for n in ("sum", "mean", "var", "std", "linalg_vector_norm", "logsumexp", "amax", "cumsum")}
+    assert not mine & set(oclcore.fallbacks()), oclcore.fallbacks()
