@@ -7,6 +7,7 @@ import os
 import torch
 
 from .. import runtime
+from ..graph import current as current_graph
 from ..torch.dispatch import register
 from ..torch.tensor import OclTensor, empty
 from . import dtypes, pointwise
@@ -91,8 +92,11 @@ def _fill(x, name, a, b, per_item=4, extra=None, scalar="ff"):
         sig = "BiiIIL" + ("dd" if x.dtype is torch.float64 and scalar == "ff" else scalar)
         tail = (a, b)
     k = _kernel(name, x.dtype, x._index, sig)
-    k.launch((items,), (64,) if items >= 64 else None,
-             (target._buf, target.storage_offset(), n, k0, k1, base) + tail)
+    head = (target._buf, target.storage_offset(), n)
+    k.launch((items,), (64,) if items >= 64 else None, head + (k0, k1, base) + tail)
+    capture = current_graph()
+    if capture is not None:  # every replay draws new numbers
+        capture.refresh_last(lambda: head + gen.key() + (gen.next_offset(items),) + tail)
     if target is not x:
         pointwise.run("copy", x, [target])
     return x

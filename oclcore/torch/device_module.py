@@ -5,6 +5,7 @@ import contextlib
 import torch
 
 from .. import runtime
+from ..graph import Graph, graph  # noqa: F401  (torch.ocl.Graph / torch.ocl.graph, like torch.cuda's)
 
 _current = 0
 
