@@ -25,6 +25,7 @@ _SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "database")
 _lock = threading.Lock()
 _shipped = None
 _user = None  # (path, mtime, entries)
+generation = 0  # bumped whenever this process writes the user database
 
 _VENDORS = (
     ("nvidia", "nvidia"), ("advanced micro devices", "amd"), ("amd", "amd"),
@@ -145,11 +146,13 @@ def _match(e, level, dtype):
             e.get("device", "*")) == level and e.get("dtype", "*") in (dtype, "*")
 
 
-def lookup(device_info, family, dtype="float32"):
+def lookup(device_info, family, dtype="float32", accept=None):
     """Best database parameters (dict) of family ('tiled', 'direct',
     'crossover') for the device, or None.  Most specific level wins; at equal
     level the user database beats the shipped one, and an entry for dtype
-    beats a float32 one (used as a fallback for other dtypes)."""
+    beats a float32 one (used as a fallback for other dtypes).  accept(params)
+    -> bool skips candidates unusable here (e.g. too much local memory for
+    float64), falling through to the next level."""
     key = device_key(device_info)
     dbs = (user_entries(), shipped_entries())
     dtypes = (dtype, "float32") if dtype != "float32" else (dtype,)
@@ -162,7 +165,8 @@ def lookup(device_info, family, dtype="float32"):
             for entries in dbs:
                 for e in reversed(entries):  # later entries override earlier
                     if family in e and _match(e, level, dt):
-                        return dict(e[family])
+                        if accept is None or accept(e[family]):
+                            return dict(e[family])
     return None
 
 
@@ -188,4 +192,6 @@ def save_user_entry(device_info, dtype, family, params, **meta):
     with open(tmp, "w") as f:
         json.dump({"entries": entries}, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+    global generation
+    generation += 1
     return path

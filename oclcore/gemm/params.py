@@ -154,19 +154,23 @@ def safe_default(kind, device_info, dtype="float32"):
     return p
 
 
+def complete(kind, p):
+    """p with unspecified keys filled in (MDIMA/NDIMB follow MDIMC/NDIMC, the
+    rest from the safe set), restricted to kind's keys, as ints."""
+    keys = TILED_KEYS if kind == "tiled" else DIRECT_KEYS
+    q = dict(p)
+    if kind == "tiled":
+        q.setdefault("MDIMA", q.get("MDIMC", TILED_SAFE["MDIMC"]))
+        q.setdefault("NDIMB", q.get("NDIMC", TILED_SAFE["NDIMC"]))
+    base = TILED_SAFE if kind == "tiled" else DIRECT_SAFE
+    return {k: int(q.get(k, base[k])) for k in keys}
+
+
 def resolve(kind, p, device_info, dtype="float32"):
     """p completed with defaults for unspecified keys if it is valid on the
     device, else the safe default (never raises)."""
-    keys = TILED_KEYS if kind == "tiled" else DIRECT_KEYS
     if p:
-        q = dict(p)
-        if kind == "tiled":
-            q.setdefault("MDIMA", q.get("MDIMC"))
-            q.setdefault("NDIMB", q.get("NDIMC"))
-        base = TILED_SAFE if kind == "tiled" else DIRECT_SAFE
-        for k in keys:
-            q.setdefault(k, base[k])
-        q = {k: int(q[k]) for k in keys}
+        q = complete(kind, p)
         if is_valid(kind, q, device_info, dtype):
             return q
     return safe_default(kind, device_info, dtype)

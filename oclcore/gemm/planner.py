@@ -79,8 +79,9 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
               c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None):
     """Plan C = alpha*A@B + beta*C (+ bias, activation) on one device.
 
-    a_strides/b_strides/c_strides: (row stride, col stride, batch stride) in
-    elements (default: contiguous row-major, batches packed back to back).
+    a_strides/b_strides/c_strides: (row stride, col stride[, batch stride])
+    in elements (default: contiguous row-major, batches back to back; a
+    missing batch stride means 0, i.e. the operand is shared by all batches).
     a_off/b_off only matter for the tiled kernel's decision to read an
     already-aligned operand in place.  bias: None, 'col' (bias[n], as in
     linear) or 'row' (bias[m], as in convolution).  act: a key of ACTIVATIONS.
@@ -101,9 +102,9 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         raise ValueError("gemm: negative size")
     if M == 0 or N == 0 or batch == 0:
         return None
-    a_strides = tuple(a_strides or (K, 1, M * K))
-    b_strides = tuple(b_strides or (N, 1, K * N))
-    c_strides = tuple(c_strides or (N, 1, M * N))
+    a_strides = (tuple(a_strides) + (0,))[:3] if a_strides else (K, 1, M * K)
+    b_strides = (tuple(b_strides) + (0,))[:3] if b_strides else (N, 1, K * N)
+    c_strides = (tuple(c_strides) + (0,))[:3] if c_strides else (N, 1, M * N)
     for name, v in (("M", M), ("N", N), ("K", K), ("batch", batch)):
         _check_int(name, v)
     for name, s in (("a", a_strides), ("b", b_strides), ("c", c_strides)):
@@ -127,12 +128,14 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         kind = choose_kind(device_info, M, N, K, dtype)
     if kind == "tiled" and K == 0:
         kind = "direct"
-    prm = P.resolve(kind, params if params is not None else database.lookup(device_info, kind, dtype),
-                    device_info, dtype)
-    if params is not None and kind == "tiled" and P.tiled_errors(params, device_info, dtype):
-        raise ValueError("gemm: invalid tiled parameters: %s" % P.tiled_errors(params, device_info, dtype))
-    if params is not None and kind == "direct" and P.direct_errors(params, device_info, dtype):
-        raise ValueError("gemm: invalid direct parameters: %s" % P.direct_errors(params, device_info, dtype))
+    if params is not None:
+        prm = P.complete(kind, params)
+        errors = (P.tiled_errors if kind == "tiled" else P.direct_errors)(prm, device_info, dtype)
+        if errors:
+            raise ValueError("gemm: invalid %s parameters %s: %s" % (kind, params, "; ".join(errors)))
+    else:
+        usable = lambda p: P.is_valid(kind, P.complete(kind, p), device_info, dtype)
+        prm = P.resolve(kind, database.lookup(device_info, kind, dtype, usable), device_info, dtype)
 
     defines = {"REAL": real, "ACC": acc}
     if kbias or ACTIVATIONS[act]:
@@ -170,7 +173,8 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
     for op, rows, (si, sj, sb), off, Ip, vw in (("a", kM, ka, ka_off, Mp, prm["VWM"]),
                                                   ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np, prm["VWN"])):
         in_place = (si == 1 and rows == Ip and K == Kp and sj >= rows and sj % vw == 0
-                    and off % vw == 0 and (batch == 1 or sb % vw == 0))
+                    and off % vw == 0 and (batch == 1 or sb % vw == 0)
+                    and _max_index(off, rows, K, si, sj, batch, sb) <= _INT_MAX)
         if in_place:
             operands[op] = ("user", sj, sb if batch > 1 else 0)
             continue
@@ -202,11 +206,12 @@ def event_elapsed_ns(event):
 
 
 def _launch(kernel, gsize, lsize, args, timing):
+    # oclcore's runtime returns a profiled event only from launch_timed();
+    # pyopencl-style kernels return one from launch() itself.
     if timing:
-        try:
-            return kernel.launch(gsize, lsize, args, timing=True)
-        except TypeError:
-            pass
+        timed = getattr(kernel, "launch_timed", None)
+        if timed is not None:
+            return timed(gsize, lsize, args)
     return kernel.launch(gsize, lsize, args)
 
 
@@ -217,8 +222,9 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
     plan has one.  Tiled plans may read an aligned operand in place, so
     a_off/b_off must equal those given to plan_gemm modulo the vector width.
     alloc(nbytes) -> buffer provides pack workspaces (tiled
-    plans only).  Returns the list of launch events (pack launches first);
-    timing=True asks the runtime for profiled events."""
+    plans only).  Returns the list of what the launches returned (pack
+    launches first; the runtime returns events only when timing=True, which
+    asks for profiled events)."""
     if plan is None:
         return []
     for name, v in (("a_off", a_off), ("b_off", b_off), ("c_off", c_off), ("bias_off", bias_off)):
@@ -268,6 +274,24 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
     return events
 
 
+_plan_cache = {}
+_PLAN_CACHE_MAX = 4096
+
+
+def _cached_plan(device_info, M, N, K, batch, dtype, a_strides, b_strides, c_strides, a_off, b_off,
+                 bias, act):
+    key = (device_info.get("name"), device_info.get("vendor"), device_info.get("driver_version"),
+           device_info.get("platform"), database.generation, M, N, K, batch, dtype, a_strides,
+           b_strides, c_strides, a_off % 16, b_off % 16, bias, act)
+    plan = _plan_cache.get(key)
+    if plan is None and key not in _plan_cache:
+        if len(_plan_cache) >= _PLAN_CACHE_MAX:
+            _plan_cache.clear()
+        plan = _plan_cache[key] = plan_gemm(device_info, M, N, K, batch, dtype, a_strides, b_strides,
+                                            c_strides, a_off, b_off, bias, act)
+    return plan
+
+
 def gemm(get_kernel, device_info, A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, c_rs, c_cs,
          M, N, K, alpha=1.0, beta=0.0, batch=1, a_bs=0, b_bs=0, c_bs=0, bias=None, bias_off=0,
          bias_dim="col", act=None, dtype="float32", alloc=None):
@@ -275,8 +299,10 @@ def gemm(get_kernel, device_info, A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C,
     buffers with element offsets and (row, col, batch) strides.  bias (a
     buffer) is indexed by column n (bias_dim='col') or row m ('row').  C is
     not read when beta == 0.  alloc(nbytes) -> buffer supplies temporary pack
-    workspaces.  Returns the launch events."""
-    plan = plan_gemm(device_info, M, N, K, batch, dtype, (a_rs, a_cs, a_bs), (b_rs, b_cs, b_bs),
+    workspaces.  Plans are cached per process (keyed by device, shape,
+    strides, offset alignment; refreshed when the user database is written).
+    Returns the launch events."""
+    plan = _cached_plan(device_info, M, N, K, batch, dtype, (a_rs, a_cs, a_bs), (b_rs, b_cs, b_bs),
                      (c_rs, c_cs, c_bs), a_off, b_off, bias_dim if bias is not None else None, act)
     return run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha, beta, bias, bias_off,
                     alloc)

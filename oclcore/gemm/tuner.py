@@ -67,7 +67,7 @@ def _neighbours(kind, p, space, device_info, dtype):
 class _Problem:
     """Device-resident operands of one tuning problem plus its reference."""
 
-    def __init__(self, kind, M, N, K, dtype, upload, download, alloc, seed):
+    def __init__(self, M, N, K, dtype, upload, download, alloc, seed):
         rng = np.random.default_rng(seed)
         npd = NP_DTYPE[dtype]
         self.M, self.N, self.K, self.dtype, self.download = M, N, K, dtype, download
@@ -116,7 +116,7 @@ def tune(get_kernel, device_info, upload, download, alloc, kind="tiled", M=None,
     K = K or M
     space = space or (TILED_SPACE if kind == "tiled" else DIRECT_SPACE)
     rng = random.Random(seed)
-    prob = _Problem(kind, M, N, K, dtype, upload, download, alloc, seed)
+    prob = _Problem(M, N, K, dtype, upload, download, alloc, seed)
     flops = 2.0 * M * N * K
     start_p = P.resolve(kind, database.lookup(device_info, kind, dtype), device_info, dtype)
     queue = [_normalise(kind, start_p)]
@@ -127,11 +127,10 @@ def tune(get_kernel, device_info, upload, download, alloc, kind="tiled", M=None,
     if progress:
         try:
             from tqdm import tqdm
-            bar = tqdm(total=int(budget_s), desc="tune %s %s" % (kind, dtype), unit="s")
+            bar = tqdm(total=int(budget_s), desc="tune %s %s" % (kind, dtype), unit="s", mininterval=1.0)
         except ImportError:
             bar = None
     t0 = time.time()
-    last = t0
     n_random = 0
     while time.time() - t0 < budget_s:
         if queue:
@@ -158,7 +157,6 @@ def tune(get_kernel, device_info, upload, download, alloc, kind="tiled", M=None,
             now = time.time()
             bar.update(min(int(now - t0), int(budget_s)) - bar.n)
             bar.set_postfix(tried=len(seen), best="%.1f GF/s" % (flops / best_t * 1e-9) if best_t else "-")
-            last = now
     if bar is not None:
         bar.close()
     if best is None:
@@ -177,7 +175,7 @@ def tune_crossover(get_kernel, device_info, upload, download, alloc, dtype="floa
     winning becomes min_indirect_size.  Returns the crossover dict."""
     winner = {}
     for s in sizes:
-        prob = _Problem("direct", s, s, s, dtype, upload, download, alloc, s)
+        prob = _Problem(s, s, s, dtype, upload, download, alloc, s)
         times = {}
         for kind in ("direct", "tiled"):
             try:
