@@ -20,7 +20,7 @@ for s in $steps; do
     gemm) run python3 bench/gemm.py --out "$OUT" ;;
     conv) run python3 bench/conv.py --models resnet50 --out "$OUT" ;;
     nets) run python3 bench/nets.py --out "$OUT" ${NETS_ARGS:-} ;;
-    tests) run python3 -m pytest -q -x tests/test_pointwise.py tests/test_reduce.py tests/test_graph.py ;;
+    tests) run python3 -m pytest -q -p no:cacheprovider ${TEST_FILES:-tests} ;;
   esac
 done
 rm -f "$OUT"/*.json.tmp
