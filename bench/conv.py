@@ -80,6 +80,25 @@ def time_layer(layer, device, sync):
     return fwd, max(bwd, 1e-9)
 
 
+def reference_times(args, layers_by_model):
+    """Times every layer on the reference device in a child process: torch's autograd engine
+    cannot run backward on ocl in a process that has also run CUDA work."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as f:
+        cmd = [sys.executable, __file__, "--reference-only", f.name, "--image", str(args.image),
+               "--models", *args.models] + (["--batch", str(args.batch)] if args.batch else [])
+        subprocess.run(cmd, check=True)
+        data = json.load(open(f.name))
+    return data["name"], {tuple(_untuple(v) for v in k): tuple(t) for k, t in data["times"]}
+
+
+def _untuple(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def reference():
     if torch.cuda.is_available():
         torch.backends.cudnn.allow_tf32 = False
@@ -97,10 +116,17 @@ def main():
     p.add_argument("--algorithms", nargs="*", default=None, help="algorithms to time one by one (default: all)")
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--out")
+    p.add_argument("--reference-only", metavar="JSON", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.reference_only:
+        ref, ref_sync, ref_name = reference()
+        times = [(layer, time_layer(layer, ref, ref_sync)) for model in a.models
+                 for layer in conv_layers(model, a.batch or BATCH[model], a.image)]
+        json.dump({"name": ref_name, "times": times}, open(a.reference_only, "w"))
+        return
+    ref_name, ref_times = reference_times(a, None)
     dev = oclcore.runtime.device(a.device)
     ocl = torch.device("ocl", a.device)
-    ref, ref_sync, ref_name = reference()
     algorithms = a.algorithms if a.algorithms is not None else list(oconv.ALGORITHMS)
     results = []
     totals = {}
@@ -109,7 +135,7 @@ def main():
         tot = collections.defaultdict(float)
         for layer, count in layers.items():
             row = {"model": model, "layer": layer, "count": count, "gflop": flops(layer) / 1e9}
-            rf, rb = time_layer(layer, ref, ref_sync)
+            rf, rb = ref_times[layer]
             of, ob = time_layer(layer, ocl, dev.synchronize)
             row.update(ref_fwd=rf, ref_bwd=rb, ocl_fwd=of, ocl_bwd=ob)
             for alg in algorithms:
