@@ -9,6 +9,7 @@ raise instead."""
 
 import collections
 import os
+import sys
 import threading
 import warnings
 
@@ -36,9 +37,41 @@ def register(*funcs):
 def dispatch(func, args, kwargs):
     """Runs aten ``func`` for ocl tensors."""
     impl = OPS.get(func)
-    if impl is not None:
-        return impl(*args, **kwargs) if kwargs else impl(*args)
-    return _unhandled(func, args, kwargs or {})
+    try:
+        if impl is not None:
+            return impl(*args, **kwargs) if kwargs else impl(*args)
+        return _unhandled(func, args, kwargs or {})
+    except Exception as e:
+        if threading.current_thread() is threading.main_thread() or _nested(func, args):
+            raise
+        failed = WorkerError(e, func)
+        n = len(func._schema.returns)
+        return failed if n == 1 else (failed,) * n
+
+
+class WorkerError:
+    """Stands in for the result of an op that failed on torch's autograd device thread.
+
+    A Python exception leaving __torch_dispatch__ on that thread terminates the
+    process (torch 2.14), while a result torch cannot convert raises a normal
+    RuntimeError in the thread that called backward(), quoting this object's
+    repr. So the original error reaches the user as that RuntimeError's text."""
+
+    def __init__(self, error, func):
+        self.error, self.func = error, func
+
+    def __repr__(self):
+        return (f"<the result of {self.func.name()}, which failed on the ocl device with "
+                f"{type(self.error).__name__}: {self.error}>")
+
+
+def _nested(func, args):
+    """True unless this dispatch was entered straight from torch's C++ (no Python caller):
+    only the outermost op on the worker thread converts its error, inner ones raise to it."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != "__torch_dispatch__":
+        frame = frame.f_back
+    return frame is None or frame.f_back is not None
 
 
 def fallbacks():

@@ -3,6 +3,8 @@
 Sizes, strides and the storage offset (in elements) live in the wrapper like
 any tensor's; the data lives in ``_buf``, shared by every view of it."""
 
+import math
+
 import torch
 
 from .. import runtime
@@ -28,14 +30,22 @@ def storage_bytes(size, stride, itemsize):
     return extent * itemsize
 
 
+_strides_cache = {}
+
+
 def contiguous_strides(size):
     """Row-major strides for ``size``."""
-    strides = []
-    acc = 1
-    for n in reversed(size):
-        strides.append(acc)
-        acc *= max(n, 1)
-    return tuple(reversed(strides))
+    st = _strides_cache.get(size)
+    if st is None:
+        strides = []
+        acc = 1
+        for n in reversed(size):
+            strides.append(acc)
+            acc *= max(n, 1)
+        st = tuple(reversed(strides))
+        if len(_strides_cache) < 4096:
+            _strides_cache[tuple(size)] = st
+    return st
 
 
 class OclTensor(torch.Tensor):
@@ -92,17 +102,26 @@ def _dispatch(func, args, kwargs):  # replaced by dispatch.install()
     raise RuntimeError("oclcore dispatch is not installed")
 
 
+_alloc = {}  # device index -> its allocation function (the hot path skips the device lookup)
+
+
 def empty(size, dtype, index, stride=None, requires_grad=False):
     """A new uninitialised ocl tensor with the given size (and strides)."""
     size = tuple(size)
-    stride = contiguous_strides(size) if stride is None else tuple(stride)
-    dev = runtime.device(index)
-    if dtype is torch.float64 and not dev.fp64:
-        raise TypeError(f"ocl:{index} ({dev.name}) does not support float64 (it lacks cl_khr_fp64); "
-                        "use float32")
-    itemsize = dtype.itemsize
-    buf = dev.alloc(storage_bytes(size, stride, itemsize))
-    return OclTensor(buf, size, stride, 0, dtype, index, requires_grad)
+    if stride is None:
+        stride = contiguous_strides(size)
+        nbytes = math.prod(size) * dtype.itemsize
+    else:
+        stride = tuple(stride)
+        nbytes = storage_bytes(size, stride, dtype.itemsize)
+    alloc = _alloc.get(index)
+    if alloc is None or dtype is torch.float64:
+        dev = runtime.device(index)
+        if dtype is torch.float64 and not dev.fp64:
+            raise TypeError(f"ocl:{index} ({dev.name}) does not support float64 (it lacks cl_khr_fp64); "
+                            "use float32")
+        alloc = _alloc[index] = dev.alloc
+    return OclTensor(alloc(nbytes), size, stride, 0, dtype, index, requires_grad)
 
 
 def alias(t, size, stride, offset):
