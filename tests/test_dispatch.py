@@ -1,0 +1,76 @@
+"""The dispatch layer: CPU fallback, strict mode, and errors raised inside backward."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import oclcore
+from oclcore.torch.dispatch import OPS
+
+from conftest import assert_close
+
+# An op with no OpenCL implementation and no decomposition (checked below).
+_UNIMPLEMENTED = torch.ops.aten.linalg_qr.default
+
+
+def test_cpu_fallback_warns_once_counts_and_is_correct():
+    assert _UNIMPLEMENTED not in OPS
+    a = torch.randn(5, 3)
+    oclcore.reset_fallbacks()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q, r = torch.linalg.qr(a.to("ocl"))
+        torch.linalg.qr(a.to("ocl"))
+    assert q.device.type == "ocl" and r.device.type == "ocl"
+    q_ref, r_ref = torch.linalg.qr(a)
+    assert_close(q, q_ref, atol=1e-5)
+    assert_close(r, r_ref, atol=1e-5)
+    assert oclcore.fallbacks() == {"aten::linalg_qr": 2}
+    msgs = [str(w.message) for w in caught if "linalg_qr" in str(w.message)]
+    assert len(msgs) <= 1  # warned at most once per process (maybe earlier)
+
+
+def test_strict_mode_raises():
+    code = ("import torch, oclcore\n"
+            "try:\n    torch.linalg.qr(torch.randn(3, 3, device='ocl'))\n"
+            "except RuntimeError as e:\n    print('raised:', e)\n")
+    env = dict(os.environ, OCLCORE_STRICT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert "raised:" in out.stdout and "OCLCORE_STRICT" in out.stdout, out.stdout + out.stderr
+
+
+def test_inplace_and_out_fallback_write_back():
+    from oclcore.torch.dispatch import cpu_fallback
+
+    z = torch.zeros(3, device="ocl")
+    out = cpu_fallback(torch.ops.aten.add_.Tensor, (z, torch.ones(3, device="ocl")), {})
+    assert out is z
+    assert z.cpu().tolist() == [1.0, 1.0, 1.0]
+    o = torch.empty(3, device="ocl")
+    res = cpu_fallback(torch.ops.aten.mul.out, (z, torch.full((3,), 2.0, device="ocl")), {"out": o})
+    assert res is o and o.cpu().tolist() == [2.0, 2.0, 2.0]
+
+
+def test_error_inside_backward_is_catchable(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("deliberate failure")
+
+    monkeypatch.setitem(OPS, torch.ops.aten.threshold_backward.default, broken)
+    x = torch.randn(6, device="ocl", requires_grad=True)
+    with pytest.raises(RuntimeError, match="deliberate failure"):
+        x.relu().sum().backward()
+    monkeypatch.undo()
+    x.grad = None
+    x.relu().sum().backward()  # the process and the device still work
+    assert_close(x.grad, (x.detach().cpu() > 0).float())
+
+
+def test_mixing_devices_is_an_error():
+    a = torch.randn(3, device="ocl")
+    with pytest.raises(RuntimeError, match="same device"):
+        a + torch.randn(3)
+    assert_close(a + torch.tensor(2.0), a.cpu() + 2.0)  # 0-dim CPU tensors are scalars
