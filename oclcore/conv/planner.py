@@ -14,16 +14,16 @@ import time
 
 from .algorithms import ALGORITHMS, FORWARD, GRAD_INPUT, GRAD_WEIGHT
 
-_state = threading.local()
+# Process-wide, not thread-local: autograd runs the backward of ocl tensors on its own device
+# thread, and a block forced around a training step must reach those passes too.
+_forced = []
 _benchmark = {"on": os.environ.get("OCLCORE_CONV_BENCHMARK", "0") == "1"}
 _winners = {}           # path -> {key: name}
 _lock = threading.Lock()
 
 
 def _stack():
-    if not hasattr(_state, "forced"):
-        _state.forced = []
-    return _state.forced
+    return _forced
 
 
 @contextlib.contextmanager

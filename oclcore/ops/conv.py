@@ -13,6 +13,7 @@ from ..torch.dispatch import cpu_fallback, register
 from ..torch.tensor import OclTensor, empty
 from . import pointwise
 from .linalg import device_context
+from .meta import infer
 
 aten = torch.ops.aten
 _contexts = {}
@@ -69,8 +70,8 @@ def _cast(t, dtype):
 
 
 def _supported(x, w):
-    return (x.dim() in (3, 4) and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
-            and w.dtype == x.dtype)
+    return (x.dim() in (3, 4) and w.dim() == x.dim()
+            and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and w.dtype == x.dtype)
 
 
 def _as2d(t):
@@ -96,6 +97,7 @@ def _pair(v, one_d, fill):
 
 @register(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    infer(aten.convolution.default, (x, w, bias, stride, padding, dilation, transposed, output_padding, groups))
     if not _supported(x, w):
         return cpu_fallback(aten.convolution.default,
                             (x, w, bias, stride, padding, dilation, transposed, output_padding, groups), {})
@@ -119,6 +121,8 @@ def convolution(x, w, bias, stride, padding, dilation, transposed, output_paddin
 @register(aten.convolution_backward.default)
 def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                          groups, output_mask):
+    infer(aten.convolution_backward.default, (grad, x, w, bias_sizes, stride, padding, dilation, transposed,
+                                              output_padding, groups, output_mask))
     if not _supported(x, w):
         return cpu_fallback(aten.convolution_backward.default,
                             (grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,

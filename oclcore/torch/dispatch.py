@@ -158,7 +158,8 @@ def cpu_fallback(func, args, kwargs):
     back = []
     for x in out_flat:
         if isinstance(x, torch.Tensor):
-            x = written.get(id(x)) or x.to(device)
+            orig = written.get(id(x))
+            x = orig if orig is not None else x.to(device)
         back.append(x)
     return tree_unflatten(back, out_spec)
 

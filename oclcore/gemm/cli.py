@@ -1,0 +1,142 @@
+"""``oclcore tune gemm``: tunes the GEMM kernels of one OpenCL device and
+stores the winners in the user database, which the planner prefers over the
+shipped entries.
+
+The budget is split between the three searches in proportion to what they
+decide: the tiled kernel (most of the FLOPs of large problems), the direct
+kernel (small and skinny problems) and the direct/tiled crossover, which is
+measured last with the freshly tuned parameters."""
+
+import sys
+import time
+
+import numpy as np
+
+from . import database, tuner
+
+TILED_SHARE, DIRECT_SHARE = 0.6, 0.25   # the crossover gets what is left
+CROSSOVER_SIZES = (32, 64, 128, 192, 256, 384, 512)
+_MIN_STAGE_S = 1.0
+
+
+class DeviceIO:
+    """The tuner's view of one device through oclcore's runtime: kernels,
+    buffers, and host transfers built on Buffer.write / Buffer.read."""
+
+    def __init__(self, index):
+        from .. import runtime
+
+        self.dev = runtime.device(index)
+        self.info = self.dev.info()
+        self._runtime = runtime
+
+    def get_kernel(self, files, defines, name, signature):
+        """The runtime's cached kernel on this device."""
+        return self._runtime.get_kernel(files, defines, name, signature, self.dev)
+
+    def alloc(self, nbytes):
+        """A device buffer of at least one byte."""
+        return self.dev.alloc(max(int(nbytes), 1))
+
+    def upload(self, array):
+        """A device buffer holding a copy of array."""
+        array = np.ascontiguousarray(array)
+        buf = self.alloc(array.nbytes)
+        if array.nbytes:
+            buf.write(array)
+        return buf
+
+    def download(self, buf, shape, dtype):
+        """The contents of buf as an ndarray of shape and dtype."""
+        out = np.empty(shape, dtype)
+        if out.nbytes:
+            buf.read(out)
+        return out
+
+
+def _problem_sizes(sizes, gpu):
+    """(tiled size, direct size, crossover sizes) for the requested square sizes."""
+    if not sizes:
+        return None, None, CROSSOVER_SIZES
+    sizes = sorted({int(s) for s in sizes if int(s) > 0})
+    if not sizes:
+        raise ValueError("--sizes needs positive sizes")
+    direct = min(sizes[0], 256 if gpu else 128)   # the direct kernel only serves small problems
+    ladder = sorted(set(s for s in CROSSOVER_SIZES if s <= 2 * sizes[-1]) | set(sizes))
+    return sizes[-1], direct, tuple(ladder)
+
+
+def _stage(title):
+    print("== " + title, flush=True)
+
+
+def _tune_family(io, kind, size, budget_s):
+    """tuner.tune for one kernel family; None (after saying why) when it fails."""
+    _stage("%s kernel, %s, %.0f s" % (kind, "%d^3" % size if size else "default size", budget_s))
+    try:
+        result = tuner.tune(io.get_kernel, io.info, io.upload, io.download, io.alloc, kind=kind,
+                            M=size, budget_s=budget_s, progress=True)
+    except Exception as e:   # e.g. the problem does not fit the device: report, go on
+        print("   skipped: %s" % (e,), flush=True)
+        return None
+    if result["params"] is None:
+        print("   no working configuration among %d tried" % result["tried"], flush=True)
+        return None
+    print("   best %.1f GFLOP/s after %d configurations (%d failed): %s"
+          % (result["gflops"], result["tried"], result["failed"], result["params"]), flush=True)
+    return result
+
+
+def _tune_crossover(io, sizes, deadline):
+    _stage("direct/tiled crossover")
+    affordable = [s for s in sizes if s <= 128 or time.time() < deadline]
+    try:
+        x = tuner.tune_crossover(io.get_kernel, io.info, io.upload, io.download, io.alloc,
+                                 sizes=tuple(affordable))
+    except Exception as e:   # a kernel computing wrong results must not be trusted, nor crash us
+        print("   skipped: %s" % (e,), flush=True)
+        return None
+    print("   tiled from %d^3 (and every dimension >= %d)"
+          % (x["min_indirect_size"], x["min_indirect_dim"]), flush=True)
+    return x
+
+
+def main(args):
+    """Run ``oclcore tune gemm`` with parsed arguments (what, budget, sizes,
+    device). Returns the process exit status."""
+    if getattr(args, "what", "gemm") != "gemm":
+        print("oclcore tune: only 'gemm' can be tuned", file=sys.stderr)
+        return 2
+    budget = float(args.budget)
+    if budget <= 0:
+        print("oclcore tune gemm: --budget must be positive", file=sys.stderr)
+        return 2
+    try:
+        io = DeviceIO(int(args.device))
+    except Exception as e:
+        print("oclcore tune gemm: no OpenCL device %s: %s" % (args.device, e), file=sys.stderr)
+        return 1
+    gpu = "cpu" not in str(io.info.get("type", "gpu")).lower()
+    try:
+        tiled_size, direct_size, cross_sizes = _problem_sizes(args.sizes, gpu)
+    except ValueError as e:
+        print("oclcore tune gemm: %s" % e, file=sys.stderr)
+        return 2
+    print("Tuning GEMM on %s (%s), budget %.0f s" % (io.info.get("name"), io.info.get("platform"), budget),
+          flush=True)
+    start = time.time()
+    saved = []
+    if _tune_family(io, "tiled", tiled_size, max(budget * TILED_SHARE, _MIN_STAGE_S)):
+        saved.append("tiled")
+    left = budget - (time.time() - start)
+    if _tune_family(io, "direct", direct_size, max(min(budget * DIRECT_SHARE, left), _MIN_STAGE_S)):
+        saved.append("direct")
+    if _tune_crossover(io, cross_sizes, start + budget):
+        saved.append("crossover")
+    print("Took %.0f s." % (time.time() - start))
+    if not saved:
+        print("Nothing was written: no configuration ran correctly on this device.", flush=True)
+        return 1
+    print("Wrote %s to %s (used in preference to the shipped database)."
+          % (", ".join(saved), database.user_db_path()), flush=True)
+    return 0

@@ -1,0 +1,509 @@
+"""The GEMM core on ocl: the torch ops built on it (mm, addmm, bmm, baddbmm,
+linear, mv, dot, matmul, torch.ops.oclcore.gemm) with their gradients, and
+oclcore.gemm.planner directly on runtime buffers (edge shapes, the four
+transpositions, strided/offset/batched operands, alpha/beta, float64, every
+shipped database entry), all against float64 references with a K-scaled
+tolerance."""
+
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import DEVICE, assert_close
+from oclcore import runtime
+from oclcore.gemm import database, params as P, planner
+
+EPS = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
+NPD = {"float32": np.float32, "float64": np.float64}
+TORCH_EPS = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53, torch.float16: 2.0 ** -11}
+
+
+# ---- tolerance -------------------------------------------------------------------------------
+
+def _k_tol(K, magnitude, eps):
+    """Error bound of a length-K dot product: a few ulps per term of the sum of |products|."""
+    return 4 * (K + 3) * eps * magnitude + 1e-30
+
+
+def assert_gemm_close(got, ref, magnitude, K, eps):
+    """|got - ref| <= K-scaled bound, elementwise, with ref and magnitude in float64."""
+    got = np.asarray(got, np.float64)
+    tol = _k_tol(K, np.asarray(magnitude, np.float64), eps)
+    err = np.abs(got - ref)
+    bad = ~(err <= tol)
+    assert not bad.any(), (f"{bad.sum()} of {bad.size} elements off; worst error/tolerance "
+                           f"{np.nanmax(err / tol):.3g}")
+
+
+def _torch_check(got, ref64, magnitude, K):
+    """Compares an ocl result with a float64 CPU reference."""
+    assert got.device.type == "ocl"
+    assert got.shape == ref64.shape, (got.shape, ref64.shape)
+    assert_gemm_close(got.detach().cpu().double().numpy(), ref64.detach().numpy(),
+                      magnitude.detach().numpy(), K, TORCH_EPS[got.dtype])
+
+
+def _o(t):
+    return t.to(DEVICE)
+
+
+# ---- torch ops -------------------------------------------------------------------------------
+
+SHAPES = [(1, 1, 1), (1, 7, 3), (7, 1, 5), (13, 17, 1), (31, 37, 41), (65, 63, 67), (3, 200, 7),
+          (50, 61, 3000), (129, 127, 33), (300, 260, 270)]
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES, ids=lambda v: str(v))
+def test_mm_shapes(no_fallbacks, M, N, K):
+    torch.manual_seed(M * 1000 + N + K)
+    a, b = torch.randn(M, K), torch.randn(K, N)
+    c = _o(a) @ _o(b)
+    _torch_check(c, a.double() @ b.double(), a.double().abs() @ b.double().abs(), K)
+
+
+@pytest.mark.parametrize("ta,tb", list(itertools.product([False, True], repeat=2)))
+def test_mm_transposed_views(no_fallbacks, ta, tb):
+    torch.manual_seed(int(ta) * 2 + int(tb))
+    M, N, K = 37, 45, 29
+    a = torch.randn(K, M).t() if ta else torch.randn(M, K)
+    b = torch.randn(N, K).t() if tb else torch.randn(K, N)
+    ao, bo = _o(a.t().contiguous()).t() if ta else _o(a), _o(b.t().contiguous()).t() if tb else _o(b)
+    assert ao.is_contiguous() != ta and bo.is_contiguous() != tb
+    c = ao @ bo
+    _torch_check(c, a.double() @ b.double(), a.double().abs() @ b.double().abs(), K)
+    # a transposed output too: (B^T A^T)^T
+    ct = (bo.t() @ ao.t()).t()
+    _torch_check(ct, a.double() @ b.double(), a.double().abs() @ b.double().abs(), K)
+
+
+def test_mm_strided_and_offset_views(no_fallbacks):
+    torch.manual_seed(3)
+    big_a, big_b = torch.randn(80, 70), torch.randn(90, 100)
+    a, b = big_a[3:69:2, 5:24], big_b[7:26, 1:100:3]          # offsets and non-unit strides
+    assert a.stride() == (140, 1) and b.stride() == (100, 3)
+    ao, bo = _o(big_a)[3:69:2, 5:24], _o(big_b)[7:26, 1:100:3]
+    _torch_check(ao @ bo, a.double() @ b.double(), a.double().abs() @ b.double().abs(), 19)
+    at = _o(big_a.t().contiguous()).t()[3:69:2, 5:24]          # column-major slice
+    _torch_check(at @ bo, a.double() @ b.double(), a.double().abs() @ b.double().abs(), 19)
+    out = torch.full((40, 120), float("nan"), device=DEVICE)
+    view = out[:33, ::3][:, :33]                                # strided out= view
+    torch.mm(ao, bo, out=view)
+    _torch_check(view, a.double() @ b.double(), a.double().abs() @ b.double().abs(), 19)
+    rest = out.cpu()
+    rest[:33, 0:99:3] = 0
+    assert torch.isnan(rest).sum() == 40 * 120 - 33 * 33, "mm wrote outside the out= view"
+
+
+def test_mm_empty_and_k0(no_fallbacks):
+    a, b = torch.randn(4, 0), torch.randn(0, 5)
+    c = _o(a) @ _o(b)
+    assert c.shape == (4, 5) and (c.cpu() == 0).all()
+    assert (_o(torch.randn(0, 3)) @ _o(torch.randn(3, 5))).shape == (0, 5)
+    assert (_o(torch.randn(4, 3)) @ _o(torch.randn(3, 0))).shape == (4, 0)
+    c = torch.addmm(_o(torch.ones(4, 5)), _o(a), _o(b), beta=2.5)
+    assert (c.cpu() == 2.5).all()
+
+
+@pytest.mark.parametrize("alpha,beta", [(1, 1), (0.5, -1.5), (-2.0, 0)])
+def test_addmm_alpha_beta(no_fallbacks, alpha, beta):
+    torch.manual_seed(4)
+    M, N, K = 40, 33, 50
+    a, b = torch.randn(M, K), torch.randn(K, N)
+    for bias in (torch.randn(M, N), torch.randn(N), torch.randn(1, N), torch.randn(M, 1)):
+        c = torch.addmm(_o(bias), _o(a), _o(b), beta=beta, alpha=alpha)
+        ref = alpha * (a.double() @ b.double()) + (beta * bias.double() if beta else 0)
+        mag = abs(alpha) * (a.double().abs() @ b.double().abs()) + abs(beta) * bias.double().abs()
+        _torch_check(c, ref.expand(M, N), mag.expand(M, N), K)
+
+
+def test_addmm_beta0_ignores_nan(no_fallbacks):
+    torch.manual_seed(5)
+    a, b = torch.randn(9, 11), torch.randn(11, 13)
+    c = torch.addmm(_o(torch.full((9, 13), float("nan"))), _o(a), _o(b), beta=0)
+    _torch_check(c, a.double() @ b.double(), a.double().abs() @ b.double().abs(), 11)
+    out = torch.full((9, 13), float("nan"), device=DEVICE)
+    torch.mm(_o(a), _o(b), out=out)
+    _torch_check(out, a.double() @ b.double(), a.double().abs() @ b.double().abs(), 11)
+
+
+def test_bmm_baddbmm_and_broadcast_matmul(no_fallbacks):
+    torch.manual_seed(6)
+    a, b = torch.randn(3, 29, 23), torch.randn(3, 31, 23).transpose(1, 2)
+    ao, bo = _o(a), _o(b.transpose(1, 2).contiguous()).transpose(1, 2)
+    ref, mag = a.double() @ b.double(), a.double().abs() @ b.double().abs()
+    _torch_check(torch.bmm(ao, bo), ref, mag, 23)
+    c = torch.randn(3, 29, 31)
+    r = torch.baddbmm(_o(c), ao, bo, beta=0.25, alpha=-2.0)
+    _torch_check(r, 0.25 * c.double() - 2.0 * ref, 2 * mag + 0.25 * c.double().abs(), 23)
+    r = torch.baddbmm(_o(torch.full((3, 29, 31), float("nan"))), ao, bo, beta=0)
+    _torch_check(r, ref, mag, 23)
+    # matmul with a broadcast batch: (4, 1, M, K) @ (3, K, N) and (B, M, K) @ (K, N)
+    x, y = torch.randn(4, 1, 6, 9), torch.randn(3, 9, 5)
+    _torch_check(_o(x) @ _o(y), x.double() @ y.double(), x.double().abs() @ y.double().abs(), 9)
+    w = torch.randn(9, 5)
+    z = torch.randn(2, 6, 9)
+    _torch_check(_o(z) @ _o(w), z.double() @ w.double(), z.double().abs() @ w.double().abs(), 9)
+    # a batch of one shared operand, expanded (batch stride 0)
+    e = torch.randn(1, 23, 31)
+    r = torch.bmm(ao, _o(e).expand(3, 23, 31))
+    _torch_check(r, a.double() @ e.double(), a.double().abs() @ e.double().abs(), 23)
+
+
+def test_mv_addmv_dot(no_fallbacks):
+    torch.manual_seed(7)
+    a, x = torch.randn(37, 301), torch.randn(301)
+    _torch_check(torch.mv(_o(a), _o(x)), a.double() @ x.double(), a.double().abs() @ x.double().abs(), 301)
+    at = _o(a.t().contiguous()).t()
+    _torch_check(at @ _o(x), a.double() @ x.double(), a.double().abs() @ x.double().abs(), 301)
+    xs = torch.randn(602)
+    _torch_check(torch.mv(_o(a), _o(xs)[::2]), a.double() @ xs[::2].double(),
+                 a.double().abs() @ xs[::2].double().abs(), 301)
+    v = torch.randn(37)
+    r = torch.addmv(_o(v), _o(a), _o(x), beta=0.5, alpha=2.0)
+    _torch_check(r, 0.5 * v.double() + 2 * (a.double() @ x.double()),
+                 0.5 * v.double().abs() + 2 * (a.double().abs() @ x.double().abs()), 301)
+    y = torch.randn(301)
+    d = torch.dot(_o(x), _o(y))
+    assert d.dim() == 0
+    _torch_check(d, x.double() @ y.double(), x.double().abs() @ y.double().abs(), 301)
+    _torch_check(_o(x) @ _o(y), x.double() @ y.double(), x.double().abs() @ y.double().abs(), 301)
+
+
+def test_float64_and_float16(no_fallbacks):
+    torch.manual_seed(8)
+    a, b = torch.randn(70, 90, dtype=torch.float64), torch.randn(90, 50, dtype=torch.float64)
+    c = _o(a) @ _o(b)
+    assert c.dtype == torch.float64
+    _torch_check(c, a @ b, a.abs() @ b.abs(), 90)
+    c = torch.addmm(_o(torch.randn(50, dtype=torch.float64)), _o(a), _o(b))
+    assert c.dtype == torch.float64
+    ah, bh = a.half(), b.half()
+    ch = _o(ah) @ _o(bh)
+    assert ch.dtype == torch.float16
+    ref = ah.double() @ bh.double()
+    assert_close(ch.float(), ref.float(), rtol=2e-3, atol=2e-3)
+
+
+def test_linear_and_autograd(no_fallbacks):
+    torch.manual_seed(9)
+    x, w, b = torch.randn(4, 5, 33), torch.randn(17, 33), torch.randn(17)
+    xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+    xo, wo, bo = (_o(t).requires_grad_() for t in (x, w, b))
+    yc, yo = F.linear(xs, ws, bs), F.linear(xo, wo, bo)
+    assert_close(yo, yc, 1e-5, 1e-5)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yo.backward(_o(g))
+    for to, tc in ((xo, xs), (wo, ws), (bo, bs)):
+        assert_close(to.grad, tc.grad, 1e-5, 1e-5)
+    # no bias, and a chain of matmuls with transposed operands
+    a, m = torch.randn(6, 20), torch.randn(9, 20)
+    ac, mc = a.clone().requires_grad_(), m.clone().requires_grad_()
+    ao, mo = _o(a).requires_grad_(), _o(m).requires_grad_()
+    (F.linear(ac, mc).t() @ ac).sum().backward()
+    (F.linear(ao, mo).t() @ ao).sum().backward()
+    assert_close(ao.grad, ac.grad, 1e-5, 1e-5)
+    assert_close(mo.grad, mc.grad, 1e-5, 1e-5)
+
+
+def test_bmm_matmul_autograd(no_fallbacks):
+    torch.manual_seed(10)
+    a, b = torch.randn(3, 8, 12), torch.randn(12, 7)
+    ac, bc = a.clone().requires_grad_(), b.clone().requires_grad_()
+    ao, bo = _o(a).requires_grad_(), _o(b).requires_grad_()
+    g = torch.randn(3, 8, 7)
+    (ac @ bc).backward(g)
+    (ao @ bo).backward(_o(g))
+    assert_close(ao.grad, ac.grad, 1e-5, 1e-5)
+    assert_close(bo.grad, bc.grad, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("act", ["none", "relu"])
+def test_oclcore_gemm_op(no_fallbacks, act):
+    torch.manual_seed(11)
+    a, b, bias = torch.randn(19, 27), torch.randn(27, 23), torch.randn(23)
+    for with_bias in (False, True):
+        ref = torch.ops.oclcore.gemm(a, b, bias if with_bias else None, 1.5, act)  # the CPU reference impl
+        got = torch.ops.oclcore.gemm(_o(a), _o(b), _o(bias) if with_bias else None, 1.5, act)
+        lin = 1.5 * (a.double() @ b.double()) + (bias.double() if with_bias else 0)
+        _torch_check(got, lin.relu() if act == "relu" else lin,
+                     1.5 * (a.double().abs() @ b.double().abs()) + bias.double().abs(), 27)
+        assert_close(got, ref, 1e-5, 1e-5)
+    # autograd through the custom op
+    ac, bc, biasc = (t.clone().requires_grad_() for t in (a, b, bias))
+    ao, bo, biaso = (_o(t).requires_grad_() for t in (a, b, bias))
+    g = torch.randn(19, 23)
+    torch.ops.oclcore.gemm(ac, bc, biasc, 1.5, act).backward(g)
+    torch.ops.oclcore.gemm(ao, bo, biaso, 1.5, act).backward(_o(g))
+    for to, tc in ((ao, ac), (bo, bc), (biaso, biasc)):
+        assert_close(to.grad, tc.grad, 1e-5, 1e-5)
+
+
+def test_oclcore_gemm_op_errors_and_fake():
+    with pytest.raises(RuntimeError, match="expects"):
+        torch.ops.oclcore.gemm(_o(torch.randn(3, 4)), _o(torch.randn(5, 6)))
+    with pytest.raises(RuntimeError, match="act"):
+        torch.ops.oclcore.gemm(_o(torch.randn(3, 4)), _o(torch.randn(4, 6)), None, 1.0, "gelu")
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        r = torch.ops.oclcore.gemm(torch.empty(3, 4), torch.empty(4, 6), torch.empty(6), 1.0, "relu")
+    assert r.shape == (3, 6)
+
+
+def test_mm_errors_match_torch():
+    a, b = torch.randn(3, 4), torch.randn(5, 6)
+    with pytest.raises(RuntimeError) as cpu:
+        a @ b
+    with pytest.raises(RuntimeError) as ocl:
+        _o(a) @ _o(b)
+    assert str(ocl.value) == str(cpu.value)
+
+
+# ---- the planner on runtime buffers -------------------------------------------------------------
+
+class Dev:
+    """oclcore.gemm's view of ocl:0 through the runtime."""
+
+    def __init__(self):
+        self.dev = runtime.device(0)
+        self.info = self.dev.info()
+
+    def get_kernel(self, files, defines, name, signature):
+        return runtime.get_kernel(files, defines, name, signature, self.dev)
+
+    def alloc(self, nbytes):
+        return self.dev.alloc(max(int(nbytes), 1))
+
+    def upload(self, a):
+        a = np.ascontiguousarray(a)
+        buf = self.alloc(a.nbytes)
+        buf.write(a)
+        return buf
+
+    def download(self, buf, n, dtype):
+        out = np.empty(n, dtype)
+        buf.read(out)
+        return out
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return Dev()
+
+
+def _layout(rows, cols, batch, kind, extra=0):
+    """(offset, row stride, col stride, batch stride, flat size) of a rows x cols (x batch) operand:
+    kind 'n' row-major, 't' column-major, 's'/'u' with non-unit strides; a trailing 'o' adds an offset."""
+    off = 3 + extra if kind.endswith("o") else 0
+    k = kind.rstrip("o")
+    rs, cs = {"n": (cols, 1), "t": (1, rows), "s": (2 * cols + 3, 2), "u": (3, 3 * rows + 1)}[k]
+    span = max((rows - 1) * rs + (cols - 1) * cs + 1, 1)
+    bs = span + 5 if batch > 1 else 0
+    return off, rs, cs, bs, off + (batch - 1) * bs + span
+
+
+def _view(flat, off, rows, cols, batch, rs, cs, bs):
+    it = flat.itemsize
+    return np.lib.stride_tricks.as_strided(flat[off:], (batch, rows, cols), (bs * it, rs * it, cs * it))
+
+
+def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0, kind=None,
+              params=None, dtype="float32", bias=None, act=None, b_shared=False, seed=0):
+    """Runs one GEMM through plan_gemm/run_gemm (or the one-call gemm() when kind and params are
+    None) on layouts la/lb/lc and checks it against float64 numpy, including that nothing outside
+    C's view changed and that C is not read when beta == 0 (it is filled with NaN)."""
+    rng = np.random.default_rng(seed)
+    npd = NPD[dtype]
+    ao, ars, acs, abs_, asz = _layout(M, K, batch, la)
+    bo, brs, bcs, bbs, bsz = _layout(K, N, 1 if b_shared else batch, lb, 1)
+    co, crs, ccs, cbs, csz = _layout(M, N, batch, lc, 2)
+    bbs = 0 if b_shared else bbs
+    Af, Bf = rng.uniform(-1, 1, asz).astype(npd), rng.uniform(-1, 1, bsz).astype(npd)
+    Cf = rng.uniform(-1, 1, csz).astype(npd) if beta != 0 else np.full(csz, np.nan, npd)
+    A = _view(Af, ao, M, K, batch, ars, acs, abs_).astype(np.float64)
+    B = _view(Bf, bo, K, N, 1 if b_shared else batch, brs, bcs, bbs).astype(np.float64)
+    C = _view(Cf, co, M, N, batch, crs, ccs, cbs).astype(np.float64)
+    biasv = rng.uniform(-1, 1, (M if bias == "row" else N) + 2).astype(npd)
+    bvec = np.zeros(1)
+    if bias == "col":
+        bvec = biasv[2:].astype(np.float64)[None, None, :]
+    elif bias == "row":
+        bvec = biasv[2:].astype(np.float64)[None, :, None]
+    lin = alpha * (A @ B) + (beta * C if beta != 0 else 0) + bvec
+    ref = np.maximum(lin, 0) if act == "relu" else lin
+    mag = abs(alpha) * (np.abs(A) @ np.abs(B)) + (abs(beta) * np.abs(C) if beta != 0 else 0) + np.abs(bvec)
+    a, b, c = dev.upload(Af), dev.upload(Bf), dev.upload(Cf)
+    bb = dev.upload(biasv) if bias else None
+    if kind is None and params is None:
+        plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
+                                 (crs, ccs, cbs), ao, bo, bias, act)
+        planner.gemm(dev.get_kernel, dev.info, a, ao, ars, acs, b, bo, brs, bcs, c, co, crs, ccs, M, N, K,
+                     alpha, beta, batch, abs_, bbs, cbs, bb, 2 if bias else 0, bias or "col", act, dtype,
+                     dev.alloc)
+    else:
+        plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
+                                 (crs, ccs, cbs), ao, bo, bias, act, kind=kind, params=params)
+        planner.run_gemm(plan, dev.get_kernel, a, ao, b, bo, c, co, alpha, beta, bb, 2 if bias else 0,
+                         alloc=dev.alloc)
+    out = dev.download(c, csz, npd)
+    got = _view(out, co, M, N, batch, crs, ccs, cbs)
+    assert_gemm_close(got, ref, mag, K, EPS[dtype])
+    outside = np.ones(csz, bool)
+    outside[_view(np.arange(csz), co, M, N, batch, crs, ccs, cbs).ravel()] = False
+    np.testing.assert_array_equal(out[outside], Cf[outside], "GEMM wrote outside C's view")
+    if kind is not None and plan is not None and K > 0:
+        assert plan.kind == kind
+    return plan
+
+
+KINDS = ["direct", "tiled"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 1, 5), (1, 9, 4), (13, 17, 1), (31, 37, 41),
+                                   (97, 5, 131), (129, 127, 33), (50, 61, 3000)], ids=str)
+def test_planner_shapes(dev, kind, M, N, K):
+    run_check(dev, M, N, K, kind=kind, seed=M + N + K)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planner_transpositions_strides_offsets(dev, kind):
+    for i, (la, lb, lc) in enumerate(itertools.product("nt", "nt", "nt")):
+        run_check(dev, 37, 45, 29, la, lb, lc, kind=kind, seed=i)
+    for i, (la, lb, lc) in enumerate((("so", "uo", "so"), ("uo", "so", "uo"), ("no", "to", "so"))):
+        run_check(dev, 33, 70, 19, la, lb, lc, kind=kind, seed=10 + i)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planner_batched_alpha_beta(dev, kind):
+    run_check(dev, 29, 31, 23, "n", "t", "n", batch=3, kind=kind)
+    run_check(dev, 29, 31, 23, "to", "s", "u", batch=4, kind=kind, b_shared=True)
+    run_check(dev, 40, 33, 50, alpha=0.5, beta=-1.5, kind=kind)
+    run_check(dev, 40, 33, 50, "t", "n", "t", batch=2, alpha=-2.0, beta=0.25, kind=kind)
+    run_check(dev, 20, 30, 0, beta=0.5, kind=kind)          # K = 0: C = beta * C
+    run_check(dev, 20, 30, 0, beta=0.0, kind=kind)          # K = 0, beta = 0: zeros, C not read
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planner_epilogue(dev, kind):
+    run_check(dev, 37, 70, 45, bias="col", act="relu", kind=kind)
+    run_check(dev, 70, 37, 45, "t", "n", "t", bias="row", act="relu", beta=1.0, kind=kind)
+    run_check(dev, 33, 19, 21, "n", "t", "n", batch=2, bias="col", kind=kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planner_float64(dev, kind):
+    if not dev.info.get("fp64"):
+        pytest.skip("no cl_khr_fp64")
+    run_check(dev, 65, 63, 67, "t", "n", "n", kind=kind, dtype="float64")
+    run_check(dev, 29, 31, 300, "n", "t", "t", batch=2, alpha=0.5, beta=2.0, kind=kind, dtype="float64")
+
+
+def test_planner_float16_needs_the_extension(dev):
+    if dev.info.get("fp16"):
+        run_check(dev, 33, 35, 37, kind="direct", dtype="float16")
+    else:
+        with pytest.raises(TypeError, match="cl_khr_fp16"):
+            planner.plan_gemm(dev.info, 8, 8, 8, dtype="float16")
+
+
+def test_planner_aligned_operands_in_place(dev):
+    """Tiled plans read tile-aligned operands without packing them."""
+    p = P.resolve("tiled", database.lookup(dev.info, "tiled"), dev.info)
+    m, n, k = 2 * p["MWG"], 2 * p["NWG"], 3 * p["KWG"]
+    for la, lb, lc in (("n", "n", "n"), ("t", "t", "t"), ("n", "t", "t")):
+        plan = run_check(dev, m, n, k, la, lb, lc, kind="tiled")
+        if la == lc:   # the operand whose layout matches C's is aligned for the kernel as it is
+            assert "user" in [how for how, _, _ in plan.operands.values()], plan.operands
+        run_check(dev, m, n, k, la, lb, lc, kind="tiled", batch=2)
+
+
+def test_direct_and_tiled_agree(dev):
+    """Forcing either kernel family on one problem gives the same (correct) result."""
+    rng = np.random.default_rng(12)
+    M, N, K = 70, 90, 130
+    A = rng.standard_normal((K, M)).astype(np.float32)     # used transposed
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    a, b = dev.upload(A), dev.upload(B)
+    outs = {}
+    for kind in KINDS:
+        c = dev.upload(np.full((M, N), np.nan, np.float32))
+        plan = planner.plan_gemm(dev.info, M, N, K, a_strides=(1, M), kind=kind)
+        assert plan.kind == kind
+        planner.run_gemm(plan, dev.get_kernel, a, 0, b, 0, c, 0, alloc=dev.alloc)
+        outs[kind] = dev.download(c, (M, N), np.float32)
+    ref = A.T.astype(np.float64) @ B.astype(np.float64)
+    mag = np.abs(A.T.astype(np.float64)) @ np.abs(B.astype(np.float64))
+    for out in outs.values():
+        assert_gemm_close(out, ref, mag, K, EPS["float32"])
+    assert_gemm_close(outs["direct"], outs["tiled"].astype(np.float64), 2 * mag, K, EPS["float32"])
+
+
+def test_auto_choice_and_one_call_gemm(dev):
+    assert planner.choose_kind(dev.info, 5, 6, 7) == "direct"
+    assert planner.choose_kind(dev.info, 2048, 2048, 2048) == "tiled"
+    assert planner.choose_kind(dev.info, 1, 2048, 2048) == "direct"    # skinny
+    for M, N, K in ((5, 6, 7), (300, 300, 300), (1, 512, 512)):
+        run_check(dev, M, N, K)
+        run_check(dev, M, N, K, "t", "n", "t", batch=2, alpha=0.5, beta=2.0, bias="row", act="relu")
+
+
+def test_planner_rejects_bad_arguments(dev):
+    with pytest.raises(ValueError, match="activation"):
+        planner.plan_gemm(dev.info, 4, 4, 4, act="swish")
+    with pytest.raises(ValueError, match="bias"):
+        planner.plan_gemm(dev.info, 4, 4, 4, bias="diag")
+    with pytest.raises(ValueError, match="negative"):
+        planner.plan_gemm(dev.info, -1, 4, 4)
+    with pytest.raises(ValueError, match="invalid tiled parameters"):
+        planner.plan_gemm(dev.info, 64, 64, 64, kind="tiled", params=dict(MWG=30, NWG=32, KWG=16))
+    with pytest.raises(ValueError, match="32-bit"):
+        planner.plan_gemm(dev.info, 2 ** 31, 4, 4)
+    assert planner.plan_gemm(dev.info, 0, 4, 4) is None
+
+
+# ---- shipped database entries -------------------------------------------------------------------
+
+def _shipped_param_sets():
+    """Distinct (kind, params) of every shipped entry, with where they come from."""
+    found = {}
+    folder = os.path.join(os.path.dirname(database.__file__), "database")
+    for fn in sorted(os.listdir(folder)):
+        if not fn.endswith(".json"):
+            continue
+        with open(os.path.join(folder, fn)) as f:
+            entries = json.load(f)["entries"]
+        for i, e in enumerate(entries):
+            for kind in ("tiled", "direct"):
+                if kind in e:
+                    key = (kind, tuple(sorted(e[kind].items())))
+                    found.setdefault(key, []).append("%s#%d:%s/%s/%s" % (fn, i, e.get("vendor"), e.get("arch"),
+                                                                         e.get("dtype")))
+    return [pytest.param(kind, dict(p), id="%s-%s" % (kind, "+".join(src)))
+            for (kind, p), src in found.items()]
+
+
+def test_shipped_database_entries_are_valid():
+    for param in _shipped_param_sets():
+        kind, p = param.values
+        check = P.tiled_errors if kind == "tiled" else P.direct_errors
+        assert check(P.complete(kind, p)) == [], param.id
+        assert set(p) == set(P.TILED_KEYS if kind == "tiled" else P.DIRECT_KEYS), param.id
+
+
+@pytest.mark.parametrize("kind,params", _shipped_param_sets())
+def test_shipped_database_entry_runs(dev, kind, params):
+    run_check(dev, 67, 131, 45, "t", "n", "n", kind=kind, params=params, seed=1)
+    run_check(dev, 40, 50, 30, "n", "t", "t", batch=2, kind=kind, params=params, seed=2)
+
+
+def test_database_lookup_on_this_device(dev):
+    for family in ("tiled", "direct", "crossover"):
+        assert database.lookup(dev.info, family) is not None
+    key = database.device_key(dev.info)
+    assert len(key) == 4
