@@ -119,12 +119,14 @@ cdef extern from "oclcore/runtime.h" nogil:
 cdef class Device:
     cdef ocl_device* dev
     cdef readonly int index
+    cdef ocl_device* _d(self) except NULL
 
 
 cdef class Buffer:
     cdef ocl_block* block
     cdef readonly Device device
     cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1
+    cdef ocl_block* _b(self) except NULL
 
 
 cdef class Program:

@@ -164,46 +164,54 @@ cdef class Device:
     def __init__(self):
         raise TypeError("use oclcore._runtime.device(index)")
 
+    cdef ocl_device* _d(self) except NULL:
+        if self.dev is NULL:
+            raise ValueError("this Device was not made by oclcore._runtime.device(index)")
+        return self.dev
+
     def __repr__(self):
         return f"<oclcore Device {self.index}: {self.name} ({self.platform})>"
 
     @property
-    def name(self): return self.dev.name.decode(errors="replace").strip()
+    def name(self): return self._d().name.decode(errors="replace").strip()
     @property
-    def vendor(self): return self.dev.vendor.decode(errors="replace").strip()
+    def vendor(self): return self._d().vendor.decode(errors="replace").strip()
     @property
-    def platform(self): return self.dev.platform.decode(errors="replace").strip()
+    def platform(self): return self._d().platform.decode(errors="replace").strip()
     @property
-    def version(self): return self.dev.version.decode(errors="replace").strip()
+    def version(self): return self._d().version.decode(errors="replace").strip()
     @property
-    def driver_version(self): return self.dev.driver_version.decode(errors="replace").strip()
+    def driver_version(self): return self._d().driver_version.decode(errors="replace").strip()
     @property
     def type(self):
         for bit, name in _TYPE_NAMES:
-            if self.dev.type & bit:
+            if self._d().type & bit:
                 return name
         return "OTHER"
     @property
-    def compute_units(self): return self.dev.compute_units
+    def compute_units(self): return self._d().compute_units
     @property
-    def clock_mhz(self): return self.dev.clock_mhz
+    def clock_mhz(self): return self._d().clock_mhz
     @property
-    def global_mem(self): return self.dev.global_mem
+    def global_mem(self): return self._d().global_mem
     @property
-    def local_mem(self): return self.dev.local_mem
+    def local_mem(self): return self._d().local_mem
     @property
-    def max_alloc(self): return self.dev.max_alloc
+    def max_alloc(self): return self._d().max_alloc
     @property
-    def max_work_group_size(self): return self.dev.max_work_group_size
+    def max_work_group_size(self): return self._d().max_work_group_size
     @property
-    def preferred_vector_width_float(self): return self.dev.preferred_vector_width_float
+    def preferred_vector_width_float(self): return self._d().preferred_vector_width_float
     @property
     def extensions(self):
-        return sorted((self.dev.extensions or b"").decode().split()) if self.dev.extensions else []
+        cdef char* ext = self._d().extensions
+        if ext is NULL:
+            return []
+        return sorted(ext.decode().split())
     @property
-    def fp16(self): return bool(self.dev.fp16)
+    def fp16(self): return bool(self._d().fp16)
     @property
-    def fp64(self): return bool(self.dev.fp64)
+    def fp64(self): return bool(self._d().fp64)
 
     def info(self):
         """All properties as a dict."""
@@ -216,20 +224,20 @@ cdef class Device:
     def synchronize(self):
         """Waits until every command queued on this device has finished."""
         _no_capture("synchronize()")
-        check(ocl_device_synchronize(self.dev))
+        check(ocl_device_synchronize(self._d()))
 
     def flush(self):
         """Submits queued commands to the device without waiting."""
-        if self.dev.queue:
-            check_call(ocl_api.clFlush(self.dev.queue), "clFlush")
+        if self._d().queue:
+            check_call(ocl_api.clFlush(self._d().queue), "clFlush")
 
     @property
     def profiling(self):
-        return bool(self.dev.profiling)
+        return bool(self._d().profiling)
 
     @profiling.setter
     def profiling(self, enabled):
-        check(ocl_device_set_profiling(self.dev, 1 if enabled else 0))
+        check(ocl_device_set_profiling(self._d(), 1 if enabled else 0))
 
     # -- memory --
     def alloc(self, nbytes):
@@ -238,14 +246,14 @@ cdef class Device:
         if n < 0:
             raise ValueError(f"cannot allocate a negative number of bytes ({n})")
         cdef Buffer b = Buffer.__new__(Buffer)
-        check(ocl_malloc(self.dev, <size_t>n, &b.block))
+        check(ocl_malloc(self._d(), <size_t>n, &b.block))
         b.device = self
         return b
 
     def memory_stats(self):
         """Allocator statistics in bytes and counts, with CUDA's meanings."""
         cdef ocl_memory_stats s
-        ocl_memory_stats_get(self.dev, &s)
+        ocl_memory_stats_get(self._d(), &s)
         return {"allocated_bytes": s.allocated, "max_allocated_bytes": s.max_allocated,
                 "reserved_bytes": s.reserved, "max_reserved_bytes": s.max_reserved,
                 "requested_bytes": s.requested, "allocations": s.allocations, "frees": s.frees,
@@ -254,23 +262,23 @@ cdef class Device:
 
     def empty_cache(self):
         """Releases every cached segment that holds no live buffer."""
-        ocl_empty_cache(self.dev)
+        ocl_empty_cache(self._d())
 
     def reset_peak_stats(self):
         """Sets the peak statistics to the current values."""
-        ocl_reset_peak_stats(self.dev)
+        ocl_reset_peak_stats(self._d())
 
     @property
     def memory_limit(self):
         """Bytes the allocator may reserve (the device's global memory unless lowered)."""
-        return ocl_memory_limit(self.dev)
+        return ocl_memory_limit(self._d())
 
     @memory_limit.setter
     def memory_limit(self, limit):
         limit = int(limit or 0)
         if limit < 0:
             raise ValueError("memory_limit must be >= 0 (0 restores the device's size)")
-        ocl_set_memory_limit(self.dev, limit)
+        ocl_set_memory_limit(self._d(), limit)
 
     # -- programs --
     def build(self, source, options="", name="<program>"):
@@ -279,9 +287,9 @@ cdef class Device:
             raise TypeError(f"source must be str, not {type(source).__name__}")
         cdef Program p = Program.__new__(Program)
         cdef bytes src = source.encode()
-        cdef bytes opts = str(options).encode()
+        cdef bytes opts = b"" if options is None else str(options).encode()
         cdef bytes nm = str(name).encode()
-        cdef cl_int rc = ocl_build(self.dev, src, opts, nm, &p.program)
+        cdef cl_int rc = ocl_build(self._d(), src, opts, nm, &p.program)
         cdef char* log
         if rc != CL_SUCCESS:
             msg = ocl_last_error().decode(errors="replace")
@@ -302,6 +310,11 @@ cdef class Buffer:
     def __init__(self):
         raise TypeError("use Device.alloc(nbytes)")
 
+    cdef ocl_block* _b(self) except NULL:
+        if self.block is NULL or self.device is None:
+            raise ValueError("this Buffer was not made by Device.alloc(nbytes)")
+        return self.block
+
     def __dealloc__(self):
         if self.block is not NULL and self.device is not None:
             ocl_free(self.device.dev, self.block)
@@ -313,22 +326,22 @@ cdef class Buffer:
     @property
     def nbytes(self):
         """Bytes asked for."""
-        return self.block.requested
+        return self._b().requested
 
     @property
     def capacity(self):
         """Bytes reserved for this buffer (the request rounded up)."""
-        return self.block.size
+        return self._b().size
 
     @property
     def handle(self):
         """The cl_mem as an integer, for interop and identity checks only."""
-        return <size_t>self.block.mem
+        return <size_t>self._b().mem
 
     cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1:
-        if offset < 0 or nbytes < 0 or <size_t>(offset + nbytes) > self.block.requested:
+        if offset < 0 or nbytes < 0 or <size_t>(offset + nbytes) > self._b().requested:
             raise IndexError(f"{what} of {nbytes} bytes at offset {offset} is outside the "
-                             f"buffer of {self.block.requested} bytes")
+                             f"buffer of {self._b().requested} bytes")
         return 0
 
     def write(self, src, Py_ssize_t offset=0):
@@ -341,7 +354,7 @@ cdef class Buffer:
             ptr, n = _tensor_memory(src)
             self._range(offset, n, "write")
             if n:
-                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
                                                         offset, n, <const void*>ptr, 0, NULL, NULL),
                            "clEnqueueWriteBuffer")
             return n
@@ -349,7 +362,7 @@ cdef class Buffer:
         try:
             self._range(offset, view.len, "write")
             if view.len:
-                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
                                                         offset, view.len, view.buf, 0, NULL, NULL),
                            "clEnqueueWriteBuffer")
             return view.len
@@ -366,7 +379,7 @@ cdef class Buffer:
             ptr, n = _tensor_memory(dst)
             self._range(offset, n, "read")
             if n:
-                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
                                                        offset, n, <void*>ptr, 0, NULL, NULL),
                            "clEnqueueReadBuffer")
             return n
@@ -374,7 +387,7 @@ cdef class Buffer:
         try:
             self._range(offset, view.len, "read")
             if view.len:
-                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE,
+                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
                                                        offset, view.len, view.buf, 0, NULL, NULL),
                            "clEnqueueReadBuffer")
             return view.len
@@ -390,10 +403,10 @@ cdef class Buffer:
         if nbytes == 0:
             return
         if dst.device is self.device:
-            if self.block.mem == dst.block.mem and not (
+            if self._b().mem == dst.block.mem and not (
                     src_offset + nbytes <= dst_offset or dst_offset + nbytes <= src_offset):
                 raise ValueError("copy_to: source and destination ranges overlap")
-            check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self.block.mem, dst.block.mem,
+            check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self._b().mem, dst.block.mem,
                                                    src_offset, dst_offset, nbytes, 0, NULL, NULL),
                        "clEnqueueCopyBuffer")
             if _capture is not None:
@@ -406,13 +419,13 @@ cdef class Buffer:
 
     def _read_into(self, bytearray staging, Py_ssize_t offset):
         cdef char* p = staging
-        check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self.block.mem, CL_TRUE, offset,
+        check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE, offset,
                                                len(staging), p, 0, NULL, NULL), "clEnqueueReadBuffer")
 
     def fill(self, pattern, Py_ssize_t offset=0, nbytes=None):
         """Enqueues filling ``nbytes`` from ``offset`` with a repeated byte ``pattern`` (1, 2, 4, ... 128 bytes)."""
         cdef bytes pat = bytes(pattern)
-        cdef Py_ssize_t n = self.block.requested - offset if nbytes is None else nbytes
+        cdef Py_ssize_t n = self._b().requested - offset if nbytes is None else nbytes
         cdef Py_ssize_t plen = len(pat)
         if plen not in (1, 2, 4, 8, 16, 32, 64, 128):
             raise ValueError(f"fill pattern must be 1, 2, 4, ..., 128 bytes long, not {plen}")
@@ -420,7 +433,7 @@ cdef class Buffer:
         if offset % plen or n % plen:
             raise ValueError("fill offset and size must be multiples of the pattern size")
         if n:
-            check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self.block.mem, <const char*>pat,
+            check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self._b().mem, <const char*>pat,
                                                    plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
             if _capture is not None:
                 _capture.record(("fill", self, pat, offset, n))
@@ -535,6 +548,8 @@ cdef class Kernel:
         cdef bint has_local = lsize is not None
         if nd < 1 or nd > 3:
             raise ValueError(f"{self.name}: global size must have 1 to 3 dimensions, got {gsize}")
+        if has_local and len(<tuple>lsize) != nd:
+            raise ValueError(f"{self.name}: local size {lsize} must have as many dimensions as global size {gsize}")
         if len(args) != self.nargs:
             raise TypeError(f"{self.name} takes {self.nargs} arguments ({self.signature}), got {len(args)}")
         for i in range(nd):
@@ -557,7 +572,7 @@ cdef class Kernel:
                     if b.device is not self.device:
                         raise ValueError(f"{self.name}: argument {i} lives on ocl:{b.device.index}, "
                                          f"the kernel on ocl:{self.device.index}")
-                    m = b.block.mem
+                    m = b._b().mem
                 rc = ocl_api.clSetKernelArg(self.kernel, i, sizeof(cl_mem), &m)
             elif c == b'i' or c == b'I':
                 vi = <int32_t>a if c == b'i' else <int32_t><uint32_t>a
@@ -572,6 +587,8 @@ cdef class Kernel:
                 vd = <double>a
                 rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vd)
             elif c == b'V':
+                if len(a) > 8:
+                    raise ValueError(f"{self.name}: argument {i} is an int8 vector, got {len(a)} values (at most 8)")
                 for j in range(8):
                     v8[j] = 0
                 for j in range(len(a)):
@@ -625,6 +642,8 @@ cdef class Kernel:
         cdef char packed[32][8]
         cdef size_t sizes[32]
         cdef Buffer b
+        if nd < 1 or nd > 3:
+            raise ValueError(f"{self.name}: global size must have 1 to 3 dimensions, got {gsize}")
         if na > 32 or na != self.nargs:
             raise ValueError(f"{self.name} takes {self.nargs} arguments, got {na} (at most 32 here)")
         for i in range(nd):
@@ -633,7 +652,7 @@ cdef class Kernel:
             c = self.sig[j]
             if c == b'B':
                 b = <Buffer?>args[j]
-                memcpy(packed[j], &b.block.mem, sizeof(cl_mem))
+                memcpy(packed[j], &b._b().mem, sizeof(cl_mem))
                 sizes[j] = sizeof(cl_mem)
             else:
                 raw = struct.pack({"i": "i", "I": "I", "l": "q", "L": "Q", "f": "f", "d": "d"}[chr(c)], args[j])

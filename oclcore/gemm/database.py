@@ -9,8 +9,11 @@ platformdirs' user_cache_dir('oclcore')) take precedence over shipped entries
 of the same specificity.
 
 File format: {"entries": [{"type": "gpu", "vendor": "nvidia", "arch": "*",
-"device": "*", "dtype": "float32", "tiled": {...}, "direct": {...},
-"crossover": {...}}, ...]}.  An entry may hold any subset of the families;
+"device": "*", "dtype": "float32", "tiled": {...}, "tiled_small": {...},
+"direct": {...}, "crossover": {...}}, ...]}.  "tiled_small" is a second tiled
+parameter set with a smaller work-group tile, for problems whose grid of
+"tiled" tiles leaves the device under-occupied or mostly padding.  An entry
+may hold any subset of the families;
 dtype "*" matches every dtype.
 """
 import json
@@ -18,7 +21,7 @@ import os
 import re
 import threading
 
-FAMILIES = ("tiled", "direct", "crossover")
+FAMILIES = ("tiled", "tiled_small", "direct", "crossover")
 USER_DB_NAME = "gemm_database.json"
 _SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "database")
 

@@ -154,6 +154,27 @@ def safe_default(kind, device_info, dtype="float32"):
     return p
 
 
+def derive_small(p, device_info, dtype="float32"):
+    """A tiled parameter set with half the work-group tile of p along M and N
+    (for problems that p's tile grid leaves under-occupied or mostly padding),
+    keeping p's thread layout where the constraints allow; p itself when no
+    valid smaller set follows from it."""
+    q = dict(complete("tiled", p))
+    if q["MWG"] < 2 * q["MDIMC"] or q["NWG"] < 2 * q["NDIMC"]:
+        return dict(q)
+    q["MWG"] //= 2
+    q["NWG"] //= 2
+    for wg, dimc, dima, vw in (("MWG", "MDIMC", "MDIMA", "VWM"), ("NWG", "NDIMC", "NDIMB", "VWN")):
+        while q[wg] % (q[dimc] * q[vw]) and q[vw] > 1:
+            q[vw] //= 2
+        while q[wg] % (q[dima] * q[vw]) and q[dima] > 1:
+            q[dima] //= 2
+    threads = q["MDIMC"] * q["NDIMC"]
+    while (q["KWG"] % (threads // q["MDIMA"]) or q["KWG"] % (threads // q["NDIMB"])) and q["KWG"] < 128:
+        q["KWG"] *= 2
+    return q if is_valid("tiled", q, device_info, dtype) else dict(complete("tiled", p))
+
+
 def complete(kind, p):
     """p with unspecified keys filled in (MDIMA/NDIMB follow MDIMC/NDIMC, the
     rest from the safe set), restricted to kind's keys, as ints."""

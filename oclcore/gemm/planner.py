@@ -3,7 +3,12 @@
 plan_gemm() decides, for one problem shape/layout on one device, between the
 direct kernel (no packing; small or skinny problems) and the tiled kernel
 (operands packed into padded K-major layouts first), using the crossover and
-parameters from the database.  run_gemm() enqueues the launches through the
+parameters from the database.  Tiled plans pick between the big ("tiled") and
+small ("tiled_small") parameter sets and a split of K into S chunks (partial
+products into a workspace, then a fixed-order reduction that applies alpha,
+beta and the epilogue) by a relative cost model of occupancy, padding,
+packing and launches, so that skinny-deep and mid-size problems fill the
+device.  run_gemm() enqueues the launches through the
 runtime's get_kernel(files, defines, name, signature).launch(gsize, lsize,
 args) convention.  gemm() does both in one call.
 
@@ -20,6 +25,9 @@ DTYPES = {  # dtype -> (REAL, ACC, scalar signature char, element bytes)
 }
 TILED_FILES = ("gemm_common.cl", "gemm_pack.cl", "gemm_tiled.cl")
 DIRECT_FILES = ("gemm_common.cl", "gemm_direct.cl")
+SPLITK_FILES = ("gemm_common.cl", "gemm_splitk.cl")
+TILED_SIGNATURE_TAIL = "BiiiBiiiBiiiiBii"
+SPLITK_SIGNATURE_TAIL = "BBiiiiBi"
 ACTIVATIONS = {None: 0, "none": 0, "relu": 1, "relu6": 2, "gelu_tanh": 3, "silu": 4,
                "sigmoid": 5, "gelu": 6, "tanh": 7}
 DEFAULT_CROSSOVER = {"min_indirect_size": 256, "min_indirect_dim": 16}
@@ -63,20 +71,85 @@ def _max_index(off, rows, cols, rs, cs, batch, bs):
     return off + max(rows - 1, 0) * abs(rs) + max(cols - 1, 0) * abs(cs) + max(batch - 1, 0) * abs(bs)
 
 
-def choose_kind(device_info, M, N, K, dtype="float32"):
-    """'direct' or 'tiled' for an M x N x K problem by the database crossover."""
+def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
+    """'direct' or 'tiled' for a batch of M x N x K problems by the database
+    crossover (on the total work M*N*K*batch), except that deep problems
+    whose direct grid cannot fill the device go tiled, where split-K
+    spreads them."""
     if K == 0:
         return "direct"
     x = database.lookup(device_info, "crossover", dtype) or DEFAULT_CROSSOVER
     size = x.get("min_indirect_size", DEFAULT_CROSSOVER["min_indirect_size"])
     dim = x.get("min_indirect_dim", DEFAULT_CROSSOVER["min_indirect_dim"])
-    if M * N * K < size ** 3 or min(M, N, K) < dim:
+    if min(M, N, K) < dim:
         return "direct"
-    return "tiled"
+    if M * N * K * batch >= size ** 3:
+        return "tiled"
+    wgd = (database.lookup(device_info, "direct", dtype) or {}).get("WGD", 32)
+    direct_groups = -(-M // wgd) * -(-N // wgd) * batch
+    if dtype != "float16" and K >= SPLIT_MIN_K and direct_groups < _compute_units(device_info):
+        return "tiled"
+    return "direct"
+
+
+# ---- tiled cost model --------------------------------------------------------------------------
+# Relative time in units of one compute unit's multiply-add; only the ranking
+# of candidates matters.  BYTE_COST: multiply-adds a compute unit does while
+# the whole device moves compute_units bytes (GPUs: ~3-10).  LAUNCH_COST: one
+# extra launch (a few microseconds).  A work-group tile of MWG x NWG with a
+# register tile of MWI x NWI runs at efficiency
+#   min(1, MWI*NWI / (MWI+NWI) / 4) * min(1, sqrt(MWG*NWG / (MWG+NWG) / 48))
+# (local-memory and global traffic per multiply-add), and a compute unit is
+# saturated by max(1, 512 / work-group size) resident groups.
+BYTE_COST = 5.0
+LAUNCH_COST = 1.0e6
+SPLIT_MIN_K = 1024       # deeper problems are worth a split-K when the grid is small
+SPLIT_MIN_CHUNK = 128    # shallowest K chunk of a split
+SPLIT_MAX = 64
+
+
+def _compute_units(device_info):
+    return max(int(device_info.get("compute_units") or 1), 1)
+
+
+def tile_efficiency(prm):
+    """Relative multiply-add rate of one saturated compute unit on tiled set prm."""
+    mwi, nwi = prm["MWG"] // prm["MDIMC"], prm["NWG"] // prm["NDIMC"]
+    tile = prm["MWG"] * prm["NWG"] / float(prm["MWG"] + prm["NWG"])
+    return min(1.0, mwi * nwi / float(mwi + nwi) / 4.0) * min(1.0, (tile / 48.0) ** 0.5)
+
+
+def tiled_cost(device_info, prm, kM, kN, K, batch, split, esize, pack_elems):
+    """Estimated relative time of the tiled kernel with set prm on a batch of
+    kM x kN x K problems in split K chunks, moving pack_elems elements
+    through the pack kernels (read and write)."""
+    cu = _compute_units(device_info)
+    occ = max(1, 512 // (prm["MDIMC"] * prm["NDIMC"]))
+    groups = -(-kM // prm["MWG"]) * -(-kN // prm["NWG"]) * batch * split
+    waves = -(-groups // (cu * occ))
+    chunk = _ceil(-(-K // split), prm["KWG"])
+    t = waves * prm["MWG"] * prm["NWG"] * chunk * occ / tile_efficiency(prm)
+    t += BYTE_COST * pack_elems * esize / cu + LAUNCH_COST * (1 + (pack_elems > 0))
+    if split > 1:
+        t += BYTE_COST * (split + 2) * kM * kN * batch * esize / cu + LAUNCH_COST
+    return t
+
+
+def _split_candidates(K, kwg, allowed):
+    """Split counts to consider for depth K (1 = no split)."""
+    if not allowed or K < 2 * SPLIT_MIN_CHUNK:
+        return (1,)
+    top = min(SPLIT_MAX, K // max(SPLIT_MIN_CHUNK, kwg))
+    out, s = [1], 2
+    while s <= top:
+        out.append(s)
+        s += 1 if s < 8 else (2 if s < 16 else 4)
+    return tuple(out)
 
 
 def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_strides=None,
-              c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None):
+              c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None,
+              split=None):
     """Plan C = alpha*A@B + beta*C (+ bias, activation) on one device.
 
     a_strides/b_strides/c_strides: (row stride, col stride[, batch stride])
@@ -85,7 +158,9 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
     a_off/b_off only matter for the tiled kernel's decision to read an
     already-aligned operand in place.  bias: None, 'col' (bias[n], as in
     linear) or 'row' (bias[m], as in convolution).  act: a key of ACTIVATIONS.
-    kind/params force the kernel family / its parameter set (tuner, tests).
+    kind/params force the kernel family / its parameter set (tuner, tests);
+    split forces the number of K chunks of a tiled plan (1: no split-K;
+    forcing it, or params, also keeps the big/small choice to that set).
     Returns a GemmPlan, or None when there is nothing to do (M or N or batch 0).
     """
     if dtype not in DTYPES:
@@ -125,14 +200,16 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
 
     real, acc, scalar, esize = DTYPES[dtype]
     if kind is None:
-        kind = choose_kind(device_info, M, N, K, dtype)
+        kind = choose_kind(device_info, M, N, K, dtype, batch)
     if kind == "tiled" and K == 0:
         kind = "direct"
+    family = kind
     if params is not None:
         prm = P.complete(kind, params)
         errors = (P.tiled_errors if kind == "tiled" else P.direct_errors)(prm, device_info, dtype)
         if errors:
             raise ValueError("gemm: invalid %s parameters %s: %s" % (kind, params, "; ".join(errors)))
+        family = "forced"
     else:
         usable = lambda p: P.is_valid(kind, P.complete(kind, p), device_info, dtype)
         prm = P.resolve(kind, database.lookup(device_info, kind, dtype, usable), device_info, dtype)
@@ -159,37 +236,103 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         wgd = prm["WGD"]
         gsize = (-(-kM // wgd) * prm["MDIMCD"], -(-kN // wgd) * prm["NDIMCD"], batch)
         lsize = (prm["MDIMCD"], prm["NDIMCD"], 1)
-        return GemmPlan(files=DIRECT_FILES, defines=defines, name=name,
+        return GemmPlan(files=DIRECT_FILES, defines=defines, name=name, family="direct", split=1,
                         signature="iii" + scalar * 2 + "BiiiiBiiiiBiiiiBi",
                         gsize=gsize, lsize=lsize, packs=(), **common)
 
+    defines["PACK_TILE"] = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
+    # Partials are stored as REAL, so a split would round float16 sums twice.
+    can_split = DTYPES[dtype][0] == DTYPES[dtype][1]
+    if split is not None and (split < 1 or (split > 1 and not can_split)):
+        raise ValueError("gemm: split=%d is not possible for %s" % (split, dtype))
+    if params is not None or split is not None:
+        candidates = [(family, prm)]
+    else:
+        candidates = [("tiled", prm)]
+        small = _small_params(device_info, dtype, prm)
+        if small != prm:
+            candidates.append(("tiled_small", small))
+    best = None
+    for family, q in candidates:
+        # Only grids that cannot fill the device (fewer than two groups per
+        # compute unit) are split; larger ones lose little to wave tails.
+        tiles = -(-kM // q["MWG"]) * -(-kN // q["NWG"]) * batch
+        splits = (split,) if split is not None else _split_candidates(
+            K, q["KWG"], can_split and tiles < 2 * _compute_units(device_info))
+        for S in splits:
+            layout = _tiled_layout(q, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize,
+                                   defines["PACK_TILE"])
+            cost = tiled_cost(device_info, q, kM, kN, K, batch, S, esize, layout["pack_elems"])
+            if best is None or cost < best[0]:
+                best = (cost, family, q, S, layout)
+    _, family, prm, S, layout = best
+    common["params"] = prm
     defines.update(P.tiled_defines(prm))
-    pack_tile = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
-    defines["PACK_TILE"] = pack_tile
-    Mp, Np, Kp = _ceil(kM, prm["MWG"]), _ceil(kN, prm["NWG"]), _ceil(K, prm["KWG"])
-    packs = []
-    operands = {}
+    lsize = (prm["MDIMC"], prm["NDIMC"], 1)
+    gsize = (layout["Mp"] // prm["MWG"] * prm["MDIMC"], layout["Np"] // prm["NWG"] * prm["NDIMC"],
+             batch * S)
+    reduce = None
+    if S > 1:
+        # The partial products take the plain tiled program (no epilogue); the
+        # reduction applies alpha, beta, bias and activation.
+        partial_defines = {k: v for k, v in defines.items()
+                           if k not in ("EPILOGUE", "ACT", "BIAS_COL", "BIAS_ROW")}
+        _check_int("split-K workspace size", S * batch * kM * kN)
+        rx = min(64, int(device_info.get("max_work_group_size", 256)))
+        ry = max(1, min(4, int(device_info.get("max_work_group_size", 256)) // rx))
+        reduce = dict(files=SPLITK_FILES, defines={k: v for k, v in defines.items()
+                                                    if k in ("REAL", "ACC", "EPILOGUE", "ACT",
+                                                             "BIAS_COL", "BIAS_ROW")},
+                      name="gemm_splitk_reduce", signature="iii" + scalar * 2 + SPLITK_SIGNATURE_TAIL,
+                      gsize=(_ceil(kM, rx), _ceil(kN, ry), batch), lsize=(rx, ry, 1),
+                      nbytes=S * batch * kM * kN * esize)
+        defines = partial_defines
+    return GemmPlan(files=TILED_FILES, defines=defines, name="gemm_tiled", family=family,
+                    signature="iii" + scalar * 2 + TILED_SIGNATURE_TAIL, gsize=gsize, lsize=lsize,
+                    packs=layout["packs"], operands=layout["operands"], Mp=layout["Mp"],
+                    Np=layout["Np"], Kp=layout["Kp"], Kc=layout["Kc"], split=S, reduce=reduce,
+                    pack_lsize=(defines["PACK_TILE"], defines["PACK_TILE"], 1), **common)
+
+
+def _small_params(device_info, dtype, big):
+    """The 'tiled_small' set for the device: its database entry when usable,
+    else one derived from the big set."""
+    usable = lambda p: P.is_valid("tiled", P.complete("tiled", p), device_info, dtype)
+    found = database.lookup(device_info, "tiled_small", dtype, usable)
+    if found:
+        return P.complete("tiled", found)
+    return P.derive_small(big, device_info, dtype)
+
+
+def _tiled_layout(prm, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize, pack_tile):
+    """Padded sizes, pack steps and operand sources of the tiled kernel with
+    set prm and S K chunks of Kc (K padded to Kp = S*Kc).  An operand that
+    is already K-major, tile-aligned and unpadded is read in place; one
+    shared by every batch entry (batch stride 0) is packed once."""
+    Mp, Np = _ceil(kM, prm["MWG"]), _ceil(kN, prm["NWG"])
+    Kc = _ceil(-(-K // S), prm["KWG"])
+    Kp = S * Kc
+    packs, operands, pack_elems = [], {}, 0
     # Kernel A (kM x K) wants a[k*Mp + m]; kernel B (K x kN) wants b[k*Np + n].
     for op, rows, (si, sj, sb), off, Ip, vw in (("a", kM, ka, ka_off, Mp, prm["VWM"]),
                                                   ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np, prm["VWN"])):
+        shared = batch > 1 and sb == 0
         in_place = (si == 1 and rows == Ip and K == Kp and sj >= rows and sj % vw == 0
                     and off % vw == 0 and (batch == 1 or sb % vw == 0)
                     and _max_index(off, rows, K, si, sj, batch, sb) <= _INT_MAX)
         if in_place:
             operands[op] = ("user", sj, sb if batch > 1 else 0)
             continue
-        nbytes = batch * Kp * Ip * esize
-        _check_int("packed size", batch * Kp * Ip)
+        copies = 1 if shared else batch
+        _check_int("packed size", copies * Kp * Ip)
         kname = "gemm_pack_copy" if abs(si) <= abs(sj) else "gemm_pack_transpose"
-        gs = (_ceil(Ip, pack_tile), _ceil(Kp, pack_tile), batch)
-        packs.append(PackStep(op, kname, (rows, K, Ip, Kp, si, sj, sb, Kp * Ip), gs, nbytes))
-        operands[op] = ("packed", Ip, Kp * Ip)
-    gsize = (Mp // prm["MWG"] * prm["MDIMC"], Np // prm["NWG"] * prm["NDIMC"], batch)
-    lsize = (prm["MDIMC"], prm["NDIMC"], 1)
-    return GemmPlan(files=TILED_FILES, defines=defines, name="gemm_tiled",
-                    signature="iii" + scalar * 2 + "BiiiBiiiBiiiiBi", gsize=gsize, lsize=lsize,
-                    packs=tuple(packs), operands=operands, Mp=Mp, Np=Np, Kp=Kp,
-                    pack_lsize=(pack_tile, pack_tile, 1), **common)
+        gs = (_ceil(Ip, pack_tile), _ceil(Kp, pack_tile), copies)
+        packs.append(PackStep(op, kname, (rows, K, Ip, Kp, si, sj, sb, Kp * Ip), gs,
+                              copies * Kp * Ip * esize))
+        operands[op] = ("packed", Ip, 0 if shared else Kp * Ip)
+        pack_elems += copies * (rows * K + Kp * Ip)
+    return dict(Mp=Mp, Np=Np, Kc=Kc, Kp=Kp, packs=tuple(packs), operands=operands,
+                pack_elems=pack_elems)
 
 
 PACK_SIGNATURE = "iiiiBiiiiBiii"
@@ -221,8 +364,8 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
     strides as given to plan_gemm).  bias: buffer of the bias vector when the
     plan has one.  Tiled plans may read an aligned operand in place, so
     a_off/b_off must equal those given to plan_gemm modulo the vector width.
-    alloc(nbytes) -> buffer provides pack workspaces (tiled
-    plans only).  Returns the list of what the launches returned (pack
+    alloc(nbytes) -> buffer provides pack and split-K workspaces
+    (tiled plans only).  Returns the list of what the launches returned (pack
     launches first; the runtime returns events only when timing=True, which
     asks for profiled events)."""
     if plan is None:
@@ -267,10 +410,23 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
                 raise ValueError("gemm: offset %d is not aligned as the plan assumed" % src[op][1])
             ops += [src[op][0], src[op][1], ld, bs]
     kc = plan.kc
-    args = [plan.kM, plan.kN, plan.Kp, alpha, beta] + ops + [
-        C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off]
     k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
+    if plan.reduce is None:
+        args = [plan.kM, plan.kN, plan.Kc, alpha, beta] + ops + [
+            C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off, 1]
+        events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
+        return events
+    if alloc is None:
+        raise ValueError("gemm: the split-K plan needs an alloc(nbytes) callable for its workspace")
+    r = plan.reduce
+    work = alloc(r["nbytes"])
+    args = [plan.kM, plan.kN, plan.Kc, 1.0, 0.0] + ops + [
+        work, 0, 1, plan.kM, plan.kM * plan.kN, work, 0, plan.split]
     events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
+    k = get_kernel(r["files"], r["defines"], r["name"], r["signature"])
+    args = (plan.kM, plan.kN, plan.split, alpha, beta, work, C, c_off, kc[0], kc[1],
+            kc[2] if plan.batch > 1 else 0, bias_buf, bias_off)
+    events.append(_launch(k, r["gsize"], r["lsize"], args, timing))
     return events
 
 

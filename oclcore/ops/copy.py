@@ -5,7 +5,7 @@ import torch
 from ..torch.dispatch import register
 from ..torch.tensor import OclTensor, contiguous_strides, empty
 from . import pointwise
-from .meta import infer
+from .meta import check_overlap, infer
 
 aten = torch.ops.aten
 
@@ -92,11 +92,15 @@ def copy_into(dst, src):
     if isinstance(dst, OclTensor):
         if isinstance(src, OclTensor):
             if src._index == dst._index:
+                if src is dst:
+                    return dst
                 infer(aten.copy_.default, (dst, src))
+                check_overlap(dst, [src])
                 pointwise.run("copy", dst, [src])
             else:
                 write_from_cpu(dst, to_cpu(src))
         else:
+            check_overlap(dst, ())
             write_from_cpu(dst, src)
         return dst
     # dst on the CPU, src on ocl

@@ -6,13 +6,14 @@ Each aten op is described once by a function that maps its arguments to
 derived from that one description."""
 
 import math
+import warnings
 
 import torch
 
-from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, empty
+from ..torch.dispatch import cpu_fallback, register
+from ..torch.tensor import OclTensor, empty, resize_out
 from . import dtypes, pointwise
-from .meta import infer
+from .meta import check_overlap, infer
 
 aten = torch.ops.aten
 _INF = math.inf
@@ -33,13 +34,10 @@ def scalar_value(x):
 
 
 def _promoted_compute(inputs):
-    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
-    dt = tensors[0].dtype
-    for x in inputs[1:] if len(inputs) > 1 else ():
-        dt = torch.result_type(torch.empty((), dtype=dt), x) if not isinstance(x, OclTensor) else \
-            torch.promote_types(dt, x.dtype) if x.dim() > 0 or not tensors else torch.result_type(
-                torch.empty((), dtype=dt), torch.empty((), dtype=x.dtype))
-    return dtypes.compute(dt)
+    """Compute type of the inputs' promoted dtype (comparisons compute there, store bool)."""
+    if len(inputs) == 1:
+        return dtypes.compute(inputs[0].dtype)
+    return dtypes.compute(torch.result_type(inputs[0], inputs[1]))
 
 
 def _index(args):
@@ -49,22 +47,39 @@ def _index(args):
     return 0
 
 
+def _supported(meta, args):
+    if not dtypes.supported(meta.dtype):
+        return False
+    for x in args:
+        if isinstance(x, OclTensor) and not dtypes.supported(x.dtype):
+            return False
+    return True
+
+
 def _make(func, describe, compare):
     kind = _kind(func)
 
     def impl(*args, **kwargs):
         meta = infer(func, args, kwargs)
+        if not _supported(meta, args):  # e.g. complex or uint16: torch's CPU kernels, with a warning
+            return cpu_fallback(func, args, kwargs)
         if kind == "out":
             kwargs = dict(kwargs)
             out = kwargs.pop("out")
             if tuple(out.shape) != tuple(meta.shape):
-                raise RuntimeError(f"ocl: {func.name()} cannot resize out= from {tuple(out.shape)} "
-                                   f"to {tuple(meta.shape)}; pass an out tensor of the result's shape")
+                if out.numel():
+                    warnings.warn(f"An output with one or more elements was resized since it had shape "
+                                  f"{list(out.shape)}, which does not match the required output shape "
+                                  f"{list(meta.shape)}. This behavior is deprecated (as on the CPU).",
+                                  UserWarning, stacklevel=3)
+                resize_out(out, meta.shape)
         elif kind == "inplace":
             out = args[0]
         else:
             out = empty(meta.shape, meta.dtype, _index(args), meta.stride())
         op, inputs, params = describe(*args, **kwargs)
+        if kind != "functional":
+            check_overlap(out, inputs)
         inputs = [scalar_value(x) for x in inputs]
         ct = _promoted_compute(inputs) if compare else None
         pointwise.run(op, out, inputs, params, ct)
@@ -88,12 +103,14 @@ def define(name, describe, compare=False, inplace=True):
 for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1",
               "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
               "cosh", "tanh", "sigmoid", "erf", "erfc", "floor", "ceil", "trunc", "frac", "relu",
-              "bitwise_not", "silu", "mish", "hardswish", "hardsigmoid", "square"):
+              "silu", "mish", "hardswish", "hardsigmoid", "square"):
     define(_name, lambda x, _op=_name: (_op, [x], ()))
 
-define("isnan", lambda x: ("isnan", [x], ()), inplace=False)
-define("isinf", lambda x: ("isinf", [x], ()), inplace=False)
-define("isfinite", lambda x: ("isfinite", [x], ()), inplace=False)
+define("bitwise_not", lambda x: ("bool_not" if x.dtype is torch.bool else "bitwise_not", [x], ()))
+# The result is bool, but the test runs in the input's type.
+define("isnan", lambda x: ("isnan", [x], ()), compare=True, inplace=False)
+define("isinf", lambda x: ("isinf", [x], ()), compare=True, inplace=False)
+define("isfinite", lambda x: ("isfinite", [x], ()), compare=True, inplace=False)
 define("logical_not", lambda x: ("logical_not", [x], ()), compare=True)
 
 

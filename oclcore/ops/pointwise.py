@@ -1,6 +1,9 @@
 """Launching elementwise kernels: broadcasting, dimension collapsing, and the
 per-type-signature programs generated from cl/pointwise.cl."""
 
+import itertools
+import math
+
 import torch
 
 from .. import runtime
@@ -11,6 +14,9 @@ from .pointwise_table import OPS
 MAX_DIMS = 8
 _INT32_MAX = 2**31 - 1
 _kernels = {}
+_DTYPE_NAMES = {torch.float32: "Float", torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float64: "Double",
+                torch.int64: "Long", torch.int32: "Int", torch.int16: "Short", torch.int8: "Char",
+                torch.uint8: "Byte", torch.bool: "Bool"}
 
 
 def _program_source(arity, floating):
@@ -37,7 +43,9 @@ def kernel(op, in_dtypes, out_dtype, ct, idx, dev):
     arity = OPS[op][0]
     floating = dtypes.is_float_compute(ct)
     if OPS[op][1 if floating else 2] is None:
-        raise TypeError(f"ocl: {op} is not defined for {'floating' if floating else 'integer'} types")
+        # torch's wording and class (NotImplementedError, which Python operators do not swallow)
+        shown = out_dtype if not floating or out_dtype.is_floating_point else in_dtypes[0]
+        raise NotImplementedError(f'"{op}_ocl" not implemented for \'{_DTYPE_NAMES.get(shown, shown)}\'')
     defines = {"TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "CT": ct, "IDX": idx}
     for slot, dt in zip("ABC", in_dtypes):
         defines["T" + slot] = dtypes.storage(dt)
@@ -87,7 +95,9 @@ def run(op, out, inputs, params=(), ct=None):
     if n == 0:
         return out
     if ct is None:
-        ct = dtypes.compute(out.dtype)
+        # A bool result tests its input for != 0 in the input's own type (0.5 is True).
+        src = out if out.dtype is not torch.bool else next((x for x in inputs if isinstance(x, OclTensor)), out)
+        ct = dtypes.compute(src.dtype)
     shape = out.shape
     strides = [out.stride()]
     scalars = 0
@@ -104,23 +114,34 @@ def run(op, out, inputs, params=(), ct=None):
     rank = len(sizes)
     if rank == 1 and st[0][0] == 1 and all(s[0] == 1 or (scalars >> j) & 1 for j, s in enumerate(st[1:])):
         rank = 0
-    elif rank > MAX_DIMS:
-        raise RuntimeError(f"ocl: {op} on a tensor with more than {MAX_DIMS} non-mergeable dimensions")
     big = n > _INT32_MAX or any(
         isinstance(x, OclTensor) and x._buf.nbytes // max(x.element_size(), 1) > _INT32_MAX
         for x in (out, *inputs))
     idx = "long" if big else "int"
     dev = runtime.device(out._index)
     k = kernel(op, tuple(in_dtypes), out.dtype, ct, idx, dev)
-    args = [out._buf, out.storage_offset()]
-    for x in inputs:
-        if isinstance(x, OclTensor):
-            args += (x._buf, x.storage_offset(), 0)
-        else:
-            args += (out._buf, 0, dtypes.py_scalar(x, ct))
     p = list(params) + [0] * (3 - len(params))
-    args += (dtypes.py_scalar(p[0], ct), dtypes.py_scalar(p[1], ct), dtypes.py_scalar(p[2], ct),
-             scalars, n, rank, tuple(sizes), tuple(st[0]))
-    args += tuple(tuple(s) for s in st[1:])
-    k.launch((n,), (256,) if n >= 256 else None, tuple(args))
+    p = (dtypes.py_scalar(p[0], ct), dtypes.py_scalar(p[1], ct), dtypes.py_scalar(p[2], ct))
+    values = [0 if isinstance(x, OclTensor) else dtypes.py_scalar(x, ct) for x in inputs]
+    bufs = [out._buf] + [x._buf if isinstance(x, OclTensor) else out._buf for x in inputs]
+    offsets = [out.storage_offset()] + [x.storage_offset() if isinstance(x, OclTensor) else 0 for x in inputs]
+    if rank <= MAX_DIMS:
+        _launch(k, bufs, offsets, values, p, scalars, n, rank, sizes, st)
+        return out
+    # More dims than the kernel walks: launch once per index of the leading dims.
+    lead, inner = sizes[:rank - MAX_DIMS], sizes[rank - MAX_DIMS:]
+    inner_st = [s[rank - MAX_DIMS:] for s in st]
+    inner_n = n // math.prod(lead)
+    for pos in itertools.product(*(range(m) for m in lead)):
+        offs = [o + sum(i * s for i, s in zip(pos, sv)) for o, sv in zip(offsets, st)]
+        _launch(k, bufs, offs, values, p, scalars, inner_n, MAX_DIMS, inner, inner_st)
     return out
+
+
+def _launch(k, bufs, offsets, values, params, scalars, n, rank, sizes, strides):
+    args = [bufs[0], offsets[0]]
+    for b, o, v in zip(bufs[1:], offsets[1:], values):
+        args += (b, o, v)
+    args += (*params, scalars, n, rank, tuple(sizes), tuple(strides[0]))
+    args += tuple(tuple(s) for s in strides[1:])
+    k.launch((n,), (256,) if n >= 256 else None, tuple(args))

@@ -10,8 +10,8 @@ OPS = {
     "fill": (1, "x", "x"),
     "neg": (1, "-x", "-x"),
     "abs": (1, "fabs(x)", "(x < 0 ? -x : x)"),
-    "sign": (1, "(isnan(x) ? x : (CT)((x > 0) - (x < 0)))", "(CT)((x > 0) - (x < 0))"),
-    "sgn": (1, "(isnan(x) ? x : (CT)((x > 0) - (x < 0)))", "(CT)((x > 0) - (x < 0))"),
+    "sign": (1, "(CT)((x > 0) - (x < 0))", "(CT)((x > 0) - (x < 0))"),  # sign(nan) is 0, as torch's
+    "sgn": (1, "(CT)((x > 0) - (x < 0))", "(CT)((x > 0) - (x < 0))"),
     "exp": (1, "exp(x)", None),
     "exp2": (1, "exp2(x)", None),
     "log": (1, "log(x)", None),
@@ -50,7 +50,7 @@ OPS = {
     "silu": (1, "(x * SIGMOID(x))", None),
     "mish": (1, "(x * tanh(SOFTPLUS(x, (CT)1, (CT)20)))", None),
     "hardswish": (1, "(x * fmin(fmax(x + (CT)3, (CT)0), (CT)6) / (CT)6)", None),
-    "hardsigmoid": (1, "(fmin(fmax(x + (CT)3, (CT)0), (CT)6) / (CT)6)", None),
+    "hardsigmoid": (1, "(x <= (CT)-3 ? (CT)0 : (x >= (CT)3 ? (CT)1 : (x + (CT)3) / (CT)6))", None),  # keeps NaN
     "hardtanh": (1, "(x < p0 ? p0 : (x > p1 ? p1 : x))", "(x < p0 ? p0 : (x > p1 ? p1 : x))"),
     "softplus": (1, "SOFTPLUS(x, p0, p1)", None),
     "log_sigmoid": (1, "(fmin(x, (CT)0) - log1p(exp(-fabs(x))))", None),

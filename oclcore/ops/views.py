@@ -26,6 +26,8 @@ def _meta_like(x):
 
 def _wrap(x, m):
     if isinstance(m, torch.Tensor):
+        if m.dtype != x.dtype:  # view(dtype) reinterprets the same bytes
+            return OclTensor(x._buf, tuple(m.shape), m.stride(), m.storage_offset(), m.dtype, x._index)
         return alias(x, tuple(m.shape), m.stride(), m.storage_offset())
     return type(m)(_wrap(x, e) for e in m)
 
@@ -46,8 +48,12 @@ for _f in (aten.as_strided.default, aten.diagonal.default, aten.unfold.default, 
            aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.default):
     register(_f)(meta_view(_f))
 
+
 def _infer_size(shape, numel):
+    """``shape`` with its -1 filled in for ``numel`` elements; None when torch's own checks must speak."""
     shape = list(shape)
+    if shape.count(-1) > 1 or any(n < -1 for n in shape):
+        return None
     if -1 in shape:
         i = shape.index(-1)
         known = 1

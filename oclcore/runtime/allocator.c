@@ -123,15 +123,17 @@ static size_t effective_limit(ocl_device *dev, ocl_allocator *a) {
 }
 
 /* Reserves a new segment for a block of `size` bytes in the given pool. */
-static cl_int new_segment(ocl_device *dev, ocl_allocator *a, size_t size, int small,
+static cl_int new_segment(ocl_device *dev, ocl_allocator *a, size_t size, size_t requested, int small,
                           ocl_segment **out) {
   size_t seg = small ? SMALL_SEGMENT : (size < MIN_LARGE_ALLOC ? LARGE_SEGMENT : round_up(size, ROUND_LARGE));
   if (seg > dev->max_alloc) seg = size; /* the rounding must not break the object limit */
-  if (size > dev->max_alloc)
+  if (size > dev->max_alloc) {
+    a->stats.ooms++;
     return ocl_fail(OCL_E_OUT_OF_MEMORY,
-                    "%zu bytes exceed the largest single allocation %s allows "
-                    "(CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
-                    size, dev->name, (unsigned long long)dev->max_alloc);
+                    "tried to allocate %zu bytes (%.2f MiB), more than the largest single allocation %s "
+                    "allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
+                    requested, requested / 1048576.0, dev->name, (unsigned long long)dev->max_alloc);
+  }
   for (int attempt = 0; attempt < 2; attempt++) {
     cl_int rc = CL_SUCCESS;
     cl_mem mem = NULL;
@@ -172,7 +174,7 @@ static cl_int new_segment(ocl_device *dev, ocl_allocator *a, size_t size, int sm
   return ocl_fail(OCL_E_OUT_OF_MEMORY,
                   "tried to allocate %zu bytes (%.2f MiB) on %s; %.2f MiB of %.2f MiB "
                   "are reserved, %.2f MiB allocated",
-                  size, size / 1048576.0, dev->name, a->stats.reserved / 1048576.0,
+                  requested, requested / 1048576.0, dev->name, a->stats.reserved / 1048576.0,
                   limit / 1048576.0, a->stats.allocated / 1048576.0);
 }
 
@@ -191,7 +193,7 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
     a->stats.cache_hits++;
   } else {
     ocl_segment *s;
-    rc = new_segment(dev, a, size, small, &s);
+    rc = new_segment(dev, a, size, nbytes, small, &s);
     if (rc != CL_SUCCESS) return rc;
     b = s->first;
   }

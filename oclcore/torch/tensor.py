@@ -79,6 +79,15 @@ class OclTensor(torch.Tensor):
             extra += ", requires_grad=True"
         return text[:-1] + extra + ")"
 
+    def tolist(self):
+        """The values as (nested) Python lists (waits for the device)."""
+        return self.detach().to("cpu").tolist()
+
+    def __format__(self, spec):
+        if self.dim() == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __reduce_ex__(self, proto):
         # torch's own rebuild function: allowed by weights_only loading, and it
         # honours torch.load's map_location.

@@ -1,0 +1,206 @@
+"""The caching allocator: reuse, statistics, empty_cache, the out-of-memory path,
+and torch.ocl's memory functions built on it."""
+
+import contextlib
+import gc
+
+import numpy as np
+import pytest
+import torch
+
+from oclcore import runtime
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def dev():
+    d = runtime.device(0)
+    gc.collect()
+    d.synchronize()
+    return d
+
+
+@contextlib.contextmanager
+def memory_limit(dev, extra, empty_cache=True):
+    """Lets the allocator reserve only ``extra`` bytes beyond what it holds now (after emptying its
+    cache, so that no cached block can serve the request)."""
+    if empty_cache:
+        dev.empty_cache()
+    dev.memory_limit = dev.memory_stats()["reserved_bytes"] + extra
+    try:
+        yield
+    finally:
+        dev.memory_limit = 0
+
+
+def test_freed_block_is_reused(dev):
+    b = dev.alloc(100_000)
+    handle = b.handle
+    del b
+    before = dev.memory_stats()
+    b = dev.alloc(100_000)
+    after = dev.memory_stats()
+    assert after["cache_hits"] == before["cache_hits"] + 1
+    assert after["segments_created"] == before["segments_created"]
+    assert after["reserved_bytes"] == before["reserved_bytes"]
+    assert b.handle == handle
+
+
+def test_statistics_track_allocations_and_frees(dev):
+    s0 = dev.memory_stats()
+    bufs = [dev.alloc(n) for n in (1, 1000, 5000, 3 * MiB + 5)]
+    s1 = dev.memory_stats()
+    held = sum(b.capacity for b in bufs)
+    assert all(b.capacity >= b.nbytes for b in bufs)
+    assert s1["allocated_bytes"] - s0["allocated_bytes"] == held
+    assert s1["requested_bytes"] - s0["requested_bytes"] == 1 + 1000 + 5000 + 3 * MiB + 5
+    assert s1["allocations"] - s0["allocations"] == 4
+    assert s1["reserved_bytes"] >= s1["allocated_bytes"]
+    assert s1["max_allocated_bytes"] >= s1["allocated_bytes"]
+    assert s1["max_reserved_bytes"] >= s1["reserved_bytes"]
+    del bufs
+    s2 = dev.memory_stats()
+    assert s2["allocated_bytes"] == s0["allocated_bytes"]
+    assert s2["requested_bytes"] == s0["requested_bytes"]
+    assert s2["frees"] - s0["frees"] == 4
+    assert s2["max_allocated_bytes"] >= s1["allocated_bytes"]  # the peak stays
+    dev.reset_peak_stats()
+    s3 = dev.memory_stats()
+    assert s3["max_allocated_bytes"] == s3["allocated_bytes"]
+    assert s3["max_reserved_bytes"] == s3["reserved_bytes"]
+
+
+def test_small_blocks_share_a_segment_and_large_blocks_split(dev):
+    dev.empty_cache()
+    s0 = dev.memory_stats()
+    small = [dev.alloc(512) for _ in range(16)]
+    s1 = dev.memory_stats()
+    assert s1["segments_created"] - s0["segments_created"] <= 1
+    assert len({b.handle for b in small}) == 16  # distinct blocks
+    big = dev.alloc(24 * MiB)
+    del big
+    s2 = dev.memory_stats()
+    # two smaller large requests are cut from the freed 24 MiB segment
+    a, b = dev.alloc(11 * MiB), dev.alloc(12 * MiB)
+    s3 = dev.memory_stats()
+    assert s3["segments_created"] == s2["segments_created"]
+    assert s3["cache_hits"] - s2["cache_hits"] == 2
+    # the halves are independent memory
+    a.fill(b"\x11")
+    b.fill(b"\x22")
+    out = np.empty(11 * MiB, np.uint8)
+    a.read(out)
+    assert (out == 0x11).all()
+    del a, b, small
+
+
+def test_empty_cache_releases_only_unused_segments(dev):
+    keep = dev.alloc(30 * MiB)
+    drop = dev.alloc(40 * MiB)
+    del drop
+    s0 = dev.memory_stats()
+    dev.empty_cache()
+    s1 = dev.memory_stats()
+    assert s1["reserved_bytes"] <= s0["reserved_bytes"] - 40 * MiB
+    assert s1["segments_freed"] > s0["segments_freed"]
+    assert s1["allocated_bytes"] == s0["allocated_bytes"]
+    keep.fill(b"\x05")  # the live block is intact
+    out = np.empty(16, np.uint8)
+    keep.read(out, 30 * MiB - 16)
+    assert (out == 5).all()
+
+
+def test_allocation_over_the_limit_raises_out_of_memory(dev):
+    with memory_limit(dev, 16 * MiB):
+        ooms = dev.memory_stats()["ooms"]
+        with pytest.raises(torch.OutOfMemoryError) as info:
+            dev.alloc(64 * MiB)
+        text = str(info.value)
+        assert str(64 * MiB) in text and dev.name in text
+        assert dev.memory_stats()["ooms"] == ooms + 1
+        dev.alloc(MiB)  # what fits still works
+    dev.alloc(64 * MiB)  # and the full device after the limit is lifted
+
+
+def test_allocation_frees_the_cache_before_failing(dev):
+    dev.empty_cache()
+    cached = dev.alloc(20 * MiB)
+    del cached  # now a cached, unused segment
+    with memory_limit(dev, 4 * MiB, empty_cache=False):
+        s0 = dev.memory_stats()
+        b = dev.alloc(22 * MiB)  # fits only once the cached 20 MiB are released
+        s1 = dev.memory_stats()
+    assert b.nbytes == 22 * MiB
+    assert s1["segments_freed"] > s0["segments_freed"]
+    assert s1["ooms"] == s0["ooms"]
+
+
+def test_allocation_above_max_alloc_raises_out_of_memory(dev):
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        dev.alloc(dev.max_alloc + 1)
+    text = str(info.value)
+    assert str(dev.max_alloc + 1) in text and dev.name in text
+    b = dev.alloc(1024)
+    b.write(np.arange(1024, dtype=np.uint8))
+
+
+def test_torch_out_of_memory_names_size_and_device(dev):
+    with memory_limit(dev, 8 * MiB):
+        with pytest.raises(torch.OutOfMemoryError) as info:
+            torch.empty(16 * MiB // 4 + 1, device="ocl")
+        assert dev.name in str(info.value)
+        assert str(16 * MiB + 4) in str(info.value)
+    x = torch.arange(10.0, device="ocl")
+    assert (x * 2).cpu().tolist() == [2.0 * i for i in range(10)]
+
+
+def test_memory_limit_property(dev):
+    assert dev.memory_limit == dev.global_mem
+    dev.memory_limit = 123 * MiB
+    try:
+        assert dev.memory_limit == 123 * MiB
+    finally:
+        dev.memory_limit = 0
+    assert dev.memory_limit == dev.global_mem
+    with pytest.raises(ValueError):
+        dev.memory_limit = -1
+
+
+# ---- torch.ocl memory functions ----
+
+def test_torch_ocl_memory_functions(dev):
+    ocl = torch.ocl
+    base = ocl.memory_allocated()
+    assert base == dev.memory_stats()["allocated_bytes"]
+    x = torch.empty(MiB, device="ocl")  # 4 MiB
+    assert ocl.memory_allocated() - base >= 4 * MiB
+    assert ocl.memory_allocated(0) == ocl.memory_allocated("ocl:0") == ocl.memory_allocated(torch.device("ocl"))
+    assert ocl.memory_reserved() >= ocl.memory_allocated()
+    assert ocl.max_memory_allocated() >= ocl.memory_allocated()
+    assert ocl.max_memory_reserved() >= ocl.memory_reserved()
+    del x
+    assert ocl.memory_allocated() == base
+    assert ocl.max_memory_allocated() >= base + 4 * MiB
+    ocl.reset_peak_memory_stats()
+    assert ocl.max_memory_allocated() == ocl.memory_allocated()
+    assert ocl.max_memory_reserved() == ocl.memory_reserved()
+    ocl.empty_cache()
+    assert ocl.memory_reserved() <= ocl.max_memory_reserved()
+    stats = ocl.memory_stats()
+    assert stats["allocated_bytes"] == ocl.memory_allocated()
+    summary = ocl.memory_summary()
+    assert isinstance(summary, str) and dev.name in summary and "Allocated memory" in summary
+    with pytest.raises(RuntimeError):
+        ocl.memory_allocated(99)
+    with pytest.raises(ValueError):
+        ocl.memory_allocated("cpu")
+
+
+def test_tensors_return_memory_when_freed(dev):
+    base = torch.ocl.memory_allocated()
+    for _ in range(3):
+        a = torch.randn(256, 256, device="ocl")
+        b = (a * 2 + 1).relu()
+        del a, b
+    assert torch.ocl.memory_allocated() == base
