@@ -15,6 +15,13 @@ _cache = {}
 
 
 def _sig(x):
+    t = type(x)
+    if t is OclTensor:  # the common case first: the cache key is built on every op
+        return (x.dtype, x.shape, x.stride())
+    if t is float:
+        return float
+    if t is int or t is bool:
+        return (t, x)  # ints can be sizes or dims: their value shapes the result
     if isinstance(x, torch.Tensor):
         return (x.device.type, x.dtype, tuple(x.shape), x.stride())
     if isinstance(x, (list, tuple)):
@@ -70,7 +77,7 @@ def check_devices(args, what):
 
 def infer(func, args, kwargs=None):
     """The meta result of ``func(*args, **kwargs)``: tensors with the output's shape, strides, dtype."""
-    key = (func, _sig(args), _sig(kwargs) if kwargs else None)
+    key = (func, tuple([_sig(a) for a in args]), _sig(kwargs) if kwargs else None)
     r = _cache.get(key)
     if r is None:
         check_devices(args, func.name())

@@ -88,16 +88,12 @@ def collapse(shape, strides):
     return sizes, out
 
 
-def run(op, out, inputs, params=(), ct=None):
-    """Computes ``out = op(*inputs)`` elementwise, broadcasting tensor inputs to out's shape.
-    ``inputs`` are OclTensors or Python numbers; ``params`` up to three numbers."""
-    n = out.numel()
-    if n == 0:
-        return out
-    if ct is None:
-        # A bool result tests its input for != 0 in the input's own type (0.5 is True).
-        src = out if out.dtype is not torch.bool else next((x for x in inputs if isinstance(x, OclTensor)), out)
-        ct = dtypes.compute(src.dtype)
+_plans = {}
+_BIG_BYTES = 2**31  # buffers this large may need 64-bit indices: their plans are not reused
+
+
+def _plan(op, out, inputs, ct):
+    """Kernel and collapsed geometry for one signature of operands (cached by the caller)."""
     shape = out.shape
     strides = [out.stride()]
     scalars = 0
@@ -114,20 +110,52 @@ def run(op, out, inputs, params=(), ct=None):
     rank = len(sizes)
     if rank == 1 and st[0][0] == 1 and all(s[0] == 1 or (scalars >> j) & 1 for j, s in enumerate(st[1:])):
         rank = 0
+    n = out.numel()
     big = n > _INT32_MAX or any(
         isinstance(x, OclTensor) and x._buf.nbytes // max(x.element_size(), 1) > _INT32_MAX
         for x in (out, *inputs))
-    idx = "long" if big else "int"
-    dev = runtime.device(out._index)
-    k = kernel(op, tuple(in_dtypes), out.dtype, ct, idx, dev)
-    p = list(params) + [0] * (3 - len(params))
-    p = (dtypes.py_scalar(p[0], ct), dtypes.py_scalar(p[1], ct), dtypes.py_scalar(p[2], ct))
-    values = [0 if isinstance(x, OclTensor) else dtypes.py_scalar(x, ct) for x in inputs]
+    k = kernel(op, tuple(in_dtypes), out.dtype, ct, "long" if big else "int", runtime.device(out._index))
+    geometry = (rank, tuple(sizes), tuple(tuple(s) for s in st))
+    return k, scalars, geometry, big
+
+
+def run(op, out, inputs, params=(), ct=None):
+    """Computes ``out = op(*inputs)`` elementwise, broadcasting tensor inputs to out's shape.
+    ``inputs`` are OclTensors or Python numbers; ``params`` up to three numbers."""
+    n = out.numel()
+    if n == 0:
+        return out
+    if ct is None:
+        # A bool result tests its input for != 0 in the input's own type (0.5 is True).
+        src = out if out.dtype is not torch.bool else next((x for x in inputs if isinstance(x, OclTensor)), out)
+        ct = dtypes.compute(src.dtype)
+    key = (op, ct, out.dtype, out.shape, out.stride(), out._index,
+           tuple([(x.dtype, x.shape, x.stride()) if type(x) is OclTensor else None for x in inputs]))
+    plan = _plans.get(key)
+    if plan is None or out._buf.nbytes >= _BIG_BYTES or any(
+            type(x) is OclTensor and x._buf.nbytes >= _BIG_BYTES for x in inputs):
+        plan = _plan(op, out, inputs, ct)
+        if not plan[3]:  # the index width depends on buffer sizes: only small-index plans are reused
+            _plans[key] = plan
+    k, scalars, (rank, sizes, st), _ = plan
+    conv = dtypes.py_scalar
+    p0 = conv(params[0], ct) if len(params) > 0 else 0
+    p1 = conv(params[1], ct) if len(params) > 1 else 0
+    p2 = conv(params[2], ct) if len(params) > 2 else 0
+    if rank <= MAX_DIMS:
+        args = [out._buf, out.storage_offset()]
+        for x in inputs:
+            if type(x) is OclTensor:
+                args += (x._buf, x.storage_offset(), 0)
+            else:
+                args += (out._buf, 0, conv(x, ct))
+        args += (p0, p1, p2, scalars, n, rank, sizes) + st
+        k.launch((n,), (256,) if n >= 256 else None, tuple(args))
+        return out
+    p = (p0, p1, p2)
+    values = [0 if isinstance(x, OclTensor) else conv(x, ct) for x in inputs]
     bufs = [out._buf] + [x._buf if isinstance(x, OclTensor) else out._buf for x in inputs]
     offsets = [out.storage_offset()] + [x.storage_offset() if isinstance(x, OclTensor) else 0 for x in inputs]
-    if rank <= MAX_DIMS:
-        _launch(k, bufs, offsets, values, p, scalars, n, rank, sizes, st)
-        return out
     # More dims than the kernel walks: launch once per index of the leading dims.
     lead, inner = sizes[:rank - MAX_DIMS], sizes[rank - MAX_DIMS:]
     inner_st = [s[rank - MAX_DIMS:] for s in st]
