@@ -6,13 +6,16 @@
 // a_off, a_ld, a_bs (and b_*) must be multiples of VWM (VWN) so that the
 // vector loads are aligned.  C is written with arbitrary strides and edge
 // checks against the true M, N.  Needs gemm_common.cl.
+// Split-K (ksplit > 1): Kp is the depth of one K chunk; group z along the
+// third launch dimension multiplies chunk z % ksplit of batch entry
+// z / ksplit into C slice z (a workspace that gemm_splitk.cl reduces).
 //
 // Parameters (-D): MWG NWG KWG (work-group tile), MDIMC NDIMC (threads),
 // MDIMA NDIMB (threads along M/N when staging A/B into local memory), KWI
 // (inner unroll), VWM VWN (vector widths), STRM STRN (0: each thread owns
 // consecutive vectors, 1: vectors strided by MDIMC/NDIMC), SA SB (stage A/B
 // in local memory).
-// Launch: global (Mp/MWG*MDIMC, Np/NWG*NDIMC, batch), local (MDIMC, NDIMC, 1).
+// Launch: global (Mp/MWG*MDIMC, Np/NWG*NDIMC, batch*ksplit), local (MDIMC, NDIMC, 1).
 
 #ifndef MWG
 #define MWG 64
@@ -103,10 +106,15 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
                 const __global REAL* restrict A, const int a_off, const int a_ld, const int a_bs,
                 const __global REAL* restrict B, const int b_off, const int b_ld, const int b_bs,
                 __global REAL* C, const int c_off, const int c_rs, const int c_cs, const int c_bs,
-                const __global REAL* restrict bias, const int bias_off) {
-  const long batch = get_group_id(2);
-  const __global realM* restrict agm = (const __global realM*)(A + a_off + batch * a_bs);
-  const __global realN* restrict bgm = (const __global realN*)(B + b_off + batch * b_bs);
+                const __global REAL* restrict bias, const int bias_off, const int ksplit) {
+  // Split-K: group z computes K chunk s (Kp deep) of batch entry z / ksplit
+  // and writes C slice z; with ksplit == 1 it is the whole product of batch z.
+  const long z = get_group_id(2);
+  const long batch = z / ksplit, chunk = (long)(z - batch * ksplit) * Kp;
+  const __global realM* restrict agm =
+      (const __global realM*)(A + a_off + batch * a_bs + chunk * a_ld);
+  const __global realN* restrict bgm =
+      (const __global realN*)(B + b_off + batch * b_bs + chunk * b_ld);
   const int a_ldv = a_ld / VWM, b_ldv = b_ld / VWN;
   const int gm = get_group_id(0) * (MWG / VWM);  // first A vector of this tile
   const int gn = get_group_id(1) * (NWG / VWN);
@@ -200,7 +208,7 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
 #endif
   }
 
-  __global REAL* cg = C + c_off + batch * c_bs;
+  __global REAL* cg = C + c_off + z * c_bs;
   const int m0 = get_group_id(0) * MWG, n0 = get_group_id(1) * NWG;
 #pragma unroll
   for (int ni = 0; ni < NWI; ni++) {

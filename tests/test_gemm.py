@@ -1,8 +1,8 @@
 """The GEMM core on ocl: the torch ops built on it (mm, addmm, bmm, baddbmm,
 linear, mv, dot, matmul, torch.ops.oclcore.gemm) with their gradients, and
 oclcore.gemm.planner directly on runtime buffers (edge shapes, the four
-transpositions, strided/offset/batched operands, alpha/beta, float64, every
-shipped database entry), all against float64 references with a K-scaled
+transpositions, strided/offset/batched operands, alpha/beta, float64, split-K,
+the small tile set, shared batch operands, every shipped database entry), all against float64 references with a K-scaled
 tolerance."""
 
 import itertools
@@ -313,7 +313,7 @@ def _view(flat, off, rows, cols, batch, rs, cs, bs):
 
 
 def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0, kind=None,
-              params=None, dtype="float32", bias=None, act=None, b_shared=False, seed=0):
+              params=None, dtype="float32", bias=None, act=None, b_shared=False, seed=0, split=None):
     """Runs one GEMM through plan_gemm/run_gemm (or the one-call gemm() when kind and params are
     None) on layouts la/lb/lc and checks it against float64 numpy, including that nothing outside
     C's view changed and that C is not read when beta == 0 (it is filled with NaN)."""
@@ -339,7 +339,7 @@ def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0
     mag = abs(alpha) * (np.abs(A) @ np.abs(B)) + (abs(beta) * np.abs(C) if beta != 0 else 0) + np.abs(bvec)
     a, b, c = dev.upload(Af), dev.upload(Bf), dev.upload(Cf)
     bb = dev.upload(biasv) if bias else None
-    if kind is None and params is None:
+    if kind is None and params is None and split is None:
         plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
                                  (crs, ccs, cbs), ao, bo, bias, act)
         planner.gemm(dev.get_kernel, dev.info, a, ao, ars, acs, b, bo, brs, bcs, c, co, crs, ccs, M, N, K,
@@ -347,7 +347,7 @@ def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0
                      dev.alloc)
     else:
         plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
-                                 (crs, ccs, cbs), ao, bo, bias, act, kind=kind, params=params)
+                                 (crs, ccs, cbs), ao, bo, bias, act, kind=kind, params=params, split=split)
         planner.run_gemm(plan, dev.get_kernel, a, ao, b, bo, c, co, alpha, beta, bb, 2 if bias else 0,
                          alloc=dev.alloc)
     out = dev.download(c, csz, npd)
@@ -479,9 +479,10 @@ def _shipped_param_sets():
         with open(os.path.join(folder, fn)) as f:
             entries = json.load(f)["entries"]
         for i, e in enumerate(entries):
-            for kind in ("tiled", "direct"):
-                if kind in e:
-                    key = (kind, tuple(sorted(e[kind].items())))
+            for family in ("tiled", "tiled_small", "direct"):
+                if family in e:
+                    kind = "direct" if family == "direct" else "tiled"
+                    key = (kind, tuple(sorted(e[family].items())))
                     found.setdefault(key, []).append("%s#%d:%s/%s/%s" % (fn, i, e.get("vendor"), e.get("arch"),
                                                                          e.get("dtype")))
     return [pytest.param(kind, dict(p), id="%s-%s" % (kind, "+".join(src)))
@@ -507,3 +508,104 @@ def test_database_lookup_on_this_device(dev):
         assert database.lookup(dev.info, family) is not None
     key = database.device_key(dev.info)
     assert len(key) == 4
+
+
+# ---- split-K, the small tile set, shared batch operands ------------------------------------------
+
+H200 = dict(name="NVIDIA H200", vendor="NVIDIA Corporation", platform="NVIDIA CUDA", type="GPU",
+            driver_version="580.159.04", compute_units=132, max_work_group_size=1024, local_mem=49152,
+            fp64=True, fp16=True)
+
+
+def _groups(plan):
+    return plan.gsize[0] // plan.lsize[0] * (plan.gsize[1] // plan.lsize[1]) * plan.gsize[2]
+
+
+def test_split_k_forced(dev):
+    """Forced K splits: epilogue and beta in the reduction, batches, packing, chunks of padding."""
+    plan = run_check(dev, 37, 70, 300, "n", "t", "n", beta=0.5, bias="col", act="relu", kind="tiled",
+                     split=3, seed=20)
+    assert plan.split == 3 and plan.reduce is not None and plan.Kc * 3 >= 300
+    assert "EPILOGUE" not in plan.defines and "EPILOGUE" in plan.reduce["defines"]
+    run_check(dev, 70, 37, 300, "t", "n", "t", bias="row", act="relu", beta=1.0, kind="tiled", split=3, seed=21)
+    run_check(dev, 29, 31, 230, "to", "s", "u", batch=3, alpha=-2.0, beta=0.25, kind="tiled", split=2, seed=22)
+    run_check(dev, 29, 31, 230, "n", "t", "n", batch=3, kind="tiled", split=4, b_shared=True, seed=23)
+    run_check(dev, 20, 30, 40, kind="tiled", split=4, seed=24)      # most chunks are all padding
+    with pytest.raises(ValueError, match="split"):
+        planner.plan_gemm(dev.info, 64, 64, 64, kind="tiled", split=0)
+
+
+def test_split_k_reads_aligned_operands_in_place(dev):
+    p = P.resolve("tiled", database.lookup(dev.info, "tiled"), dev.info)
+    m, n, k = 2 * p["MWG"], p["NWG"], 4 * p["KWG"]
+    for batch in (1, 2):
+        plan = run_check(dev, m, n, k, "t", "n", "t", batch=batch, kind="tiled", params=p, split=2,
+                         seed=25 + batch)
+        assert plan.split == 2
+        if batch == 1:   # (run_check's batch strides are deliberately misaligned)
+            assert not plan.packs, plan.operands
+
+
+def test_split_k_float64(dev):
+    if not dev.info.get("fp64"):
+        pytest.skip("no cl_khr_fp64")
+    run_check(dev, 29, 31, 300, "n", "t", "t", batch=2, alpha=0.5, beta=2.0, kind="tiled", dtype="float64",
+              split=3)
+
+
+def test_split_k_automatic(dev, no_fallbacks):
+    """A deep problem with a one-tile grid is split without being asked, through gemm() and torch."""
+    plan = run_check(dev, 20, 24, 4096, "t", "n", "t", alpha=0.5, beta=2.0, bias="row", act="relu", seed=27)
+    assert plan.kind == "tiled" and plan.split > 1, plan
+    torch.manual_seed(28)
+    x, w, b = torch.randn(16, 4096), torch.randn(40, 4096), torch.randn(40)
+    _torch_check(F.linear(_o(x), _o(w), _o(b)), F.linear(x.double(), w.double(), b.double()),
+                 x.double().abs() @ w.double().abs().t() + b.double().abs(), 4096)
+
+
+def test_small_tile_set(dev):
+    """The derived small set is valid, halves the tile, runs, and is chosen where it pads less."""
+    big = P.resolve("tiled", database.lookup(dev.info, "tiled"), dev.info)
+    small = planner._small_params(dev.info, "float32", big)
+    assert P.tiled_errors(small, dev.info) == []
+    assert small["MWG"] * small["NWG"] < big["MWG"] * big["NWG"]
+    run_check(dev, 67, 131, 45, "t", "n", "n", kind="tiled", params=small, seed=29)
+    run_check(dev, 49, 70, 64, "n", "n", "n", batch=3, kind="tiled", params=small, b_shared=True, seed=30)
+    # every shipped big set yields a valid small one on a device without a small entry
+    for param in _shipped_param_sets():
+        kind, p = param.values
+        if kind == "tiled":
+            q = P.derive_small(p, {"max_work_group_size": 256, "local_mem": 32768})
+            assert P.tiled_errors(q, {"max_work_group_size": 256, "local_mem": 32768}) == [], param.id
+    assert P.derive_small(dict(P.TILED_SAFE, MWG=8, NWG=8), None) == P.complete("tiled", dict(
+        P.TILED_SAFE, MWG=8, NWG=8))
+
+
+def test_shared_operand_is_packed_once(dev):
+    """A batch-stride-0 operand is packed once, not once per batch entry."""
+    M, N, K, batch = 70, 90, 50, 4
+    plan = planner.plan_gemm(dev.info, M, N, K, batch, a_strides=(K, 1, 0), kind="tiled", split=1)
+    steps = {s.operand: s for s in plan.packs}
+    shared = "b" if plan.swap else "a"
+    assert steps[shared].gsize[2] == 1 and plan.operands[shared][2] == 0
+    assert steps[shared].nbytes == plan.Kp * (plan.Np if shared == "b" else plan.Mp) * 4
+    run_check(dev, M, N, K, "n", "n", "n", batch=batch, kind="tiled", b_shared=True, seed=31)
+
+
+def test_h200_plans():
+    """Planning only (no device): the deep-skinny, batched and square shapes of bench/gemm.py."""
+    sm = database.lookup(H200, "tiled_small")
+    assert sm is not None and database.lookup(H200, "tiled")["MWG"] == 128
+    # vgg16 fc6 / fc7 / fc8: linear with x (64, K) and the weight (N, K)
+    for N, K in ((4096, 25088), (4096, 4096), (1000, 4096)):
+        plan = planner.plan_gemm(H200, 64, N, K, b_strides=(1, K))
+        assert plan.kind == "tiled" and plan.split > 1 and _groups(plan) >= 132, plan
+    # resnet50 2048->512 1x1 convolution, weight shared by the batch
+    plan = planner.plan_gemm(H200, 512, 49, 2048, 32, a_strides=(2048, 1, 0))
+    assert plan.family == "tiled_small" and _groups(plan) >= 4 * 132
+    assert [s.gsize[2] for s in plan.packs if s.operand == "b"] == [1]
+    # well-filled square and tall problems keep the big tuned set, unsplit
+    for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048), (12608, 2304, 768), (12608, 768, 3072)):
+        plan = planner.plan_gemm(H200, M, N, K)
+        assert plan.family == "tiled" and plan.split == 1, plan
+    assert planner.plan_gemm(H200, 1024, 1024, 1024).split > 1

@@ -89,7 +89,9 @@ def _measure(get_kernel, device_info, prob, kind, p, reps):
     """Median kernel time (s) of parameter set p, or None if it fails to
     build, launch or compute the right result."""
     try:
-        plan = plan_gemm(device_info, prob.M, prob.N, prob.K, 1, prob.dtype, kind=kind, params=p)
+        # split=1: time the kernel itself, not a split-K pair of launches.
+        plan = plan_gemm(device_info, prob.M, prob.N, prob.K, 1, prob.dtype, kind=kind, params=p,
+                         split=1 if kind == "tiled" else None)
         run = lambda: run_gemm(plan, get_kernel, prob.a, 0, prob.b, 0, prob.c, 0, 1.0, 0.0,
                                alloc=prob.alloc, timing=True)
         run()
