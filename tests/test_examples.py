@@ -97,8 +97,6 @@ def test_checkpoint_moves_between_ocl_and_cpu(tmp_path):
         assert_states_equal(on_ocl["model"], on_cpu["model"])
 
 
-@pytest.mark.xfail(strict=True, reason="oclcore/torch/tensor.py _keep_on_cpu keeps CPU-saved storages on the "
-                   "CPU, so torch.load(cpu_checkpoint, map_location='ocl') returns CPU tensors (CUDA gives cuda ones)")
 def test_cpu_checkpoint_loads_onto_ocl_with_map_location(tmp_path):
     path = str(tmp_path / "cpu.pt")
     torch.save({"w": torch.arange(6.0).reshape(2, 3)}, path)

@@ -7,7 +7,7 @@ frequent views compute it directly to keep the dispatch path short."""
 import torch
 
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, contiguous_strides
+from ..torch.tensor import OclTensor, alias, contiguous_strides, rebind
 from .copy import is_contiguous
 
 aten = torch.ops.aten
@@ -196,3 +196,10 @@ def select(x, dim, index):
     offset = x.storage_offset() + index * stride[dim]
     del shape[dim], stride[dim]
     return alias(x, tuple(shape), tuple(stride), offset)
+
+
+@register(aten.as_strided_.default)
+def as_strided_(x, size, stride, storage_offset=None):
+    """In-place geometry change of x over its own buffer (checked by the meta kernel)."""
+    m = aten.as_strided_.default(_meta_like(x), size, stride, storage_offset)
+    return rebind(x, x._buf, tuple(m.shape), m.stride(), m.storage_offset())

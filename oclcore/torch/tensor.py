@@ -106,6 +106,41 @@ def _keep_on_cpu(obj, location):
 
 torch.serialization.register_package(1, lambda obj: None, _keep_on_cpu)
 
+_torch_load = torch.serialization.load
+
+
+def _ocl_target(map_location):
+    if isinstance(map_location, (str, torch.device)):
+        device = torch.device(map_location)
+        if device.type == "ocl":
+            return device
+    return None
+
+
+def _to_ocl(obj, device):
+    if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+        moved = obj.to(device)
+        return torch.nn.Parameter(moved, obj.requires_grad) if isinstance(obj, torch.nn.Parameter) else moved
+    if isinstance(obj, torch.nn.Module):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_ocl(v, device)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_to_ocl(v, device) for v in obj)
+    return obj
+
+
+def load(f, map_location=None, *args, **kwargs):
+    """torch.load, plus: ``map_location="ocl"`` also moves tensors that were saved on the CPU
+    (their storages cannot be placed on ocl while unpickling, so they move afterwards)."""
+    result = _torch_load(f, map_location, *args, **kwargs)
+    device = _ocl_target(map_location)
+    return result if device is None else _to_ocl(result, device)
+
+
+load.__wrapped__ = _torch_load
+torch.load = torch.serialization.load = load
+
 
 def _dispatch(func, args, kwargs):  # replaced by dispatch.install()
     raise RuntimeError("oclcore dispatch is not installed")
