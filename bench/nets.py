@@ -19,6 +19,8 @@ Ops that fell back to the CPU during the timed steps are listed, never hidden.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shlex
@@ -117,6 +119,36 @@ def make_step(model, x, y, train):
     return infer
 
 
+def make_graph_step(model, x, y, train):
+    """The same step captured once with oclcore.graph and replayed (Adam with capturable=True,
+    as CUDA graphs require); warm-up eager steps allocate gradients and optimizer state first."""
+    import torch
+    from oclcore import graph as ograph
+
+    if train:
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=True)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            loss = loss_fn(logits_of(model(x)), y)
+            opt.zero_grad(set_to_none=False)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                model(x)
+    for _ in range(2):
+        step()
+    g = ograph.Graph()
+    with ograph.graph(g):
+        step()
+    return g.replay
+
+
 def measure(job):
     """Runs one measurement job; returns a dict of results (times in ms)."""
     import torch
@@ -133,7 +165,7 @@ def measure(job):
     if job["kind"] == "validate":
         return validate(job, model, x, result)
     y = torch.randint(0, 1000, (job["batch"],)).to(device)
-    step = make_step(model, x, y, train)
+    step = (make_graph_step if job.get("graph") else make_step)(model, x, y, train)
     for _ in range(job["warmup"]):
         step()
     sync()
@@ -227,6 +259,8 @@ def plan(args):
             for label, device, tf32 in columns:
                 jobs.append(dict(base, kind="time", column=label, device=device, tf32=tf32))
             jobs.append(dict(base, kind="time", column="ocl", device="ocl"))
+            if args.ocl_graph:
+                jobs.append(dict(base, kind="time", column="ocl graph", device="ocl", graph=True))
     return jobs
 
 
@@ -259,6 +293,9 @@ def tables(results, args):
         out.append(f"## {title}, ms per batch ({stat} of {args.iters}), input Bx3x{args.image_size}x"
                    f"{args.image_size}\n")
         head = ["network", "batch"] + [f"{c} ms" for c in columns] + ["ocl ms"] + [f"% of {c}" for c in columns]
+        graph = getattr(args, "ocl_graph", False)
+        if graph:
+            head += ["ocl graph ms", "graph speedup"] + [f"graph % of {c}" for c in columns]
         if args.validate:
             head.append("validate")
         head.append("notes")
@@ -276,6 +313,16 @@ def tables(results, args):
                 if q is not None:
                     sums[c].append(q)
                 chart[mode][c].append((name, q))
+            if graph:
+                g = by.get((name, "ocl graph"))
+                line.append(cell(g, stat))
+                speed = ratio(ocl, g, stat)
+                line.append("" if speed is None else f"{speed / 100:.2f}x")
+                for c in columns:
+                    q = ratio(by.get((name, c)), g, stat)
+                    line.append("" if q is None else f"{q:.1f}")
+                    if q is not None:
+                        sums.setdefault("graph " + c, []).append(q)
             notes = []
             if args.validate:
                 v = by.get((name, "validate"))
@@ -288,7 +335,7 @@ def tables(results, args):
                     line.append(("ok" if v["ok"] else "MISMATCH") + f" ({v['relative_error']:.1e})")
                     if v.get("fallbacks"):
                         notes.append(f"validate fallbacks: {v['fallbacks']}")
-            for label, r in [(c, by.get((name, c))) for c in columns] + [("ocl", ocl)]:
+            for label, r in [(c, by.get((name, c))) for c in columns + ["ocl graph"]] + [("ocl", ocl)]:
                 if r and "error" in r:
                     notes.append(f"{label}: {r['error']}")
             if ocl and ocl.get("fallbacks"):
@@ -297,6 +344,9 @@ def tables(results, args):
             out.append("| " + " | ".join(line) + " |")
         avg = ["**Average**", ""] + [""] * (len(columns) + 1)
         avg += [f"**{statistics.mean(sums[c]):.1f}**" if sums[c] else "" for c in columns]
+        if graph:
+            avg += ["", ""] + [f"**{statistics.mean(sums['graph ' + c]):.1f}**" if sums.get("graph " + c) else ""
+                               for c in columns]
         avg += [""] * (len(head) - len(avg))
         out.append("| " + " | ".join(avg) + " |")
         out.append("")
@@ -434,6 +484,8 @@ def parse_args(argv=None):
                    help="comma-separated torchvision names (default: the seed's lists)")
     p.add_argument("--batch", type=int, help="batch size for every network (default: the seed's)")
     p.add_argument("--mode", choices=["train", "infer", "both"], default="both")
+    p.add_argument("--ocl-graph", action="store_true",
+                   help="also time each step captured once with oclcore.graph and replayed")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--image-size", type=int, default=224)
@@ -477,6 +529,9 @@ def main(argv=None):
         if "error" in result:
             tqdm.write(f"{job['model']} {job['mode']} {job['column']}: {result['error']}", file=sys.stderr)
         results.append({"job": job, "result": result})
+        if args.out and job is not jobs[-1]:  # partial reports survive an interrupted run
+            with contextlib.redirect_stdout(io.StringIO()):
+                report(results, args, time.perf_counter() - start)
     report(results, args, time.perf_counter() - start)
     return 0
 
