@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-import oclcore
-from oclcore import conv as oconv
+# oclcore is imported only in the process that times ocl: once the ocl backend is registered,
+# torch's autograd engine cannot run CUDA backward passes in that process (torch 2.11-2.14).
 
 BATCH = {"resnet50": 32, "vgg16": 16, "mobilenet_v2": 32, "efficientnet_b0": 32, "convnext_small": 16}
 
@@ -125,6 +125,9 @@ def main():
         json.dump({"name": ref_name, "times": times}, open(a.reference_only, "w"))
         return
     ref_name, ref_times = reference_times(a, None)
+    import oclcore
+    from oclcore import conv as oconv
+
     dev = oclcore.runtime.device(a.device)
     ocl = torch.device("ocl", a.device)
     algorithms = a.algorithms if a.algorithms is not None else list(oconv.ALGORITHMS)
