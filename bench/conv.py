@@ -11,11 +11,11 @@ import argparse
 import collections
 import json
 import os
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+
+from timing import median_seconds
 
 # oclcore is imported only in the process that times ocl: once the ocl backend is registered,
 # torch's autograd engine cannot run CUDA backward passes in that process (torch 2.11-2.14).
@@ -50,23 +50,6 @@ def flops(layer):
     return 2.0 * n * co * ho * wo * cg * r * s
 
 
-def median_time(fn, sync, min_time=0.1, max_reps=50):
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    once = max(time.perf_counter() - t0, 1e-6)
-    reps = int(min(max(min_time / once, 3), max_reps))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def time_layer(layer, device, sync):
     """(forward s, backward s) of the layer on ``device`` (backward = input and weight gradients)."""
     n, c, h, w, co, cg, r, s, stride, padding, dilation, groups = layer
@@ -74,9 +57,9 @@ def time_layer(layer, device, sync):
     wt = torch.randn(co, cg, r, s, device=device, requires_grad=True)
     y = F.conv2d(x, wt, None, stride, padding, dilation, groups)
     g = torch.randn_like(y)
-    fwd = median_time(lambda: F.conv2d(x, wt, None, stride, padding, dilation, groups), sync)
-    bwd = median_time(lambda: torch.autograd.grad(F.conv2d(x, wt, None, stride, padding, dilation, groups),
-                                                  (x, wt), g), sync) - fwd
+    fwd = median_seconds(lambda: F.conv2d(x, wt, None, stride, padding, dilation, groups), sync, 0.1, 50)
+    bwd = median_seconds(lambda: torch.autograd.grad(F.conv2d(x, wt, None, stride, padding, dilation, groups),
+                                                  (x, wt), g), sync, 0.1, 50) - fwd
     return fwd, max(bwd, 1e-9)
 
 

@@ -11,12 +11,11 @@ import ctypes
 import ctypes.util
 import json
 import os
-import statistics
-import time
 
 import torch
 
 import oclcore
+from timing import median_seconds
 
 # name: (M, N, K, batch, transpose B) -- C[b] = A[b] (MxK) @ B[b] (KxN), B stored as (N, K) when transposed
 DL_SHAPES = {
@@ -46,26 +45,9 @@ def operands(M, N, K, batch, trans_b, device, dtype=torch.float32):
     return a, b
 
 
-def time_op(fn, sync, min_time=0.2, max_reps=200):
-    """Median seconds per call: warm-up, then repeated runs with the device synchronised."""
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    once = max(time.perf_counter() - t0, 1e-6)
-    reps = int(min(max(min_time / once, 3), max_reps))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 class CLBlast:
-    """CLBlast's SGEMM through ctypes when libclblast is installed (timed through pyopencl)."""
+    """CLBlast's SGEMM through ctypes, when libclblast is installed, run on oclcore's own
+    buffers and queue (so it is timed exactly like oclcore)."""
 
     def __init__(self):
         path = ctypes.util.find_library("clblast")
@@ -73,6 +55,22 @@ class CLBlast:
 
     def available(self):
         return self.lib is not None
+
+    def sgemm(self, dev, a, b, c, M, N, K, batch, trans_b):
+        """C = A @ B on ocl float32 tensors (row-major; B given as (N, K) when trans_b)."""
+        if batch != 1:
+            return None  # the strided-batched API is left out; those rows show no CLBlast figure
+        queue = ctypes.c_void_p(dev.queue_handle)
+        status = self.lib.CLBlastSgemm(
+            ctypes.c_int(101), ctypes.c_int(111), ctypes.c_int(112 if trans_b else 111),
+            ctypes.c_size_t(M), ctypes.c_size_t(N), ctypes.c_size_t(K), ctypes.c_float(1.0),
+            ctypes.c_void_p(a._buf.handle), ctypes.c_size_t(a.storage_offset()), ctypes.c_size_t(K),
+            ctypes.c_void_p(b._buf.handle), ctypes.c_size_t(b.storage_offset()),
+            ctypes.c_size_t(K if trans_b else N), ctypes.c_float(0.0),
+            ctypes.c_void_p(c._buf.handle), ctypes.c_size_t(c.storage_offset()), ctypes.c_size_t(N),
+            ctypes.byref(queue), None)
+        if status != 0:
+            raise RuntimeError(f"CLBlastSgemm failed with status {status}")
 
 
 def reference_device():
@@ -97,6 +95,7 @@ def main():
     sizes = a.sizes or ([256, 512, 1024, 2048, 4096, 8192] if is_gpu and not a.quick else [128, 256, 512])
     ref, ref_sync, ref_name = reference_device()
     ocl_sync = dev.synchronize
+    clblast = CLBlast()
     rows = []
     problems = [(f"{n}x{n}x{n}", (n, n, n, 1, False)) for n in sizes]
     if not a.no_dl and is_gpu and not a.quick:
@@ -109,23 +108,29 @@ def main():
     for name, (M, N, K, batch, tb) in problems_iter:
         flops = 2.0 * M * N * K * batch
         x, y = operands(M, N, K, batch, tb, ocl)
-        t_ocl = time_op(lambda: torch.matmul(x, y), ocl_sync)
+        t_ocl = median_seconds(lambda: torch.matmul(x, y), ocl_sync)
         xr, yr = x.to(ref), y.to(ref)
-        t_ref = time_op(lambda: torch.matmul(xr, yr), ref_sync)
+        t_ref = median_seconds(lambda: torch.matmul(xr, yr), ref_sync)
+        t_clb = None
+        if clblast.available() and batch == 1:
+            c = torch.empty(M, N, device=ocl)
+            t_clb = median_seconds(lambda: clblast.sgemm(dev, x, y, c, M, N, K, batch, tb), ocl_sync)
         err = ((torch.matmul(x, y).cpu().double() - torch.matmul(xr, yr).cpu().double()).norm() /
                torch.matmul(xr, yr).cpu().double().norm()).item()
         rows.append({"problem": name, "M": M, "N": N, "K": K, "batch": batch,
                      "oclcore_gflops": flops / t_ocl / 1e9, "ref_gflops": flops / t_ref / 1e9,
-                     "ratio": t_ref / t_ocl, "rel_err": err})
+                     "ratio": t_ref / t_ocl, "rel_err": err,
+                     "clblast_gflops": None if t_clb is None else flops / t_clb / 1e9})
         del x, y, xr, yr
     head = (f"device: ocl:{a.device} {dev.name} ({dev.platform}, driver {dev.driver_version}); "
             f"reference: {ref_name}; fp32")
-    lines = [head, "", "| problem | M | N | K | batch | oclcore GFLOP/s | reference GFLOP/s | oclcore/reference | rel. error |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "", "| problem | M | N | K | batch | oclcore GFLOP/s | reference GFLOP/s | oclcore/reference | "
+             "CLBlast GFLOP/s | rel. error |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        clb = "-" if r["clblast_gflops"] is None else f"{r['clblast_gflops']:.0f}"
         lines.append(f"| {r['problem']} | {r['M']} | {r['N']} | {r['K']} | {r['batch']} | {r['oclcore_gflops']:.0f} "
-                     f"| {r['ref_gflops']:.0f} | {100 * r['ratio']:.1f}% | {r['rel_err']:.1e} |")
-    if not CLBlast().available():
+                     f"| {r['ref_gflops']:.0f} | {100 * r['ratio']:.1f}% | {clb} | {r['rel_err']:.1e} |")
+    if not clblast.available():
         lines.append("\nCLBlast: not installed on this machine (no column).")
     text = "\n".join(lines)
     print(text)

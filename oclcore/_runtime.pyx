@@ -221,6 +221,12 @@ cdef class Device:
             "max_work_group_size", "preferred_vector_width_float", "fp16", "fp64", "extensions")}
 
     # -- queue --
+    @property
+    def queue_handle(self):
+        """The cl_command_queue as an integer, for interop with other OpenCL libraries (CLBlast)."""
+        check(ocl_device_open(self._d()))
+        return <size_t>self._d().queue
+
     def synchronize(self):
         """Waits until every command queued on this device has finished."""
         _no_capture("synchronize()")

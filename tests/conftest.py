@@ -23,6 +23,18 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-5):
         assert torch.equal(actual, expected), (actual, expected)
 
 
+def compare_forward_backward(f, x, rtol=1e-7, atol=1e-7):
+    """Runs ``f`` on CPU tensor ``x`` and on its ocl copy; compares outputs and input gradients."""
+    xc = x.clone().requires_grad_()
+    xo = x.to(DEVICE).requires_grad_()
+    yc, yo = f(xc), f(xo)
+    assert_close(yo, yc, rtol, atol)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yo.backward(g.to(DEVICE))
+    assert_close(xo.grad, xc.grad, rtol, atol)
+
+
 @pytest.fixture
 def no_fallbacks():
     """Fails the test if any op ran on the CPU fallback."""

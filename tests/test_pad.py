@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close
+from conftest import DEVICE, assert_close, compare_forward_backward
 
 PADS = {
     "constant": lambda t: F.pad(t, (1, 2, 3, 0)),
@@ -20,17 +20,6 @@ PADS = {
 }
 
 
-def _compare(f, x, rtol=1e-7, atol=1e-7):
-    xc = x.clone().requires_grad_()
-    xo = x.to(DEVICE).requires_grad_()
-    yc, yo = f(xc), f(xo)
-    assert_close(yo, yc, rtol, atol)
-    g = torch.randn_like(yc)
-    yc.backward(g)
-    yo.backward(g.to(DEVICE))
-    assert_close(xo.grad, xc.grad, rtol, atol)
-
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
 @pytest.mark.parametrize("name", sorted(PADS))
 def test_pad(no_fallbacks, name, layout):
@@ -40,7 +29,7 @@ def test_pad(no_fallbacks, name, layout):
         x = x.contiguous(memory_format=torch.channels_last)
     elif layout == "sliced":
         x = torch.randn(2, 6, 7, 6, dtype=torch.float64)[:, 1::2].transpose(2, 3)
-    _compare(PADS[name], x)
+    compare_forward_backward(PADS[name], x)
 
 
 def test_pad_float32_and_int(no_fallbacks):

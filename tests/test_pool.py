@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close
+from conftest import DEVICE, assert_close, compare_forward_backward
 
 POOLS = {
     "max": lambda t: F.max_pool2d(t, 3, 2, 1),
@@ -21,17 +21,6 @@ POOLS = {
 }
 
 
-def _compare(f, x, rtol=1e-7, atol=1e-7):
-    xc = x.clone().requires_grad_()
-    xo = x.to(DEVICE).requires_grad_()
-    yc, yo = f(xc), f(xo)
-    assert_close(yo, yc, rtol, atol)
-    g = torch.randn_like(yc)
-    yc.backward(g)
-    yo.backward(g.to(DEVICE))
-    assert_close(xo.grad, xc.grad, rtol, atol)
-
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
 @pytest.mark.parametrize("name", sorted(POOLS))
 def test_pool(no_fallbacks, name, layout):
@@ -41,13 +30,13 @@ def test_pool(no_fallbacks, name, layout):
         x = x.contiguous(memory_format=torch.channels_last)
     elif layout == "sliced":
         x = torch.randn(2, 6, 11, 9, dtype=torch.float64)[:, ::2].transpose(2, 3)
-    _compare(POOLS[name], x)
+    compare_forward_backward(POOLS[name], x)
 
 
 @pytest.mark.parametrize("name", ["max", "avg", "adaptive_avg", "adaptive_max"])
 def test_pool_unbatched_float32(no_fallbacks, name):
     torch.manual_seed(1)
-    _compare(POOLS[name], torch.randn(3, 8, 7), 1e-5, 1e-5)
+    compare_forward_backward(POOLS[name], torch.randn(3, 8, 7), 1e-5, 1e-5)
 
 
 def test_max_pool_indices(no_fallbacks):
@@ -66,7 +55,7 @@ def test_max_pool_indices(no_fallbacks):
 
 def test_max_pool_ties_backward_deterministic(no_fallbacks):
     x = torch.ones(1, 1, 6, 6, dtype=torch.float64)  # every window ties: the first index wins
-    _compare(lambda t: F.max_pool2d(t, 3, 1, 1), x)
+    compare_forward_backward(lambda t: F.max_pool2d(t, 3, 1, 1), x)
 
 
 def test_pool_batch1_odd_sizes_no_grad(no_fallbacks):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close
+from conftest import DEVICE, assert_close, compare_forward_backward
 
 RESIZES = {
     "nearest_x2": lambda t: F.interpolate(t, scale_factor=2, mode="nearest"),
@@ -22,17 +22,6 @@ RESIZES = {
 }
 
 
-def _compare(f, x, rtol=1e-7, atol=1e-7):
-    xc = x.clone().requires_grad_()
-    xo = x.to(DEVICE).requires_grad_()
-    yc, yo = f(xc), f(xo)
-    assert_close(yo, yc, rtol, atol)
-    g = torch.randn_like(yc)
-    yc.backward(g)
-    yo.backward(g.to(DEVICE))
-    assert_close(xo.grad, xc.grad, rtol, atol)
-
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
 @pytest.mark.parametrize("name", sorted(RESIZES))
 def test_upsample(no_fallbacks, name, layout):
@@ -42,13 +31,13 @@ def test_upsample(no_fallbacks, name, layout):
         x = x.contiguous(memory_format=torch.channels_last)
     elif layout == "sliced":
         x = torch.randn(2, 6, 7, 6, dtype=torch.float64)[:, 1::2].transpose(2, 3)
-    _compare(RESIZES[name], x)
+    compare_forward_backward(RESIZES[name], x)
 
 
 @pytest.mark.parametrize("name", ["nearest_x2", "bilinear", "bilinear_align"])
 def test_upsample_float32_batch1(no_fallbacks, name):
     torch.manual_seed(1)
-    _compare(RESIZES[name], torch.randn(1, 2, 5, 4), 1e-5, 1e-5)
+    compare_forward_backward(RESIZES[name], torch.randn(1, 2, 5, 4), 1e-5, 1e-5)
 
 
 def test_upsample_module_no_grad(no_fallbacks):
@@ -66,4 +55,4 @@ def test_upsample_empty(no_fallbacks):
 @pytest.mark.parametrize("groups", [2, 3])
 def test_channel_shuffle(no_fallbacks, groups):
     torch.manual_seed(2)
-    _compare(lambda t: F.channel_shuffle(t, groups), torch.randn(2, 6, 3, 4, dtype=torch.float64))
+    compare_forward_backward(lambda t: F.channel_shuffle(t, groups), torch.randn(2, 6, 3, 4, dtype=torch.float64))

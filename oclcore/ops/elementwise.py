@@ -60,7 +60,7 @@ def _make(func, describe, compare):
     kind = _kind(func)
 
     def impl(*args, **kwargs):
-        meta = infer(func, args, kwargs)
+        meta = infer(func, args, kwargs, floats=False)
         if not _supported(meta, args):  # e.g. complex or uint16: torch's CPU kernels, with a warning
             return cpu_fallback(func, args, kwargs)
         if kind == "out":

@@ -26,7 +26,7 @@ from ..torch.tensor import OclTensor, alias, empty
 from . import copy as _copy
 from . import dtypes, pointwise
 from .elementwise import scalar_value
-from . import meta as _meta
+from .meta import infer
 
 aten = torch.ops.aten
 
@@ -56,36 +56,6 @@ def kernel(name, dtype, signature, index):
     return k
 
 
-_infer_cache = {}
-
-
-def _key(x):
-    if isinstance(x, torch.Tensor):
-        return (x.device.type, x.dtype, tuple(x.shape), x.stride())
-    if isinstance(x, (list, tuple)):
-        return tuple(_key(e) for e in x)
-    if isinstance(x, dict):
-        return tuple((k, _key(v)) for k, v in x.items())
-    return (type(x), x)
-
-
-def infer(func, args, kwargs=None):
-    """oclcore.ops.meta.infer keyed by the values of int arguments too (dims, sizes, k decide
-    these ops' shapes), so a cached result never answers another call's dims."""
-    key = (func, _key(args), _key(kwargs) if kwargs else None)
-    r = _infer_cache.get(key)
-    if r is None:
-        _meta.check_devices(args, func.name())
-        margs = _meta._to_meta(args)
-        mkw = {k: _meta._to_meta(v) for k, v in kwargs.items()} if kwargs else {}
-        try:
-            r = func(*margs, **mkw)
-        except Exception:
-            func(*_meta._to_cpu_standin(args),
-                 **({k: _meta._to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}))
-            raise
-        _infer_cache[key] = r
-    return r
 
 
 def vec8(values):

@@ -89,7 +89,7 @@ def _finish(part, groups, mode, scale, out, tw, dev, dtype):
     k = _kernel("loss_finish", dtype, dev, "Bii" + sc + "BiBii")
     ls = _local_size(dev)
     k.launch((ls,), (ls,), (part._buf, groups, mode, dtypes.py_scalar(scale, ct), out._buf, out.storage_offset(),
-                            (tw or out)._buf, tw.storage_offset() if tw is not None else 0, int(tw is not None)))
+                            (tw if tw is not None else out)._buf, tw.storage_offset() if tw is not None else 0, int(tw is not None)))
 
 
 # ---------------------------------------------------------------- elementwise losses

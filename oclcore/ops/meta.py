@@ -14,24 +14,26 @@ from ..torch.tensor import OclTensor
 _cache = {}
 
 
-def _sig(x):
+def _sig(x, floats=True):
+    """Cache-key part for one argument. Ints and bools count by value (sizes, dims); floats
+    too unless ``floats`` is False (scale factors can shape a result, scalar operands cannot)."""
     t = type(x)
-    if t is OclTensor:  # the common case first: the cache key is built on every op
+    if t is OclTensor:  # the common case first: the key is built on every op
         return (x.dtype, x.shape, x.stride())
     if t is float:
-        return float
+        return (float, x) if floats else float
     if t is int or t is bool:
-        return (t, x)  # ints can be sizes or dims: their value shapes the result
+        return (t, x)
     if isinstance(x, torch.Tensor):
         return (x.device.type, x.dtype, tuple(x.shape), x.stride())
     if isinstance(x, (list, tuple)):
-        return tuple(_sig(e) for e in x)
+        return tuple(_sig(e, floats) for e in x)
     if isinstance(x, dict):
-        return tuple((k, _sig(v)) for k, v in x.items())
+        return tuple((k, _sig(v, floats)) for k, v in x.items())
     if isinstance(x, (bool, int)):
-        return (type(x), x)  # ints can be sizes or dims: their value shapes the result
+        return (type(x), x)
     if isinstance(x, (float, complex)):
-        return type(x)
+        return (type(x), x) if floats else type(x)
     return x
 
 
@@ -75,9 +77,11 @@ def check_devices(args, what):
                                    f"devices, {other} and {x.device}! (when checking argument for {what})")
 
 
-def infer(func, args, kwargs=None):
-    """The meta result of ``func(*args, **kwargs)``: tensors with the output's shape, strides, dtype."""
-    key = (func, tuple([_sig(a) for a in args]), _sig(kwargs) if kwargs else None)
+def infer(func, args, kwargs=None, floats=True):
+    """The meta result of ``func(*args, **kwargs)``: tensors with the output's shape, strides, dtype.
+    ``floats=False`` lets calls that differ only in float values share a cache entry (elementwise
+    ops, whose scalar operands never change the result's geometry)."""
+    key = (func, tuple([_sig(a, floats) for a in args]), _sig(kwargs, floats) if kwargs else None)
     r = _cache.get(key)
     if r is None:
         check_devices(args, func.name())
@@ -88,9 +92,18 @@ def infer(func, args, kwargs=None):
         except Exception:
             cargs = _to_cpu_standin(args)
             ckw = {k: _to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}
-            func(*cargs, **ckw)  # raises with the CPU's message
-            raise
+            # Raises with the CPU's message; where only the meta kernel fails (e.g. upsampling
+            # an empty batch) the CPU result gives the geometry.
+            r = _as_meta(func(*cargs, **ckw))
         _cache[key] = r
+    return r
+
+
+def _as_meta(r):
+    if isinstance(r, torch.Tensor):
+        return torch.empty_strided(r.shape, r.stride(), dtype=r.dtype, device="meta")
+    if isinstance(r, (list, tuple)):
+        return type(r)(_as_meta(e) for e in r)
     return r
 
 

@@ -12,7 +12,7 @@ from ..torch.dispatch import register
 from ..torch.tensor import empty
 from . import copy as _copy
 from . import dtypes
-from .layer_meta import infer_exact as infer
+from .meta import infer
 
 aten = torch.ops.aten
 

@@ -9,7 +9,7 @@ from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import empty
 from . import dtypes
-from .layer_meta import infer_exact as infer
+from .meta import infer
 
 aten = torch.ops.aten
 

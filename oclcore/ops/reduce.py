@@ -16,7 +16,8 @@ import torch
 from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import empty
-from . import dtypes, meta as _meta
+from . import dtypes
+from .meta import infer
 from .copy import copy_into
 from .pointwise import collapse
 
@@ -42,39 +43,6 @@ MODE_GROUP, MODE_PARTS, MODE_ITEM = 0, 1, 2
 
 _kernels = {}
 _local_sizes = {}
-_meta_cache = {}
-
-
-def _key(x):
-    if isinstance(x, torch.Tensor):
-        return (x.device.type, x.dtype, tuple(x.shape), x.stride())
-    if isinstance(x, (list, tuple)):
-        return tuple(_key(e) for e in x)
-    if isinstance(x, dict):
-        return tuple((k, _key(v)) for k, v in x.items())
-    if isinstance(x, (bool, int, float)):
-        return (type(x), x)
-    return x
-
-
-def infer(func, args, kwargs=None):
-    """Like :func:`oclcore.ops.meta.infer`, cached by the values of int/bool/float arguments too
-    (dims, keepdim and correction decide a reduction's result)."""
-    key = (func, _key(args), _key(kwargs) if kwargs else None)
-    r = _meta_cache.get(key)
-    if r is None:
-        _meta.check_devices(args, func.name())
-        margs = _meta._to_meta(args)
-        mkw = {k: _meta._to_meta(v) for k, v in kwargs.items()} if kwargs else {}
-        try:
-            r = func(*margs, **mkw)
-        except Exception:
-            cargs = _meta._to_cpu_standin(args)
-            ckw = {k: _meta._to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}
-            func(*cargs, **ckw)  # raises with the CPU's message
-            raise
-        _meta_cache[key] = r
-    return r
 
 
 def _wg_size(dev):

@@ -10,7 +10,7 @@ from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import empty
 from . import dtypes
-from .layer_meta import infer_exact
+from .meta import infer
 
 aten = torch.ops.aten
 
@@ -80,7 +80,7 @@ def _vec_scales(scale_factors):
 
 
 def _nearest(func, x, output_size, scales_h, scales_w, exact):
-    out = _new(infer_exact(func, (x, output_size, scales_h, scales_w)), x._index)
+    out = _new(infer(func, (x, output_size, scales_h, scales_w)), x._index)
     small, big = _dims4(x.shape), _dims4(out.shape)
     sh = _scale(small[2], big[2], scales_h, False, np.float32)
     sw = _scale(small[3], big[3], scales_w, False, np.float32)
@@ -89,7 +89,7 @@ def _nearest(func, x, output_size, scales_h, scales_w, exact):
 
 
 def _nearest_backward(func, gy, output_size, input_size, scales_h, scales_w, exact):
-    gi = _new(infer_exact(func, (gy, output_size, input_size, scales_h, scales_w)), gy._index)
+    gi = _new(infer(func, (gy, output_size, input_size, scales_h, scales_w)), gy._index)
     small, big = _dims4(input_size), _dims4(gy.shape)
     sh = _scale(small[2], big[2], scales_h, False, np.float32)
     sw = _scale(small[3], big[3], scales_w, False, np.float32)
@@ -139,7 +139,7 @@ def _upsample_nearest_exact2d_vec(x, output_size, scale_factors):
 
 @register(aten.upsample_bilinear2d.default)
 def upsample_bilinear2d(x, output_size, align_corners, scales_h=None, scales_w=None):
-    meta = infer_exact(aten.upsample_bilinear2d.default, (x, output_size, align_corners, scales_h, scales_w))
+    meta = infer(aten.upsample_bilinear2d.default, (x, output_size, align_corners, scales_h, scales_w))
     out = _new(meta, x._index)
     small, big = _dims4(x.shape), _dims4(out.shape)
     ft = _float_type(x.dtype)
@@ -158,7 +158,7 @@ def upsample_bilinear2d_vec(x, output_size, align_corners, scale_factors):
 
 @register(aten.upsample_bilinear2d_backward.default)
 def upsample_bilinear2d_backward(gy, output_size, input_size, align_corners, scales_h=None, scales_w=None):
-    meta = infer_exact(aten.upsample_bilinear2d_backward.default,
+    meta = infer(aten.upsample_bilinear2d_backward.default,
                        (gy, output_size, input_size, align_corners, scales_h, scales_w))
     gi = _new(meta, gy._index)
     small, big = _dims4(input_size), _dims4(gy.shape)
