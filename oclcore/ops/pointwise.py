@@ -119,16 +119,16 @@ def _plan(op, out, inputs, ct):
     return k, scalars, geometry, big
 
 
-def run(op, out, inputs, params=(), ct=None):
-    """Computes ``out = op(*inputs)`` elementwise, broadcasting tensor inputs to out's shape.
-    ``inputs`` are OclTensors or Python numbers; ``params`` up to three numbers."""
-    n = out.numel()
-    if n == 0:
-        return out
-    if ct is None:
-        # A bool result tests its input for != 0 in the input's own type (0.5 is True).
-        src = out if out.dtype is not torch.bool else next((x for x in inputs if isinstance(x, OclTensor)), out)
-        ct = dtypes.compute(src.dtype)
+def compute_type(out, inputs):
+    """The compute type for out = op(inputs): out's, except that a bool result tests its input
+    for != 0 in the input's own type (0.5 is True)."""
+    src = out if out.dtype is not torch.bool else next((x for x in inputs if isinstance(x, OclTensor)), out)
+    return dtypes.compute(src.dtype)
+
+
+def prepare(op, out, inputs, ct):
+    """The launch plan (kernel, scalar mask, collapsed geometry, needs 64-bit indices) for these
+    operands; cached by their dtypes, shapes and strides."""
     key = (op, ct, out.dtype, out.shape, out.stride(), out._index,
            tuple([(x.dtype, x.shape, x.stride()) if type(x) is OclTensor else None for x in inputs]))
     plan = _plans.get(key)
@@ -137,11 +137,28 @@ def run(op, out, inputs, params=(), ct=None):
         plan = _plan(op, out, inputs, ct)
         if not plan[3]:  # the index width depends on buffer sizes: only small-index plans are reused
             _plans[key] = plan
+    return plan
+
+
+def run(op, out, inputs, params=(), ct=None):
+    """Computes ``out = op(*inputs)`` elementwise, broadcasting tensor inputs to out's shape.
+    ``inputs`` are OclTensors or Python numbers; ``params`` up to three numbers."""
+    if out.numel() == 0:
+        return out
+    if ct is None:
+        ct = compute_type(out, inputs)
+    return launch(prepare(op, out, inputs, ct), out, inputs, params, ct)
+
+
+def launch(plan, out, inputs, params, ct):
+    """Enqueues a prepared plan on these operands (same geometry as when it was prepared)."""
     k, scalars, (rank, sizes, st), _ = plan
+    n = out.numel()
     conv = dtypes.py_scalar
-    p0 = conv(params[0], ct) if len(params) > 0 else 0
-    p1 = conv(params[1], ct) if len(params) > 1 else 0
-    p2 = conv(params[2], ct) if len(params) > 2 else 0
+    np_ = len(params)
+    p0 = conv(params[0], ct) if np_ > 0 else 0
+    p1 = conv(params[1], ct) if np_ > 1 else 0
+    p2 = conv(params[2], ct) if np_ > 2 else 0
     if rank <= MAX_DIMS:
         args = [out._buf, out.storage_offset()]
         for x in inputs:
