@@ -149,6 +149,31 @@ def run(op, x, reduced, outs, ct, params=(0, 0), keep_order=False, program_dtype
     nout = out.numel()
     if nout == 0:
         return outs
+    out2 = outs[1] if len(outs) > 1 else None
+    key = (op, x.dtype, x.shape, x.stride(), tuple(reduced), out.dtype, out.shape, out.stride(), ct, keep_order,
+           program_dtype, out2 is not None, x._index)
+    plan = _plans.get(key)
+    if plan is None or index_type(x, out, out2) == "long":
+        plan = _plan(op, x, reduced, out, out2, ct, keep_order, program_dtype)
+        if plan[-1] == "int":
+            _plans[key] = plan
+    k, columns, chunks, chunk_len, geometry, launches, _ = plan
+    p0, p1 = (dtypes.py_scalar(p, ct) for p in params)
+    part = empty((nout * chunks * _STATE_BYTES,), torch.uint8, x._index) if chunks > 1 else None
+    head = (out._buf, out.storage_offset(), None if out2 is None else out2._buf,
+            0 if out2 is None else out2.storage_offset(), x._buf, x.storage_offset(),
+            None if part is None else part._buf, 0, p0, p1)
+    for gsize, lsize, mode in launches:
+        k.launch(gsize, lsize, head + geometry + (mode,))
+    return outs
+
+
+_plans = {}
+
+
+def _plan(op, x, reduced, out, out2, ct, keep_order, program_dtype):
+    """Kernel, launch geometry and kernel arguments that depend only on shapes, strides and dtypes."""
+    nout = out.numel()
     nd = x.dim()
     shape, xs = tuple(x.shape), x.stride()
     kept = [d for d in range(nd) if d not in reduced]
@@ -165,9 +190,7 @@ def run(op, x, reduced, outs, ct, params=(0, 0), keep_order=False, program_dtype
 
     dev = runtime.device(x._index)
     store_dtype = program_dtype or out.dtype
-    out2 = outs[1] if len(outs) > 1 else None
     idx = index_type(x, out, out2)
-    p0, p1 = (dtypes.py_scalar(p, ct) for p in params)
 
     columns = nred <= 32 or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
     chunks = 1
@@ -177,26 +200,19 @@ def run(op, x, reduced, outs, ct, params=(0, 0), keep_order=False, program_dtype
     if chunk_len:
         chunks = -(-nred // chunk_len)
 
-    part = None
-    if chunks > 1:
-        part = empty((nout * chunks * _STATE_BYTES,), torch.uint8, x._index)
-
     family, code = OPS[op]
     k = kernel("reduce_" + family, x.dtype, ct, store_dtype, idx, dev)
-
-    def args(mode):
-        return (out._buf, out.storage_offset(), None if out2 is None else out2._buf,
-                0 if out2 is None else out2.storage_offset(), x._buf, x.storage_offset(),
-                None if part is None else part._buf, 0, p0, p1, nout, nred, chunks, chunk_len,
-                len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz), tuple(rsz), tuple(rin), code, mode)
-
+    geometry = (nout, nred, chunks, chunk_len, len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz),
+                tuple(rsz), tuple(rin), code)
     if columns:
-        k.launch((nout,), (64,) if nout >= 64 else None, args(MODE_ITEM))
-        return outs
-    k.launch((nout * chunks * group_size(k, dev, chunk_len),), (group_size(k, dev, chunk_len),), args(MODE_GROUP))
-    if chunks > 1:
-        k.launch((nout * group_size(k, dev, chunks),), (group_size(k, dev, chunks),), args(MODE_PARTS))
-    return outs
+        launches = [((nout,), (64,) if nout >= 64 else None, MODE_ITEM)]
+    else:
+        g1 = group_size(k, dev, chunk_len)
+        launches = [((nout * chunks * g1,), (g1,), MODE_GROUP)]
+        if chunks > 1:
+            g2 = group_size(k, dev, chunks)
+            launches.append(((nout * g2,), (g2,), MODE_PARTS))
+    return k, columns, chunks, chunk_len, geometry, launches, idx
 
 
 def _new(meta, x):
