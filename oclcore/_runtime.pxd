@@ -127,6 +127,8 @@ cdef class Buffer:
     cdef readonly Device device
     cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1
     cdef ocl_block* _b(self) except NULL
+    cdef Py_ssize_t _transfer(self, obj, Py_ssize_t offset, bint to_device) except -1
+    cdef int _blocking_copy(self, void* host, Py_ssize_t n, Py_ssize_t offset, bint to_device) except -1
 
 
 cdef class Program:

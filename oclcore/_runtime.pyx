@@ -2,7 +2,7 @@
 """Typed wrappers over oclcore's C runtime: devices, buffers, programs,
 kernels and events. Python above this module never sees a raw cl_mem."""
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
 from libc.stdlib cimport free
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
 from libc.string cimport memcpy
@@ -353,52 +353,41 @@ cdef class Buffer:
     def write(self, src, Py_ssize_t offset=0):
         """Copies a contiguous host object (numpy array, bytes, CPU tensor) into the buffer at byte ``offset``."""
         _no_capture("copying host data to the device")
-        cdef Py_buffer view
-        cdef size_t ptr
-        cdef Py_ssize_t n
-        if _is_torch_tensor(src):
-            ptr, n = _tensor_memory(src)
-            self._range(offset, n, "write")
-            if n:
-                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
-                                                        offset, n, <const void*>ptr, 0, NULL, NULL),
-                           "clEnqueueWriteBuffer")
-            return n
-        PyObject_GetBuffer(src, &view, PyBUF_SIMPLE | PyBUF_C_CONTIGUOUS)
-        try:
-            self._range(offset, view.len, "write")
-            if view.len:
-                check_call(ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
-                                                        offset, view.len, view.buf, 0, NULL, NULL),
-                           "clEnqueueWriteBuffer")
-            return view.len
-        finally:
-            PyBuffer_Release(&view)
+        return self._transfer(src, offset, True)
 
     def read(self, dst, Py_ssize_t offset=0):
         """Copies bytes at ``offset`` into a writable contiguous host object (waits for queued work)."""
         _no_capture("reading device data on the host (.item(), .cpu(), printing)")
+        return self._transfer(dst, offset, False)
+
+    cdef Py_ssize_t _transfer(self, obj, Py_ssize_t offset, bint to_device) except -1:
         cdef Py_buffer view
         cdef size_t ptr
         cdef Py_ssize_t n
-        if _is_torch_tensor(dst):
-            ptr, n = _tensor_memory(dst)
-            self._range(offset, n, "read")
-            if n:
-                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
-                                                       offset, n, <void*>ptr, 0, NULL, NULL),
-                           "clEnqueueReadBuffer")
+        if _is_torch_tensor(obj):
+            ptr, n = _tensor_memory(obj)
+            self._blocking_copy(<void*>ptr, n, offset, to_device)
             return n
-        PyObject_GetBuffer(dst, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+        PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS if to_device else PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
         try:
-            self._range(offset, view.len, "read")
-            if view.len:
-                check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE,
-                                                       offset, view.len, view.buf, 0, NULL, NULL),
-                           "clEnqueueReadBuffer")
+            self._blocking_copy(view.buf, view.len, offset, to_device)
             return view.len
         finally:
             PyBuffer_Release(&view)
+
+    cdef int _blocking_copy(self, void* host, Py_ssize_t n, Py_ssize_t offset, bint to_device) except -1:
+        cdef cl_int rc
+        self._range(offset, n, "write" if to_device else "read")
+        if n == 0:
+            return 0
+        if to_device:
+            rc = ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE, offset, n, host,
+                                              0, NULL, NULL)
+        else:
+            rc = ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE, offset, n, host,
+                                             0, NULL, NULL)
+        check_call(rc, "clEnqueueWriteBuffer" if to_device else "clEnqueueReadBuffer")
+        return 0
 
     def copy_to(self, Buffer dst, Py_ssize_t nbytes, Py_ssize_t src_offset=0, Py_ssize_t dst_offset=0):
         """Enqueues a copy of ``nbytes`` into ``dst`` (any device; across devices it waits)."""
