@@ -2,6 +2,8 @@
 //
 // -D: T, LD, ST, TO=T   storage type of the input/output and its load/store macros
 //     CT                compute type (float, or double for float64)
+//     AT                accumulation type of the statistics and gradient sums: double where
+//                       the device has it (as torch's CPU kernels accumulate), else CT
 //     PT, LDP, STP      storage of weight, bias, running stats and their grads
 //     WG                work-group size (a power of two)
 //
@@ -31,7 +33,7 @@
 #define F_GRAD_BIAS 256
 
 // Sums a[] and b[] over the work-group (each item has written its own slot).
-inline void wg_sum2(__local CT* a, __local CT* b, CT* ta, CT* tb) {
+inline void wg_sum2(__local AT* a, __local AT* b, AT* ta, AT* tb) {
   int lid = get_local_id(0);
   for (int s = WG / 2; s > 0; s >>= 1) {
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -55,7 +57,7 @@ void norm_forward(__global T* y, int y_off, __global const T* x, int x_off,
                   __global CT* mean, int mean_off, __global CT* rstd, int rstd_off,
                   __global PT* rmean, int rmean_off, __global PT* rvar, int rvar_off,
                   int8 gx, int8 gy, int8 pc, int flags, CT eps, CT momentum) {
-  __local CT la[WG], lb[WG];
+  __local AT la[WG], lb[WG];
   int group = get_group_id(0), lid = get_local_id(0);
   int G2 = gx.s0, P = gx.s1, Q = gx.s2, M = P * Q;
   int g1 = group / G2, g2 = group % G2;
@@ -67,22 +69,23 @@ void norm_forward(__global T* y, int y_off, __global const T* x, int x_off,
     mu = LDP(rmean, rmean_off + pb);
     inv = (CT)1 / sqrt(LDP(rvar, rvar_off + pb) + eps);
   } else {
-    CT s = 0, unused;
-    for (int e = lid; e < M; e += WG) s += LD(x, ELEM_OFFSET(gx, xb, e));
+    AT s = 0, unused;
+    for (int e = lid; e < M; e += WG) s += (AT)LD(x, ELEM_OFFSET(gx, xb, e));
     la[lid] = s;
     lb[lid] = 0;
     wg_sum2(la, lb, &s, &unused);
-    mu = s / M;
-    CT v = 0;
+    AT mu_acc = s / M;
+    AT v = 0;
     for (int e = lid; e < M; e += WG) {
-      CT d = LD(x, ELEM_OFFSET(gx, xb, e)) - mu;
+      AT d = (AT)LD(x, ELEM_OFFSET(gx, xb, e)) - mu_acc;
       v += d * d;
     }
     la[lid] = v;
     lb[lid] = 0;
     wg_sum2(la, lb, &v, &unused);
-    inv = (CT)1 / sqrt(v / M + eps);
-    var_unbiased = v / (M - 1);
+    mu = (CT)mu_acc;
+    inv = (CT)((AT)1 / sqrt(v / M + (AT)eps));
+    var_unbiased = (CT)(v / (M - 1));
   }
   for (int e = lid; e < M; e += WG) {
     int p = e / Q, q = e % Q, pi = pb + p * pc.s2 + q * pc.s3;
@@ -111,7 +114,7 @@ void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
                    __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
                    __global PT* gw, int gw_off, __global PT* gb, int gb_off,
                    int8 gx, int8 gd, int8 gg, int8 pc, int flags, CT eps) {
-  __local CT la[WG], lb[WG];
+  __local AT la[WG], lb[WG];
   int group = get_group_id(0), lid = get_local_id(0);
   int G2 = gx.s0, P = gx.s1, Q = gx.s2, M = P * Q;
   int g1 = group / G2, g2 = group % G2;
@@ -129,18 +132,18 @@ void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
     inv = rstd[rstd_off + group];
   }
   // t1 = sum(dy * w), t2 = sum(dy * w * xhat); w left out when constant over the group
-  CT t1 = 0, t2 = 0;
+  AT t1 = 0, t2 = 0;
   for (int e = lid; e < M; e += WG) {
     int p = e / Q, q = e % Q;
-    CT d = LD(dy, ELEM_OFFSET(gd, db, e));
+    AT d = LD(dy, ELEM_OFFSET(gd, db, e));
     if ((flags & F_WEIGHT) && !group_w) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
     t1 += d;
-    t2 += d * (LD(x, ELEM_OFFSET(gx, xb, e)) - mu) * inv;
+    t2 += d * ((AT)LD(x, ELEM_OFFSET(gx, xb, e)) - (AT)mu) * (AT)inv;
   }
   la[lid] = t1;
   lb[lid] = t2;
   wg_sum2(la, lb, &t1, &t2);
-  CT m1 = t1 / M, m2 = t2 / M;
+  CT m1 = (CT)(t1 / M), m2 = (CT)(t2 / M);
   if (group_w && (flags & F_WEIGHT)) {
     CT wg = LDP(w, w_off + pb);
     m1 *= wg;
@@ -174,17 +177,17 @@ void norm_param_grad(__global PT* gw, int gw_off, __global PT* gb, int gb_off,
                      __global const T* dy, int dy_off, __global const T* x, int x_off,
                      __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
                      int8 geom, int8 xs, int8 ds, int flags) {
-  __local CT la[WG], lb[WG];
+  __local AT la[WG], lb[WG];
   int j = get_group_id(0), lid = get_local_id(0);
   int U = geom.s0, V = geom.s1, n = U * V;
   int sbase = (j / geom.s2) * geom.s3;
-  CT sw = 0, sb = 0;
+  AT sw = 0, sb = 0;
   for (int e = lid; e < n; e += WG) {
     int u = e / V, v = e % V;
     int st = sbase + u * geom.s4;
-    CT d = LD(dy, dy_off + j * ds.s0 + u * ds.s1 + v * ds.s2);
-    CT xv = LD(x, x_off + j * xs.s0 + u * xs.s1 + v * xs.s2);
-    sw += d * (xv - mean[mean_off + st]) * rstd[rstd_off + st];
+    AT d = LD(dy, dy_off + j * ds.s0 + u * ds.s1 + v * ds.s2);
+    AT xv = LD(x, x_off + j * xs.s0 + u * xs.s1 + v * xs.s2);
+    sw += d * (xv - (AT)mean[mean_off + st]) * (AT)rstd[rstd_off + st];
     sb += d;
   }
   la[lid] = sw;

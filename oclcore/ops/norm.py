@@ -47,8 +47,8 @@ def _kernel(name, dtype, pdtype, dev):
         defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
                    "ST": dtypes.store_macro(dtype), "CT": ct, "PT": dtypes.storage(pdtype),
                    "LDP": dtypes.load_macro(pdtype), "STP": _STP[dtypes.load_macro(pdtype)],
-                   "WG": _work_group(dev)}
-        if ct == "double" or pdtype is torch.float64:
+                   "WG": _work_group(dev), "AT": "double" if dev.fp64 else ct}
+        if ct == "double" or pdtype is torch.float64 or dev.fp64:
             defines["FP64"] = None
         s = dtypes.SCALAR_CHAR[ct]
         sig = _SIGNATURES[name] + (s + s if name == "norm_forward" else s if name == "norm_backward" else "")
