@@ -143,23 +143,24 @@ void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
   la[lid] = t1;
   lb[lid] = t2;
   wg_sum2(la, lb, &t1, &t2);
-  CT m1 = (CT)(t1 / M), m2 = (CT)(t2 / M);
+  AT m1 = t1 / M, m2 = t2 / M;
   if (group_w && (flags & F_WEIGHT)) {
-    CT wg = LDP(w, w_off + pb);
+    AT wg = LDP(w, w_off + pb);
     m1 *= wg;
     m2 *= wg;
   }
   // PoCL miscompiled single-item stores placed between barriers and a loop; they stay last.
   for (int e = lid; e < M && (flags & F_GRAD_INPUT); e += WG) {
     int p = e / Q, q = e % Q;
-    CT d = LD(dy, ELEM_OFFSET(gd, db, e));
+    AT d = LD(dy, ELEM_OFFSET(gd, db, e));
     if (flags & F_WEIGHT) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
-    CT g;
+    AT g;
     if (flags & F_RUNNING_STATS) {
       g = d * inv;
     } else {
-      CT xhat = (LD(x, ELEM_OFFSET(gx, xb, e)) - mu) * inv;
-      g = inv * (d - m1 - xhat * m2);
+      // d - m1 - xhat * m2 cancels when a channel has few elements: AT keeps it exact enough
+      AT xhat = ((AT)LD(x, ELEM_OFFSET(gx, xb, e)) - (AT)mu) * (AT)inv;
+      g = (AT)inv * (d - m1 - xhat * m2);
     }
     ST(gi, ELEM_OFFSET(gg, ib, e), g);
   }
