@@ -23,6 +23,17 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-5):
         assert torch.equal(actual, expected), (actual, expected)
 
 
+LAYOUTS = ["contiguous", "channels_last", "sliced"]
+
+
+def layout_input(layout, n, c, h, w):
+    """A float64 (n, c, h, w) CPU tensor laid out contiguous, channels-last, or as a strided view."""
+    if layout == "sliced":
+        return torch.randn(n, 2 * c, w, h, dtype=torch.float64)[:, 1::2].transpose(2, 3)
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+
+
 def compare_forward_backward(f, x, rtol=1e-7, atol=1e-7):
     """Runs ``f`` on CPU tensor ``x`` and on its ocl copy; compares outputs and input gradients."""
     xc = x.clone().requires_grad_()

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close, compare_forward_backward
+from conftest import DEVICE, LAYOUTS, assert_close, compare_forward_backward, layout_input
 
 PADS = {
     "constant": lambda t: F.pad(t, (1, 2, 3, 0)),
@@ -20,15 +20,11 @@ PADS = {
 }
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", sorted(PADS))
 def test_pad(no_fallbacks, name, layout):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    elif layout == "sliced":
-        x = torch.randn(2, 6, 7, 6, dtype=torch.float64)[:, 1::2].transpose(2, 3)
+    x = layout_input(layout, 2, 3, 6, 7)
     compare_forward_backward(PADS[name], x)
 
 

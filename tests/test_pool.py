@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close, compare_forward_backward
+from conftest import DEVICE, LAYOUTS, assert_close, compare_forward_backward, layout_input
 
 POOLS = {
     "max": lambda t: F.max_pool2d(t, 3, 2, 1),
@@ -21,15 +21,11 @@ POOLS = {
 }
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", sorted(POOLS))
 def test_pool(no_fallbacks, name, layout):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 9, 11, dtype=torch.float64)
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    elif layout == "sliced":
-        x = torch.randn(2, 6, 11, 9, dtype=torch.float64)[:, ::2].transpose(2, 3)
+    x = layout_input(layout, 2, 3, 9, 11)
     compare_forward_backward(POOLS[name], x)
 
 
