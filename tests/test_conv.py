@@ -138,6 +138,8 @@ def test_conv2d_sweep(no_fallbacks, chosen, i, cfg, algorithm):
     for pass_ in PASSES:
         if ALGORITHMS[algorithm].supports(geom, pass_):
             assert ran[pass_] == algorithm, (pass_, chosen)
+    if algorithm == "winograd":   # its sweep cases (3x3, stride 1, padding <= 1) run every pass
+        assert ran == {p: "winograd" for p in PASSES}, chosen
 
 
 def test_every_algorithm_is_in_the_default_sweep():
@@ -148,15 +150,40 @@ def test_every_algorithm_is_in_the_default_sweep():
 
 def test_forced_algorithm_strict_and_unknown():
     geom = oclcore.conv.conv_geometry((1, 4, 6, 6), (4, 4, 3, 3), 1, 1)
+    strided = oclcore.conv.conv_geometry((1, 4, 6, 6), (4, 4, 3, 3), 2, 1)
+    wide = oclcore.conv.conv_geometry((1, 4, 6, 6), (4, 4, 3, 3), 1, 3)
     with force_algorithm("winograd"):
-        assert oclcore.conv.choose(None, geom, "forward").name == "winograd"
-        assert oclcore.conv.choose(None, geom, "grad_weight").name != "winograd"
+        assert [oclcore.conv.choose(None, geom, p).name for p in PASSES] == ["winograd"] * 3
+        assert oclcore.conv.choose(None, strided, "grad_weight").name != "winograd"
+        assert oclcore.conv.choose(None, wide, "grad_input").name != "winograd"
+        assert oclcore.conv.choose(None, wide, "grad_weight").name == "winograd"
     with force_algorithm("winograd", strict=True):
         with pytest.raises(RuntimeError, match="does not support grad_weight"):
-            oclcore.conv.choose(None, geom, "grad_weight")
+            oclcore.conv.choose(None, strided, "grad_weight")
     with pytest.raises(ValueError, match="unknown convolution algorithm"):
         with force_algorithm("fft"):
             pass
+
+
+def test_heuristic_winograd_grad_weight():
+    """Winograd's filter gradient is the default only with 16+ channels on both sides."""
+    wide = oclcore.conv.conv_geometry((8, 64, 28, 28), (128, 64, 3, 3), 1, 1)
+    thin = oclcore.conv.conv_geometry((8, 3, 28, 28), (64, 3, 3, 3), 1, 1)
+    assert oclcore.conv.heuristic(wide, "grad_weight") == "winograd"
+    assert oclcore.conv.heuristic(thin, "grad_weight") != "winograd"
+
+
+def test_winograd_grad_weight_chunks_and_wide_padding(no_fallbacks, chosen, monkeypatch):
+    """A workspace budget below one image: the filter gradient accumulates over one-image
+    chunks; padding 3 > 2 leaves whole tiles in the padding."""
+    from oclcore.ops.conv import conv_context
+    monkeypatch.setattr(conv_context(torch.device(DEVICE).index or 0), "workspace_bytes", 1)
+    torch.manual_seed(10)
+    x, w, b = torch.randn(3, 5, 9, 8), torch.randn(6, 5, 3, 3), torch.randn(6)
+    _compare(lambda x, w, b: F.conv2d(x, w, b, padding=(3, 2)), [x, w, b], ["channels_last", "strided", "nchw"],
+             algorithm="winograd")
+    ran = dict(chosen)
+    assert ran["forward"] == ran["grad_weight"] == "winograd", chosen
 
 
 # ---- layouts, shapes and dtypes ---------------------------------------------------------------
@@ -237,11 +264,11 @@ def test_conv_transpose2d(no_fallbacks, R, stride, padding, output_padding, dila
     _compare(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b])
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "implicit_gemm"])
+@pytest.mark.parametrize("algorithm", ["im2col", "implicit_gemm", "winograd"])
 def test_conv_transpose2d_forced(no_fallbacks, chosen, algorithm):
     torch.manual_seed(5)
     x, w, b = torch.randn(2, 4, 5, 6), torch.randn(4, 3, 3, 3), torch.randn(3)
-    kw = dict(stride=2, padding=1, output_padding=1)
+    kw = dict(stride=1, padding=1) if algorithm == "winograd" else dict(stride=2, padding=1, output_padding=1)
     _compare(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b], ["channels_last", "nchw", "nchw"],
              algorithm=algorithm)
     assert {name for _, name in chosen} == {algorithm}, chosen

@@ -333,19 +333,18 @@ class Winograd(Algorithm):
     """Winograd F(2x2,3x3) for 3x3 stride-1 dilation-1: filter/input/output
     transforms in cl/conv_winograd.cl and 16 batched GEMMs per group.
     grad_input runs the same pipeline on dy with the flipped, channel-swapped
-    filter and padding 2-p (hence p <= 2). grad_weight is not done by
-    Winograd: the planner falls back to im2col+GEMM / implicit GEMM, since
-    the filter-gradient transform would need a 4x4-output variant (F(3x3,2x2))
-    of its own for a pass the GEMM paths already handle at full efficiency."""
+    filter and padding 2-p (hence p <= 2). grad_weight transforms dy tiles
+    (A dY A^T) and input tiles (B^T d B), sums their products over the batch
+    and tiles as 16 batched GEMMs per group (Kg x T times T x Cg) and maps the
+    4x4 result back to 3x3 (G^T dU G). Every pass sizes its batch chunks
+    (at least one image) by the workspace budget."""
     name = "winograd"
 
     def supports(self, g, pass_=FORWARD):
         base = g.R == 3 and g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1
-        if pass_ == FORWARD:
-            return base
         if pass_ == GRAD_INPUT:
             return base and g.pt <= 2 and g.pl <= 2
-        return False
+        return base
 
     def forward(self, ctx, g, x, w, bias, y, relu=False):
         self._run(ctx, g, x, w, 0, g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl, y, bias, relu)
@@ -353,6 +352,11 @@ class Winograd(Algorithm):
     def grad_input(self, ctx, g, dy, w, dx):
         self._run(ctx, g, dy, w, 1, g.Cg, g.Kg, g.P, g.Q, g.H, g.W, 2 - g.pt, 2 - g.pl, dx,
                   None, False)
+
+    @staticmethod
+    def _input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0):
+        launch_ew(ctx, "conv_winograd.cl", "wino_input", "Biiiii" "Bi" + "i" * 10, (T, Ci, G),
+                  _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
 
     def _run(self, ctx, g, src, w, flip, Ko, Ci, Hi, Wi, Po, Qo, ph, pw, out, bias, relu):
         G, N = g.groups, g.N
@@ -365,16 +369,33 @@ class Winograd(Algorithm):
         for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
             T = nb * TH * TW
             V, M = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
-            launch_ew(ctx, "conv_winograd.cl", "wino_input", "Biiiii" "Bi" + "i" * 10, (T, Ci, G),
-                      _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
-            for gi in range(G):
-                ctx.gemm(U, gi * Ko * Ci, Ci, 1, V, gi * Ci * T, T, 1, M, gi * Ko * T, T, 1,
-                         Ko, T, Ci, 1.0, 0.0, 16, G * Ko * Ci, G * Ci * T, G * Ko * T)
+            self._input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0)
+            # [xi][g] planes are evenly spaced in U, V and M: one batch of 16*G GEMMs
+            ctx.gemm(U, 0, Ci, 1, V, 0, T, 1, M, 0, T, 1,
+                     Ko, T, Ci, 1.0, 0.0, 16 * G, Ko * Ci, Ci * T, Ko * T)
             launch_ew(ctx, "conv_winograd.cl", "wino_output", "Bi" "Biiiii" "Biii" + "i" * 8,
                       (T, Ko, G),
                       (M, 0) + _d4(out) + b + (int(relu), Ko, G, Po, Qo, TH, TW, T, n0))
             ctx.release(V, M)
         ctx.release(U)
+
+    def grad_weight(self, ctx, g, dy, x, dw):
+        G, Ko, Ci = g.groups, g.Kg, g.Cg
+        TH, TW = (g.P + 1) // 2, (g.Q + 1) // 2
+        dU = ctx.temp(16 * G * Ko * Ci)
+        per_image = 16 * G * (Ci + Ko) * TH * TW * _F32
+        for n0, nb in _chunks(g.N, per_image, ctx.workspace_bytes):
+            T = nb * TH * TW
+            V, Z = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
+            self._input(ctx, x, V, Ci, G, g.H, g.W, TH, TW, T, g.pt, g.pl, n0)
+            launch_ew(ctx, "conv_winograd.cl", "wino_grad_output", "Biiiii" "Bi" + "i" * 8,
+                      (T, Ko, G), _d4(dy) + (Z, 0, Ko, G, g.P, g.Q, TH, TW, T, n0))
+            ctx.gemm(Z, 0, T, 1, V, 0, 1, T, dU, 0, Ci, 1,
+                     Ko, Ci, T, 1.0, 0.0 if n0 == 0 else 1.0, 16 * G, Ko * T, Ci * T, Ko * Ci)
+            ctx.release(V, Z)
+        launch_ew(ctx, "conv_winograd.cl", "wino_filter_grad", "Bi" "Biiiii" "iii", (Ci, Ko, G),
+                  (dU, 0) + _d4(dw) + (Ko, Ci, G))
+        ctx.release(dU)
 
 
 def _dw_w(w):
