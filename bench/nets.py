@@ -15,6 +15,7 @@ Ops that fell back to the CPU during the timed steps are listed, never hidden.
     python bench/nets.py --models resnet18 --batch 2 --iters 2 --warmup 1 \\
         --reference cpu --image-size 64 --out /tmp/nets   # a quick check
     python bench/nets.py --reference cuda --tf32 both --validate --cores 0,1 --out bench/results/h200
+    python bench/nets.py --ocl-modes eager,graph,compile   # eager vs capture/replay vs torch.compile
     python bench/nets.py --profile resnet18 --batch 8      # top kernels (oclcore.profile())
 """
 
@@ -149,6 +150,35 @@ def make_graph_step(model, x, y, train):
     return g.replay
 
 
+def make_compiled_step(model, x, y, train):
+    """The same step with the model under torch.compile(backend="oclcore"); Adam's step stays eager."""
+    import torch
+
+    import oclcore.compile  # noqa: F401  (registers the backend even without the entry point)
+
+    compiled = torch.compile(model, backend="oclcore")
+    if train:
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            loss = loss_fn(logits_of(compiled(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+    model.eval()
+
+    def infer():
+        with torch.no_grad():
+            compiled(x)
+    return infer
+
+
+STEP_MAKERS = {"eager": make_step, "graph": make_graph_step, "compile": make_compiled_step}
+
+
 def measure(job):
     """Runs one measurement job; returns a dict of results (times in ms)."""
     import torch
@@ -165,22 +195,28 @@ def measure(job):
     if job["kind"] == "validate":
         return validate(job, model, x, result)
     y = torch.randint(0, 1000, (job["batch"],)).to(device)
-    step = (make_graph_step if job.get("graph") else make_step)(model, x, y, train)
+    step = STEP_MAKERS[job.get("ocl_mode", "eager")](model, x, y, train)
     for _ in range(job["warmup"]):
         step()
     sync()
-    if device.startswith("ocl"):
+    on_ocl = device.startswith("ocl")
+    if on_ocl:
         import oclcore
         oclcore.reset_fallbacks()
-    times = []
+        launches = oclcore.runtime.rt.launch_count()
+    times, host = [], []
     for _ in range(job["iters"]):
         sync()
         t0 = time.perf_counter()
         step()
+        t1 = time.perf_counter()  # the host has enqueued everything: the step's host time
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
-    result.update(times_ms=times, mean_ms=statistics.mean(times), median_ms=statistics.median(times))
-    if device.startswith("ocl"):
+        host.append((t1 - t0) * 1e3)
+    result.update(times_ms=times, mean_ms=statistics.mean(times), median_ms=statistics.median(times),
+                  host_ms=statistics.median(host))
+    if on_ocl:
+        result["kernels_per_step"] = (oclcore.runtime.rt.launch_count() - launches) / job["iters"]
         result["fallbacks"] = dict(oclcore.fallbacks())
     if device.startswith("cuda"):
         result["max_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -258,10 +294,13 @@ def plan(args):
                 jobs.append(dict(base, kind="validate", column="validate", device=ref_device, tf32=False))
             for label, device, tf32 in columns:
                 jobs.append(dict(base, kind="time", column=label, device=device, tf32=tf32))
-            jobs.append(dict(base, kind="time", column="ocl", device="ocl"))
-            if args.ocl_graph:
-                jobs.append(dict(base, kind="time", column="ocl graph", device="ocl", graph=True))
+            for m in args.ocl_modes:
+                jobs.append(dict(base, kind="time", column=_ocl_column(m), device="ocl", ocl_mode=m))
     return jobs
+
+
+def _ocl_column(mode):
+    return "ocl" if mode == "eager" else f"ocl {mode}"
 
 
 def cell(result, stat):
@@ -293,9 +332,10 @@ def tables(results, args):
         out.append(f"## {title}, ms per batch ({stat} of {args.iters}), input Bx3x{args.image_size}x"
                    f"{args.image_size}\n")
         head = ["network", "batch"] + [f"{c} ms" for c in columns] + ["ocl ms"] + [f"% of {c}" for c in columns]
-        graph = getattr(args, "ocl_graph", False)
-        if graph:
-            head += ["ocl graph ms", "graph speedup"] + [f"graph % of {c}" for c in columns]
+        extra = [m for m in args.ocl_modes if m != "eager"]
+        for m in extra:
+            head += [f"ocl {m} ms", f"{m} speedup"] + [f"{m} % of {c}" for c in columns]
+        head += ["kernels/step", "host ms/step"]
         if args.validate:
             head.append("validate")
         head.append("notes")
@@ -313,8 +353,8 @@ def tables(results, args):
                 if q is not None:
                     sums[c].append(q)
                 chart[mode][c].append((name, q))
-            if graph:
-                g = by.get((name, "ocl graph"))
+            for m in extra:
+                g = by.get((name, _ocl_column(m)))
                 line.append(cell(g, stat))
                 speed = ratio(ocl, g, stat)
                 line.append("" if speed is None else f"{speed / 100:.2f}x")
@@ -322,7 +362,11 @@ def tables(results, args):
                     q = ratio(by.get((name, c)), g, stat)
                     line.append("" if q is None else f"{q:.1f}")
                     if q is not None:
-                        sums.setdefault("graph " + c, []).append(q)
+                        sums.setdefault(f"{m} {c}", []).append(q)
+            mode_results = [(m, by.get((name, _ocl_column(m)))) for m in args.ocl_modes]
+            line.append(" / ".join(f"{r['kernels_per_step']:.0f}" if r and "kernels_per_step" in r else "-"
+                                   for _, r in mode_results))
+            line.append(" / ".join(f"{r['host_ms']:.1f}" if r and "host_ms" in r else "-" for _, r in mode_results))
             notes = []
             if args.validate:
                 v = by.get((name, "validate"))
@@ -335,7 +379,7 @@ def tables(results, args):
                     line.append(("ok" if v["ok"] else "MISMATCH") + f" ({v['relative_error']:.1e})")
                     if v.get("fallbacks"):
                         notes.append(f"validate fallbacks: {v['fallbacks']}")
-            for label, r in [(c, by.get((name, c))) for c in columns + ["ocl graph"]] + [("ocl", ocl)]:
+            for label, r in [(c, by.get((name, c))) for c in columns + [_ocl_column(m) for m in extra]] + [("ocl", ocl)]:
                 if r and "error" in r:
                     notes.append(f"{label}: {r['error']}")
             if ocl and ocl.get("fallbacks"):
@@ -344,8 +388,8 @@ def tables(results, args):
             out.append("| " + " | ".join(line) + " |")
         avg = ["**Average**", ""] + [""] * (len(columns) + 1)
         avg += [f"**{statistics.mean(sums[c]):.1f}**" if sums[c] else "" for c in columns]
-        if graph:
-            avg += ["", ""] + [f"**{statistics.mean(sums['graph ' + c]):.1f}**" if sums.get("graph " + c) else ""
+        for m in extra:
+            avg += ["", ""] + [f"**{statistics.mean(sums[f'{m} {c}']):.1f}**" if sums.get(f"{m} {c}") else ""
                                for c in columns]
         avg += [""] * (len(head) - len(avg))
         out.append("| " + " | ".join(avg) + " |")
@@ -484,8 +528,10 @@ def parse_args(argv=None):
                    help="comma-separated torchvision names (default: the seed's lists)")
     p.add_argument("--batch", type=int, help="batch size for every network (default: the seed's)")
     p.add_argument("--mode", choices=["train", "infer", "both"], default="both")
-    p.add_argument("--ocl-graph", action="store_true",
-                   help="also time each step captured once with oclcore.graph and replayed")
+    p.add_argument("--ocl-modes", type=lambda s: [m for m in s.split(",") if m], default=["eager"],
+                   help="comma-separated ocl modes to time: eager, graph (oclcore.graph capture/replay), "
+                        "compile (torch.compile backend='oclcore'); kernels/step and host ms/step are per mode")
+    p.add_argument("--ocl-graph", action="store_true", help="same as adding graph to --ocl-modes")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--image-size", type=int, default=224)
@@ -513,6 +559,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.ocl_graph and "graph" not in args.ocl_modes:
+        args.ocl_modes.append("graph")
     if args.worker:
         return worker(args.worker)
     if args.profile:

@@ -59,6 +59,12 @@ cdef int check_call(cl_int rc, str call) except -1:
 
 cdef object _recorder = None
 cdef object _capture = None
+cdef long long _launches = 0
+
+
+def launch_count():
+    """Kernel launches enqueued by this process so far (replays included)."""
+    return _launches
 
 
 class CaptureError(RuntimeError):
@@ -67,7 +73,8 @@ class CaptureError(RuntimeError):
 
 def set_capture(capture):
     """While ``capture`` is not None every launch, device copy and fill calls
-    ``capture.record(command)`` with a replayable command, and host reads,
+    ``capture.record(command)`` with a replayable command, every allocation calls
+    ``capture.allocated(buffer)``, and host reads,
     host writes and synchronize raise CaptureError. The graph module's hook."""
     global _capture
     _capture = capture
@@ -254,6 +261,8 @@ cdef class Device:
         cdef Buffer b = Buffer.__new__(Buffer)
         check(ocl_malloc(self._d(), <size_t>n, &b.block))
         b.device = self
+        if _capture is not None:
+            _capture.allocated(b)
         return b
 
     def memory_stats(self):
@@ -434,19 +443,36 @@ cdef class Buffer:
                 _capture.record(("fill", self, pat, offset, n))
 
 
-def replay(list commands):
+def replay(list commands, dict swap=None):
     """Re-issues captured commands: (kernel, gsize, lsize, args) launches, and
-    ("copy", src, dst, nbytes, src_offset, dst_offset) / ("fill", buf, pattern, offset, nbytes)."""
+    ("copy", src, dst, nbytes, src_offset, dst_offset) / ("fill", buf, pattern, offset, nbytes).
+    ``swap`` maps captured Buffers to the Buffers this replay uses instead."""
     cdef Kernel k
     cdef tuple c
     for c in commands:
         if type(c[0]) is Kernel:
             k = <Kernel>c[0]
-            k.launch_c(<tuple>c[1], c[2], <tuple>c[3], NULL)
+            k.launch_c(<tuple>c[1], c[2], _swapped(<tuple>c[3], swap) if swap else <tuple>c[3], NULL)
         elif c[0] == "copy":
-            (<Buffer>c[1]).copy_to(c[2], c[3], c[4], c[5])
+            src, dst = c[1], c[2]
+            if swap:
+                src, dst = swap.get(src, src), swap.get(dst, dst)
+            (<Buffer>src).copy_to(dst, c[3], c[4], c[5])
         else:
-            (<Buffer>c[1]).fill(c[2], c[3], c[4])
+            buf = swap.get(c[1], c[1]) if swap else c[1]
+            (<Buffer>buf).fill(c[2], c[3], c[4])
+
+
+cdef tuple _swapped(tuple args, dict swap):
+    cdef list out = None
+    cdef Py_ssize_t i
+    for i in range(len(args)):
+        a = args[i]
+        if type(a) is Buffer and a in swap:
+            if out is None:
+                out = list(args)
+            out[i] = swap[a]
+    return args if out is None else tuple(out)
 
 
 def set_launch_recorder(recorder):
@@ -527,6 +553,7 @@ cdef class Kernel:
         return n
 
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
+        global _launches
         cdef Py_ssize_t i, nd = len(gsize)
         cdef size_t g[3]
         cdef size_t l[3]
@@ -596,6 +623,7 @@ cdef class Kernel:
                                   f"{ocl_error_name(rc).decode()}", rc)
         rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, <cl_uint>nd, NULL, g,
                                             l if has_local else NULL, 0, NULL, event)
+        _launches += 1
         if rc != CL_SUCCESS:
             raise OpenCLError(f"clEnqueueNDRangeKernel({self.name}, global={tuple(gsize)}, local={lsize}) "
                               f"failed: {ocl_error_name(rc).decode()}", rc)

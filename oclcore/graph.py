@@ -22,6 +22,7 @@ Unlike CUDA, capture also executes the work, so the captured step's results
 are valid right after capture."""
 
 import contextlib
+import heapq
 
 from . import _runtime
 
@@ -34,11 +35,16 @@ class Graph:
     def __init__(self):
         self.commands = []
         self._dynamic = []  # (command index, function giving fresh arguments)
+        self._allocated = set()  # ids of buffers allocated during capture
         self._captured = False
 
     def record(self, command):
         """Called by the runtime for every command issued during capture."""
         self.commands.append(command)
+
+    def allocated(self, buf):
+        """Called by the runtime for every buffer allocated during capture."""
+        self._allocated.add(id(buf))
 
     def refresh_last(self, make_args):
         """Makes the last recorded launch take ``make_args()`` as its arguments on every replay
@@ -50,6 +56,7 @@ class Graph:
         if _runtime.capturing() is not None:
             raise CaptureError("another oclcore graph is already capturing")
         self.commands, self._dynamic, self._captured = [], [], False
+        self._allocated = set()
         _runtime.set_capture(self)
 
     def capture_end(self):
@@ -59,22 +66,79 @@ class Graph:
         _runtime.set_capture(None)
         self._captured = True
 
-    def replay(self):
-        """Enqueues every captured command again (returns at once)."""
+    def replay(self, swap=None):
+        """Enqueues every captured command again (returns at once). ``swap`` maps
+        captured buffers to buffers this replay uses in their place."""
         if not self._captured:
             raise RuntimeError("replay() needs a finished capture")
         for i, make_args in self._dynamic:
             k, g, l, _ = self.commands[i]
             self.commands[i] = (k, g, l, make_args())
-        _runtime.replay(self.commands)
+        _runtime.replay(self.commands, swap)
 
     def reset(self):
         """Drops the captured commands and releases the graph's memory."""
         self.commands, self._dynamic, self._captured = [], [], False
+        self._allocated = set()
+
+    def share_memory(self, keep=()):
+        """Lets buffers allocated during capture whose lifetimes (first to last command
+        using them) do not overlap share memory, except those in ``keep`` (e.g. buffers
+        the caller reads after a replay); returns the bytes released. Replays stay
+        identical: the queue is in order, so a buffer is reused only after its last
+        user. Buffers that random ops re-bind per replay are left alone."""
+        keep = {id(b) for b in keep}
+        for i, _ in self._dynamic:
+            keep.update(id(b) for b in _buffers(self.commands[i]))
+        first, last, bufs = {}, {}, {}
+        for i, c in enumerate(self.commands):
+            for b in _buffers(c):
+                key = id(b)
+                if key in self._allocated and key not in keep:
+                    bufs[key] = b
+                    first.setdefault(key, i)
+                    last[key] = i
+        order = sorted(first, key=first.get)
+        home, free, busy, released = {}, [], [], 0  # busy: heap of (last use, key, physical buffer)
+        for key in order:
+            start = first[key]
+            while busy and busy[0][0] < start:
+                free.append(heapq.heappop(busy)[2])
+            need = bufs[key].nbytes
+            fits = [p for p in free if p.nbytes >= need]
+            if fits:
+                p = min(fits, key=lambda p: p.nbytes)
+                free.remove(p)
+                home[key] = p
+                released += need
+            else:
+                p = bufs[key]
+            heapq.heappush(busy, (last[key], key, p))
+        if home:
+            swap = {bufs[k]: p for k, p in home.items()}
+            self.commands = [_swap_buffers(c, swap) for c in self.commands]
+        return released
 
     @property
     def num_commands(self):
         return len(self.commands)
+
+
+def _buffers(command):
+    if command[0] == "copy":
+        return command[1:3]
+    if command[0] == "fill":
+        return command[1:2]
+    return [a for a in command[3] if type(a) is _runtime.Buffer]
+
+
+def _swap_buffers(command, swap):
+    if command[0] == "copy":
+        return (command[0], swap.get(command[1], command[1]), swap.get(command[2], command[2])) + command[3:]
+    if command[0] == "fill":
+        return (command[0], swap.get(command[1], command[1])) + command[2:]
+    k, g, l, args = command
+    return (k, g, l, tuple(swap.get(a, a) if type(a) is _runtime.Buffer else a for a in args))
 
 
 def current():

@@ -134,6 +134,10 @@ def _make(func, describe, compare):
     return impl
 
 
+# functional aten overload -> (describe, compare): what graph fusion (oclcore.compile) reads
+DESCRIPTIONS = {}
+
+
 def define(name, describe, compare=False, inplace=True):
     """Registers every overload of aten ``name`` (and ``name_``) through ``describe``."""
     packets = [getattr(aten, name)]
@@ -143,6 +147,8 @@ def define(name, describe, compare=False, inplace=True):
         for ov in packet.overloads():
             func = getattr(packet, ov)
             register(func)(_make(func, describe, compare))
+            if _kind(func) == "functional":
+                DESCRIPTIONS[func] = (describe, compare)
 
 
 # ---- unary math: the kernel op has the aten name ----

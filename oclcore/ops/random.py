@@ -196,3 +196,28 @@ def randperm_into(out, n):
     perm = torch.randperm(n, generator=cpu_gen, dtype=out.dtype)
     out.copy_(perm)
     return out
+
+
+def _like(x, kwargs):
+    options = {k: kwargs.get(k) for k in ("dtype", "layout", "device", "pin_memory", "memory_format")}
+    return aten.empty_like.default(x, **options)
+
+
+@register(aten.rand_like.default)
+def rand_like(x, **kwargs):
+    return _like(x, kwargs).uniform_()
+
+
+@register(aten.randn_like.default)
+def randn_like(x, **kwargs):
+    return _like(x, kwargs).normal_()
+
+
+@register(aten.randint_like.default)
+def randint_like(x, high, **kwargs):
+    return _like(x, kwargs).random_(0, high)
+
+
+@register(aten.randint_like.low_dtype)
+def randint_like_low(x, low, high, **kwargs):
+    return _like(x, kwargs).random_(low, high)

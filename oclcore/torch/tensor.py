@@ -88,6 +88,11 @@ class OclTensor(torch.Tensor):
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 
+    def __coerce_same_metadata_as_tangent__(self, expected_metadata, expected_type=None):
+        # torch.compile (AOTAutograd) traced this tensor as a plain fake tensor on "ocl":
+        # at run time the OclTensor is that tensor.
+        return self
+
     def __reduce_ex__(self, proto):
         # torch's own rebuild function: allowed by weights_only loading, and it
         # honours torch.load's map_location.

@@ -1,0 +1,263 @@
+"""Fusing chains of elementwise ops in an aten graph into generated kernels.
+
+Elementwise nodes of one float32 shape whose results feed each other become
+one kernel: each external input is read once (broadcast through its strides),
+the chain is computed in registers with the expressions of
+oclcore/ops/pointwise_table.py, and only the results used outside the chain
+are written. Scalars are baked into the kernel text, so a program is built
+once per distinct chain (e.g. the add + relu of every residual block shares
+one) and reused for any geometry."""
+
+import operator
+import re
+
+import torch
+
+from .. import runtime
+from ..ops import pointwise
+from ..ops.elementwise import DESCRIPTIONS
+from ..ops.pointwise_table import OPS
+from ..torch.tensor import OclTensor, empty
+
+_NAMES = re.compile(r"\b(x|y|z|p0|p1|p2)\b")
+_kernels = {}
+
+
+def _literal(value):
+    if isinstance(value, bool):
+        value = int(value)
+    value = float(value)
+    if value != value:
+        return "NAN"
+    if value in (float("inf"), float("-inf")):
+        return "INFINITY" if value > 0 else "(-INFINITY)"
+    return f"({value.hex()}f)"
+
+
+def _val(node):
+    return node.meta.get("val") if isinstance(node, torch.fx.Node) else node
+
+
+def _describe(node):
+    """(kernel op, operands, params) of a fusible node, operands being Nodes or numbers; else None."""
+    if node.op != "call_function" or node.target not in DESCRIPTIONS:
+        return None
+    describe, compare = DESCRIPTIONS[node.target]
+    out = node.meta.get("val")
+    if compare or not isinstance(out, torch.Tensor) or out.dtype is not torch.float32 or out.dim() > 8 \
+            or not out.is_contiguous() or out.numel() == 0:
+        return None
+    vals = {}
+    args = []
+    for a in node.args:
+        v = _val(a)
+        if isinstance(a, torch.fx.Node):
+            if not isinstance(v, torch.Tensor) or v.dtype is not torch.float32 or v.device != out.device:
+                return None
+            vals[id(v)] = a
+        elif not isinstance(a, (int, float, bool, str)) and a is not None:
+            return None
+        args.append(v)
+    kwargs = {k: _val(v) for k, v in node.kwargs.items()}
+    if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        return None
+    try:
+        op, inputs, params = describe(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a description that needs real data: leave the node alone
+        return None
+    if OPS[op][1] is None:
+        return None
+    operands = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            if id(x) not in vals:
+                return None
+            operands.append(vals[id(x)])
+        elif isinstance(x, (int, float, bool)):
+            operands.append(x)
+        else:
+            return None
+    if not all(isinstance(p, (int, float, bool)) for p in params):
+        return None
+    return op, operands, tuple(params)
+
+
+class _Group:
+    def __init__(self, node, desc, position):
+        self.nodes = [node]
+        self.descs = {node: desc}
+        self.first = position
+        self.shape = tuple(node.meta["val"].shape)
+
+
+def _groups(graph):
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    group_of = {}
+    groups = []
+    for n in graph.nodes:
+        desc = _describe(n)
+        if desc is None:
+            continue
+        _, operands, _ = desc
+        g = None
+        for x in operands:
+            cand = group_of.get(x) if isinstance(x, torch.fx.Node) else None
+            if cand is not None and cand.shape == tuple(n.meta["val"].shape) and _can_join(cand, n, operands,
+                                                                                           position):
+                g = cand
+                break
+        if g is None:
+            g = _Group(n, desc, position[n])
+            groups.append(g)
+        else:
+            g.nodes.append(n)
+            g.descs[n] = desc
+        group_of[n] = g
+    return [g for g in groups if len(g.nodes) > 1]
+
+
+def _can_join(g, n, operands, position):
+    members = set(g.nodes)
+    # inputs from outside must not depend on the chain (the fused kernel computes it all at once)
+    for x in operands:
+        if isinstance(x, torch.fx.Node) and x not in members and _depends_on(x, members, g.first, position):
+            return False
+    # results used outside must be needed only after the fused kernel, which takes n's place
+    for m in g.nodes:
+        for u in m.users:
+            if u not in members and u is not n and position[u] < position[n]:
+                return False
+    return True
+
+
+def _depends_on(x, members, first, position):
+    """Whether node ``x`` is computed from any of ``members`` (all at positions >= first)."""
+    stack, seen = [x], set()
+    while stack:
+        node = stack.pop()
+        if node in members:
+            return True
+        for a in node.all_input_nodes:
+            if a not in seen and position[a] >= first:
+                seen.add(a)
+                stack.append(a)
+    return False
+
+
+def _kernel_source(g, inputs, outputs):
+    """OpenCL C for a group; inputs are external nodes, outputs the members read outside."""
+    names = {x: f"v{k}" for k, x in enumerate(inputs)}
+    lines = []
+    for k, x in enumerate(inputs):
+        lines.append(f"  float v{k} = in{k}[offs[{k}]];")
+    for j, m in enumerate(g.nodes):
+        op, operands, params = g.descs[m]
+        values = {}
+        for slot, x in zip("xyz", operands):
+            values[slot] = names[x] if isinstance(x, torch.fx.Node) else _literal(x)
+        for k, p in enumerate(params):
+            values[f"p{k}"] = _literal(p)
+        expr = _NAMES.sub(lambda mt: values[mt.group(1)], OPS[op][1])
+        names[m] = f"t{j}"
+        lines.append(f"  float t{j} = {expr};")
+    for k, m in enumerate(outputs):
+        lines.append(f"  out{k}[o_off{k} + i] = {names[m]};")
+    params = [f"__global float* out{k}, IDX o_off{k}" for k in range(len(outputs))]
+    params += [f"__global const float* in{k}, IDX in_off{k}, int8 st{k}" for k in range(len(inputs))]
+    params += ["IDX n", "int rank", "int8 sz"]
+    body = "\n".join(lines)
+    nin = len(inputs)
+    return f"""__kernel void fused({", ".join(params)}) {{
+  IDX i = get_global_id(0);
+  if (i >= n) return;
+  IDX offs[{max(nin, 1)}];
+  int s[8], st[{max(nin, 1)}][8];
+  vstore8(sz, 0, s);
+{"".join(f"  offs[{k}] = in_off{k}; vstore8(st{k}, 0, st[{k}]);" + chr(10) for k in range(nin))}  IDX r = i;
+  for (int d = rank - 1; d >= 0; d--) {{
+    IDX c = r % s[d];
+    r /= s[d];
+    for (int k = 0; k < {nin}; k++) offs[k] += c * st[k][d];
+  }}
+{body}
+}}
+"""
+
+
+class FusedKernel:
+    """The callable a fused group becomes: outputs = kernel(external inputs)."""
+
+    def __init__(self, source, n_inputs, n_outputs):
+        self.source, self.n_inputs, self.n_outputs = source, n_inputs, n_outputs
+        self.__name__ = "oclcore_fused"
+
+    def _kernel(self, dev, idx):
+        key = (self.source, dev.index, idx)
+        k = _kernels.get(key)
+        if k is None:
+            i = "l" if idx == "long" else "i"
+            sig = ("B" + i) * self.n_outputs + ("B" + i + "V") * self.n_inputs + i + "iV"
+            k = runtime.get_kernel(("types.cl", "pointwise.cl"), {"CT": "float", "IDX": idx}, "fused", sig, dev,
+                                   extra_source=self.source)
+            _kernels[key] = k
+        return k
+
+    def __call__(self, *inputs):
+        index = inputs[0]._index
+        # every member has the chain's shape, so it is the broadcast of the external inputs
+        # (computed here: under dynamic shapes the traced one is symbolic)
+        shape = torch.broadcast_shapes(*(x.shape for x in inputs))
+        outs = [empty(shape, torch.float32, index) for _ in range(self.n_outputs)]
+        n = outs[0].numel()
+        strides = [pointwise.broadcast_strides(x, shape) for x in inputs]
+        sizes, st = pointwise.collapse(shape, [outs[0].stride()] + strides)
+        big = n > 2**31 - 1 or any(x._buf.nbytes // 4 > 2**31 - 1 for x in inputs)
+        k = self._kernel(runtime.device(index), "long" if big else "int")
+        args = []
+        for o in outs:
+            args += (o._buf, 0)
+        for x, s in zip(inputs, st[1:]):
+            args += (x._buf, x.storage_offset(), tuple(s))
+        args += (n, len(sizes), tuple(sizes))
+        k.launch((n,), (256,) if n >= 256 else None, tuple(args))
+        return tuple(outs)
+
+
+def fuse(gm):
+    """Rewrites ``gm`` in place, replacing elementwise chains with FusedKernel calls;
+    returns the number of groups fused."""
+    graph = gm.graph
+    groups = _groups(graph)
+    replaced = {}  # members of groups fused already -> the nodes now giving their values
+    for g in groups:
+        members = set(g.nodes)
+        for m in g.nodes:
+            op, operands, params = g.descs[m]
+            g.descs[m] = op, [replaced.get(x, x) if isinstance(x, torch.fx.Node) else x for x in operands], params
+        inputs = []
+        for m in g.nodes:
+            for x in g.descs[m][1]:
+                if isinstance(x, torch.fx.Node) and x not in members and x not in inputs:
+                    inputs.append(x)
+        outputs = [m for m in g.nodes if any(u not in members for u in m.users)]
+        if not inputs or not outputs:
+            continue
+        fn = FusedKernel(_kernel_source(g, inputs, outputs), len(inputs), len(outputs))
+        last = g.nodes[-1]
+        with graph.inserting_before(last):
+            call = graph.call_function(fn, tuple(inputs))
+            call.meta["val"] = tuple(m.meta["val"] for m in outputs)
+            results = []
+            for k, m in enumerate(outputs):
+                r = graph.call_function(operator.getitem, (call, k))
+                r.meta["val"] = m.meta["val"]
+                results.append(r)
+        for m, r in zip(outputs, results):
+            m.replace_all_uses_with(r)
+            replaced[m] = r
+        for m in reversed(g.nodes):
+            graph.erase_node(m)
+    if groups:
+        graph.lint()
+        gm.recompile()
+    return len(groups)

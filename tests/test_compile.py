@@ -1,0 +1,212 @@
+"""torch.compile(backend="oclcore"): compiled steps agree with eager ones."""
+
+import warnings
+
+import pytest
+import torch
+
+import oclcore  # noqa: F401
+import oclcore.compile as oc
+from oclcore.compile import fusion
+
+from conftest import assert_close
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    oc.reset()
+    yield
+    torch._dynamo.reset()
+
+
+class Block(torch.nn.Module):
+    """conv-bn-relu twice with a residual add and a tail of elementwise ops (fusible)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.b1 = torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.BatchNorm2d(c)
+        self.c2, self.b2 = torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        return torch.nn.functional.silu(self.b2(self.c2(y)) + x) * 0.5 - 0.25
+
+
+def _cnn():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), Block(8), torch.nn.MaxPool2d(2), Block(8),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+
+
+def _twins(make, seed=0):
+    torch.manual_seed(seed)
+    eager = make().to("ocl")
+    compiled = make().to("ocl")
+    compiled.load_state_dict(eager.state_dict())
+    return eager, compiled
+
+
+def _train(model, opt, xs, ys):
+    losses = []
+    for x, y in zip(xs, ys):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return losses
+
+
+def _assert_same_state(a, b, rtol=1e-4, atol=1e-5):
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert_close(q, p, rtol, atol) if p.dtype.is_floating_point else torch.equal(p.cpu(), q.cpu())
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
+    lambda p: torch.optim.AdamW(p, lr=0.01),
+], ids=["sgd", "adamw"])
+def test_compiled_cnn_training_matches_eager(make_opt, no_fallbacks):
+    eager, compiled = _twins(_cnn)
+    opt_e, opt_c = make_opt(eager.parameters()), make_opt(compiled.parameters())
+    step = torch.compile(compiled, backend="oclcore")
+    xs = [torch.randn(4, 3, 12, 12, device="ocl") for _ in range(4)]
+    ys = [torch.randint(0, 10, (4,), device="ocl") for _ in range(4)]
+    le = _train(eager, opt_e, xs, ys)
+    lc = _train(step, opt_c, xs, ys)
+    for a, b in zip(lc, le):
+        assert_close(a, b, 1e-4, 1e-5)
+    _assert_same_state(eager, compiled)  # parameters, and batch-norm running statistics
+    stats = oc.stats()
+    assert stats["captures"] == 2 and stats["replays"] == 6 and stats["eager_calls"] == 0, stats
+    assert stats["fused_groups"] >= 4, stats  # add + silu + mul + sub, relu chains, their backward
+
+
+def test_compiled_matches_cpu_reference():
+    torch.manual_seed(1)
+    cpu = _cnn().double()
+    model = _cnn().to("ocl")
+    model.load_state_dict({k: v.float() for k, v in cpu.state_dict().items()})
+    x = torch.randn(2, 3, 10, 10, dtype=torch.float64)
+    y_cpu = cpu(x)
+    y_cpu.sum().backward()
+    step = torch.compile(model, backend="oclcore")
+    for _ in range(2):  # capture, then replay
+        model.zero_grad()
+        y = step(x.float().to("ocl"))
+        y.sum().backward()
+    assert_close(y, y_cpu.float(), 1e-4, 1e-4)
+    assert_close(model[0].weight.grad, cpu[0].weight.grad.float(), 1e-3, 1e-4)
+
+
+def test_transformer_block_forward_and_backward(no_fallbacks):
+    make = lambda: torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)  # noqa: E731
+    eager, compiled = _twins(make)
+    step = torch.compile(compiled, backend="oclcore")
+    for _ in range(3):
+        x = torch.randn(3, 5, 16, device="ocl")
+        ye, yc = eager(x), step(x)
+        assert_close(yc, ye, 1e-4, 1e-5)
+        g = torch.randn_like(ye)
+        ye.backward(g)
+        yc.backward(g)
+    for p, q in zip(eager.parameters(), compiled.parameters()):
+        assert_close(q.grad, p.grad, 1e-4, 1e-5)
+    assert oc.stats()["replays"] >= 4
+
+
+def test_new_batch_size_recompiles_or_recaptures():
+    eager, compiled = _twins(_cnn)
+    eager.eval(), compiled.eval()
+    step = torch.compile(compiled, backend="oclcore")
+    with torch.no_grad():
+        for n in (4, 3, 4, 3, 5):
+            x = torch.randn(n, 3, 8, 8, device="ocl")
+            assert_close(step(x), eager(x), 1e-4, 1e-5)
+    assert oc.stats()["replays"] >= 1
+
+
+def test_outputs_survive_later_replays_and_inputs_are_not_written():
+    f = torch.compile(lambda x, w: torch.tanh(x @ w) * 2 + 1, backend="oclcore")
+    w = torch.randn(6, 6, device="ocl")
+    xs = [torch.randn(5, 6, device="ocl") for _ in range(4)]
+    kept = [x.cpu() for x in xs]
+    outs = [f(x, w) for x in xs]
+    for x, x_cpu, y in zip(xs, kept, outs):
+        assert torch.equal(x.cpu(), x_cpu)
+        assert_close(y, torch.tanh(x_cpu @ w.cpu()) * 2 + 1, 1e-5, 1e-5)
+    assert oc.stats()["replays"] == 3
+
+
+def test_graph_break_and_uncapturable_graph_still_correct():
+    def f(x):
+        y = torch.sigmoid(x) * 3
+        torch._dynamo.graph_break()
+        z = torch.special.bessel_j0(y)  # no ocl kernel: the CPU fallback reads the device, so no capture
+        return z + y
+
+    g = torch.compile(f, backend="oclcore")
+    x = torch.randn(7, 3, device="ocl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            out = g(x)
+    y = torch.sigmoid(x.cpu()) * 3
+    assert_close(out, torch.special.bessel_j0(y) + y, 1e-5, 1e-5)
+    stats = oc.stats()
+    assert stats["graphs"] == 2 and stats["eager_calls"] >= 2 and stats["replays"] >= 2, stats
+
+
+def _fused_gm(fn, *args):
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    gm = make_fx(fn, tracing_mode="fake")(*args)
+    return gm, fusion.fuse(gm)
+
+
+def test_fusion_of_broadcast_and_strided_chain_matches_eager():
+    def fn(x, b, s):
+        y = torch.relu(x * s + b)
+        return torch.sigmoid(y) - y * 0.5, torch.clamp(y, max=0.75)
+
+    x = torch.randn(7, 5, 12, device="ocl")[:, :, 1::2]  # strided input
+    b = torch.randn(5, 1, device="ocl")  # broadcast
+    s = torch.randn(7, 1, 1, device="ocl")
+    gm, groups = _fused_gm(fn, x, b, s)
+    assert groups == 1
+    assert sum(1 for n in gm.graph.nodes if isinstance(n.target, fusion.FusedKernel)) == 1
+    got, want = gm(x, b, s), fn(x, b, s)
+    for a, e in zip(got, want):
+        assert a.is_contiguous()
+        assert_close(a, e, 1e-6, 1e-6)
+
+
+def test_fusion_leaves_other_dtypes_shapes_and_reductions_alone():
+    def fn(x, i):
+        y = torch.exp(x) + 1
+        m = y.sum(0)  # a reduction ends the chain
+        return (m * 2).relu(), i + 1
+
+    gm, groups = _fused_gm(fn, torch.randn(4, 3, device="ocl"), torch.arange(6, device="ocl"))
+    # exp+add fuse; mul+relu (other shape) fuse; the int64 add does not
+    assert groups == 2
+    got = gm(torch.ones(4, 3, device="ocl"), torch.arange(6, device="ocl"))
+    assert_close(got[0], torch.full((3,), 8 * (torch.e + 1)).relu(), 1e-6, 1e-6)
+    assert torch.equal(got[1].cpu(), torch.arange(1, 7))
+
+
+def test_fused_literals_keep_special_values():
+    def fn(x):
+        return torch.clamp(x * 2, min=float("-inf"), max=1e30) + float("inf") * 0 + 1
+
+    x = torch.randn(9, device="ocl")
+    gm, groups = _fused_gm(fn, x)
+    assert groups == 1
+    assert_close(gm(x), fn(x.cpu()), 1e-6, 1e-6)
+
+
+def test_backend_is_registered_by_name():
+    assert "oclcore" in torch._dynamo.list_backends(exclude_tags=())
+    assert torch._dynamo.lookup_backend("oclcore") is oc.backend
