@@ -61,7 +61,10 @@ def _train(model, opt, xs, ys):
 
 def _assert_same_state(a, b, rtol=1e-4, atol=1e-5):
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
-        assert_close(q, p, rtol, atol) if p.dtype.is_floating_point else torch.equal(p.cpu(), q.cpu())
+        if p.dtype.is_floating_point:
+            assert_close(q, p, rtol, atol)
+        else:
+            assert torch.equal(p.cpu(), q.cpu()), name
 
 
 @pytest.mark.parametrize("make_opt", [
@@ -79,9 +82,14 @@ def test_compiled_cnn_training_matches_eager(make_opt, no_fallbacks):
     for a, b in zip(lc, le):
         assert_close(a, b, 1e-4, 1e-5)
     _assert_same_state(eager, compiled)  # parameters, and batch-norm running statistics
+    assert eager[1].b1.num_batches_tracked.item() == 4
     stats = oc.stats()
     assert stats["captures"] == 2 and stats["replays"] == 6 and stats["eager_calls"] == 0, stats
     assert stats["fused_groups"] >= 4, stats  # add + silu + mul + sub, relu chains, their backward
+    # batch norm updates its running statistics in place, as in eager mode: no copies
+    forward = oc.runners[0].gm.graph
+    assert not [n for n in forward.nodes if n.target in (torch.ops.aten.copy_.default,
+                                                          torch.ops.aten._native_batch_norm_legit_functional.default)]
 
 
 def test_compiled_matches_cpu_reference():

@@ -2,8 +2,9 @@
 
 Dynamo captures Python code into FX graphs (dynamo.py lets it see ocl
 tensors as tensors); AOTAutograd splits each into forward and backward aten
-graphs; every aten graph is rewritten to fuse chains of elementwise ops into
-generated kernels (fusion.py) and then runs as a captured command list that
+graphs; every aten graph is rewritten to update inputs in place where
+functionalization made copies (rewrite.py) and to fuse chains of elementwise
+ops into generated kernels (fusion.py), and then runs as a captured command list that
 later calls replay from Cython with no per-op Python (runner.py). Guards and
 recompilation for new shapes are dynamo's; a graph that cannot be captured
 runs through the eager ops."""
@@ -17,7 +18,9 @@ runners = []  # every GraphRunner made, for statistics and tests (weakly useful,
 
 def _compile_graph(gm, example_inputs):
     from .fusion import fuse
+    from .rewrite import inplace_input_updates
 
+    inplace_input_updates(gm)
     fused = fuse(gm)
     runner = GraphRunner(gm)
     runner.stats["fused_groups"] = fused
@@ -29,7 +32,8 @@ def backend(gm, example_inputs, **kwargs):
     """The dynamo backend: AOTAutograd with oclcore's fusing, capture-and-replay graph compiler."""
     from torch._dynamo.backends.common import aot_autograd
 
-    return aot_autograd(fw_compiler=_compile_graph, bw_compiler=_compile_graph)(gm, example_inputs, **kwargs)
+    return aot_autograd(fw_compiler=_compile_graph, bw_compiler=_compile_graph,
+                        keep_inference_input_mutations=True)(gm, example_inputs, **kwargs)
 
 
 def stats():

@@ -1,0 +1,99 @@
+"""Turning AOTAutograd's functional updates of graph inputs back into in-place ops.
+
+Functionalization makes every mutation of an input explicit: batch norm in
+training returns new running statistics, ``num_batches_tracked + 1`` is a new
+tensor, and a ``copy_`` at the end of the graph writes each back. On ocl the
+in-place forms are single kernels (batch norm updates its running statistics
+in the same launch that normalises), so each pattern below saves two or three
+launches per layer."""
+
+import operator
+
+import torch
+
+from ..ops.elementwise import DESCRIPTIONS
+
+aten = torch.ops.aten
+
+
+def _is_placeholder(node):
+    return isinstance(node, torch.fx.Node) and node.op == "placeholder"
+
+
+def _read_after(node, limit, position, allowed):
+    """Whether ``node`` is used by anything other than ``allowed`` at or after ``limit``."""
+    return any(u not in allowed and position[u] >= position[limit] for u in node.users)
+
+
+def _inplace_batch_norm(graph, copies, position):
+    """functional batch norm + copy_ of its new running statistics -> in-place batch norm."""
+    count = 0
+    for bn in list(graph.nodes):
+        if bn.target is not aten._native_batch_norm_legit_functional.default:
+            continue
+        x, w, b, rm, rv, training, momentum, eps = bn.args
+        outs = {u.args[1]: u for u in bn.users if u.target is operator.getitem}
+        new_mean, new_var = outs.get(3), outs.get(4)
+        if new_mean is None or new_var is None or not (_is_placeholder(rm) and _is_placeholder(rv)):
+            continue
+        cm, cv = copies.get(rm), copies.get(rv)
+        if cm is None or cv is None or cm.args[1] is not new_mean or cv.args[1] is not new_var:
+            continue
+        # nothing may read the old statistics after the normalisation updated them
+        if _read_after(rm, bn, position, {bn, cm}) or _read_after(rv, bn, position, {bn, cv}):
+            continue
+        bn.target = aten._native_batch_norm_legit.default
+        if "val" in bn.meta:
+            bn.meta["val"] = bn.meta["val"][:3]
+        del copies[rm], copies[rv]
+        graph.erase_node(cm)
+        graph.erase_node(cv)
+        new_mean.replace_all_uses_with(rm)
+        new_var.replace_all_uses_with(rv)
+        graph.erase_node(new_mean)
+        graph.erase_node(new_var)
+        count += 1
+    return count
+
+
+def _inplace_elementwise(graph, copies, position):
+    """copy_(x, op(x, ...)) -> op_(x, ...) for elementwise ops with an in-place form."""
+    count = 0
+    for dst, copy in copies.items():
+        src = copy.args[1]
+        if not isinstance(src, torch.fx.Node) or src.target not in DESCRIPTIONS or not src.args \
+                or src.args[0] is not dst:
+            continue
+        inplace = getattr(getattr(aten, src.target._opname + "_", None), src.target._overloadname, None)
+        if inplace is None:
+            continue
+        dv, sv = dst.meta.get("val"), src.meta.get("val")
+        if dv is None or sv is None or dv.shape != sv.shape or dv.dtype != sv.dtype or dv.stride() != sv.stride():
+            continue
+        if _read_after(dst, src, position, {src, copy}) or any(
+                u is not copy and u.op != "output" for u in src.users):
+            continue
+        src.target = inplace
+        graph.erase_node(copy)
+        src.replace_all_uses_with(dst)
+        count += 1
+    return count
+
+
+def inplace_input_updates(gm):
+    """Rewrites ``gm`` in place; returns how many functional updates became in-place ops."""
+    graph = gm.graph
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    copies = {}
+    for n in graph.nodes:
+        if n.target is aten.copy_.default and _is_placeholder(n.args[0]) and not n.users:
+            copies[n.args[0]] = n
+    if not copies:
+        return 0
+    count = _inplace_batch_norm(graph, copies, position)
+    count += _inplace_elementwise(graph, copies, position)
+    if count:
+        graph.lint()
+        gm.recompile()
+    return count
+
