@@ -1,5 +1,6 @@
 """torch.compile(backend="oclcore"): compiled steps agree with eager ones."""
 
+import copy
 import warnings
 
 import pytest
@@ -218,3 +219,24 @@ def test_fused_literals_keep_special_values():
 def test_backend_is_registered_by_name():
     assert "oclcore" in torch._dynamo.list_backends(exclude_tags=())
     assert torch._dynamo.lookup_backend("oclcore") is oc.backend
+
+
+def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
+    torch.manual_seed(3)
+    cpu = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.BatchNorm2d(6), torch.nn.ReLU6(),
+                              torch.nn.Conv2d(6, 6, 1, bias=False), torch.nn.BatchNorm2d(6, affine=False))
+    for bn in (cpu[1], cpu[4]):  # non-trivial running statistics
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    cpu.eval()
+    model = copy.deepcopy(cpu).to("ocl")
+    step = torch.compile(model, backend="oclcore")
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        for _ in range(2):
+            y = step(x.to("ocl"))
+        assert_close(y, cpu(x), 1e-5, 1e-5)
+    forward = oc.runners[0].gm.graph
+    assert not [n for n in forward.nodes if "batch_norm" in str(n.target)]
+    kernels = [n for n in forward.nodes if isinstance(n.target, fusion.FusedKernel)]
+    assert len(kernels) == 2  # bn + relu6, and the affine-free bn

@@ -18,9 +18,10 @@ runners = []  # every GraphRunner made, for statistics and tests (weakly useful,
 
 def _compile_graph(gm, example_inputs):
     from .fusion import fuse
-    from .rewrite import inplace_input_updates
+    from .rewrite import decompose_inference_batch_norm, inplace_input_updates
 
     inplace_input_updates(gm)
+    decompose_inference_batch_norm(gm)
     fused = fuse(gm)
     runner = GraphRunner(gm)
     runner.stats["fused_groups"] = fused

@@ -1,7 +1,9 @@
 """Fusing chains of elementwise ops in an aten graph into generated kernels.
 
-Elementwise nodes of one float32 shape whose results feed each other become
-one kernel: each external input is read once (broadcast through its strides),
+Elementwise float32 nodes whose results feed each other become one kernel
+over the largest shape among them (smaller results that only the chain reads,
+such as per-channel scale factors, are recomputed per element): each
+external input is read once (broadcast through its strides),
 the chain is computed in registers with the expressions of
 oclcore/ops/pointwise_table.py, and only the results used outside the chain
 are written. Scalars are baked into the kernel text, so a program is built
@@ -83,11 +85,18 @@ def _describe(node):
 
 
 class _Group:
+    """Nodes computed by one kernel, in graph order; shape is the kernel's (the largest)."""
+
     def __init__(self, node, desc, position):
         self.nodes = [node]
         self.descs = {node: desc}
         self.first = position
         self.shape = tuple(node.meta["val"].shape)
+
+    def absorb(self, other, position):
+        self.nodes = sorted(self.nodes + other.nodes, key=position.get)
+        self.descs.update(other.descs)
+        self.first = min(self.first, other.first)
 
 
 def _groups(graph):
@@ -99,21 +108,55 @@ def _groups(graph):
         if desc is None:
             continue
         _, operands, _ = desc
-        g = None
+        shape = tuple(n.meta["val"].shape)
+        # groups of n's operands that n can extend: of its shape, or of a shape broadcast to
+        # it whose results nothing but n reads (each element then recomputes them)
+        candidates = []
         for x in operands:
             cand = group_of.get(x) if isinstance(x, torch.fx.Node) else None
-            if cand is not None and cand.shape == tuple(n.meta["val"].shape) and _can_join(cand, n, operands,
-                                                                                           position):
-                g = cand
-                break
+            if cand is not None and cand not in candidates and (
+                    cand.shape == shape or (_broadcasts_to(cand.shape, shape) and _internal(cand, n))):
+                candidates.append(cand)
+        candidates.sort(key=lambda c: c.shape != shape)
+        g = None
+        for cand in candidates:
+            if g is None:
+                if _can_join(cand, n, operands, position):
+                    g = cand
+            elif cand.shape != shape and _can_merge(g, cand, position):
+                g.absorb(cand, position)
+                for m in cand.nodes:
+                    group_of[m] = g
+                groups.remove(cand)
         if g is None:
             g = _Group(n, desc, position[n])
             groups.append(g)
         else:
             g.nodes.append(n)
             g.descs[n] = desc
+            g.shape = shape
         group_of[n] = g
     return [g for g in groups if len(g.nodes) > 1]
+
+
+def _broadcasts_to(small, big):
+    try:
+        return tuple(torch.broadcast_shapes(small, big)) == tuple(big)
+    except RuntimeError:
+        return False
+
+
+def _internal(g, n):
+    """Whether nothing outside group ``g`` but node ``n`` reads the group's results."""
+    members = set(g.nodes)
+    return all(u in members or u is n for m in g.nodes for u in m.users)
+
+
+def _can_merge(g, other, position):
+    """Whether internal group ``other`` can be computed inside ``g``'s kernel."""
+    members = set(g.nodes)
+    return not any(_depends_on(x, members, g.first, position)
+                   for m in other.nodes for x in other.descs[m][1] if isinstance(x, torch.fx.Node))
 
 
 def _can_join(g, n, operands, position):
@@ -204,8 +247,9 @@ class FusedKernel:
 
     def __call__(self, *inputs):
         index = inputs[0]._index
-        # every member has the chain's shape, so it is the broadcast of the external inputs
-        # (computed here: under dynamic shapes the traced one is symbolic)
+        # each member's shape is the broadcast of its operands', so the kernel's is the
+        # broadcast of the external inputs (computed here: under dynamic shapes the traced
+        # one is symbolic)
         shape = torch.broadcast_shapes(*(x.shape for x in inputs))
         outs = [empty(shape, torch.float32, index) for _ in range(self.n_outputs)]
         n = outs[0].numel()

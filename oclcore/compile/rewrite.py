@@ -1,4 +1,5 @@
-"""Turning AOTAutograd's functional updates of graph inputs back into in-place ops.
+"""Rewrites of aten graphs before fusion: functional updates of graph inputs
+back into in-place ops, and inference batch norm into elementwise ops.
 
 Functionalization makes every mutation of an input explicit: batch norm in
 training returns new running statistics, ``num_batches_tracked + 1`` is a new
@@ -77,6 +78,49 @@ def _inplace_elementwise(graph, copies, position):
         graph.erase_node(copy)
         src.replace_all_uses_with(dst)
         count += 1
+    return count
+
+
+def decompose_inference_batch_norm(gm):
+    """Writes batch norm with running statistics as elementwise ops, (x - mean) * rsqrt(var +
+    eps) * weight + bias over per-channel views, so that fusion folds it with its neighbours
+    (the activation after it, the residual add) into one kernel; returns how many."""
+    graph = gm.graph
+    count = 0
+    for bn in list(graph.nodes):
+        if bn.target is not aten._native_batch_norm_legit_no_training.default:
+            continue
+        x, w, b, rm, rv, _momentum, eps = bn.args
+        users = list(bn.users)
+        xv = x.meta.get("val") if isinstance(x, torch.fx.Node) else None
+        if xv is None or xv.dtype is not torch.float32 or xv.dim() < 2 or not all(
+                u.target is operator.getitem and (u.args[1] == 0 or not u.users) for u in users):
+            continue
+        shape = [1, xv.shape[1]] + [1] * (xv.dim() - 2)
+
+        def emit(op, *args):
+            node = graph.call_function(op, args)
+            node.meta["val"] = op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in args))
+            return node
+
+        with graph.inserting_before(bn):
+            per_channel = [None if t is None else emit(aten.view.default, t, shape) for t in (w, b, rm, rv)]
+            wv, bv, mv, vv = per_channel
+            y = emit(aten.mul.Tensor, emit(aten.sub.Tensor, x, mv),
+                     emit(aten.rsqrt.default, emit(aten.add.Tensor, vv, eps)))
+            if wv is not None:
+                y = emit(aten.mul.Tensor, y, wv)
+            if bv is not None:
+                y = emit(aten.add.Tensor, y, bv)
+        for u in users:
+            if u.args[1] == 0:
+                u.replace_all_uses_with(y)
+            graph.erase_node(u)
+        graph.erase_node(bn)
+        count += 1
+    if count:
+        graph.lint()
+        gm.recompile()
     return count
 
 
