@@ -97,17 +97,19 @@ def device_setup(device, tf32):
     return (lambda: None), f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def make_step(model, x, y, train):
-    """The timed step: a training step with Adam, or eval inference under no_grad."""
+def make_step(model, x, y, train, forward=None):
+    """The timed step: a training step with Adam, or eval inference under no_grad
+    (``forward``: what computes the model's output, e.g. its compiled form)."""
     import torch
 
+    forward = forward or model
     if train:
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
-            loss = loss_fn(logits_of(model(x)), y)
+            loss = loss_fn(logits_of(forward(x)), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -116,7 +118,7 @@ def make_step(model, x, y, train):
 
     def infer():
         with torch.no_grad():
-            model(x)
+            forward(x)
     return infer
 
 
@@ -156,24 +158,7 @@ def make_compiled_step(model, x, y, train):
 
     import oclcore.compile  # noqa: F401  (registers the backend even without the entry point)
 
-    compiled = torch.compile(model, backend="oclcore")
-    if train:
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def step():
-            loss = loss_fn(logits_of(compiled(x)), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return step
-    model.eval()
-
-    def infer():
-        with torch.no_grad():
-            compiled(x)
-    return infer
+    return make_step(model, x, y, train, forward=torch.compile(model, backend="oclcore"))
 
 
 STEP_MAKERS = {"eager": make_step, "graph": make_graph_step, "compile": make_compiled_step}
