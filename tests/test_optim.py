@@ -1,11 +1,16 @@
 """torch.optim and the multi-tensor (_foreach_*) ops on ocl: several steps of
 each optimizer, foreach on and off, agree with the same steps on the CPU;
-clip_grad_norm_ and zero_grad."""
+clip_grad_norm_ and zero_grad; the fused=True steps (aten._fused_adam_,
+_fused_adamw_, _fused_sgd_): results, launch counts and graph capture."""
 
 import math
 
 import pytest
 import torch
+
+import oclcore
+from oclcore.graph import Graph, graph
+from oclcore.ops.fused_optim import ADAM_SLOTS
 
 from conftest import DEVICE, assert_close
 
@@ -186,3 +191,184 @@ def test_foreach_copy_and_list_length_error(no_fallbacks):
     _same(dev, ys)
     with pytest.raises(RuntimeError):
         torch._foreach_add(dev, dev[:2])
+
+
+# ---- fused=True: aten._fused_adam_ / _fused_adamw_ / _fused_sgd_ ----
+
+FUSED_SHAPES = SHAPES + ((), (1500,))  # 12 tensors: two Adam launches; 0-dim; one spanning chunks
+
+FUSED_CONFIGS = [
+    (O.Adam, dict(lr=0.01, weight_decay=0.1)),
+    (O.Adam, dict(lr=0.01, amsgrad=True, maximize=True, betas=(0.3, 0.5))),  # v falls: the max counts
+    (O.AdamW, dict(lr=0.01, weight_decay=0.05, amsgrad=True)),
+    (O.SGD, dict(lr=0.1)),
+    (O.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    (O.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, maximize=True)),
+]
+
+
+def _fused_run(cls, kwargs, device, steps=3, shapes=FUSED_SHAPES, layouts=None, lr=None, grad_scale=None):
+    """``steps`` steps on ``shapes`` (``layouts`` makes the parameters strided views): fused on
+    ocl, foreach=False on the CPU; ``lr`` replaces kwargs' lr with a tensor on the device;
+    ``grad_scale`` scales the ocl grads (the CPU gets them unscaled). Returns the parameters, the
+    optimizer and the last (unscaled) gradients."""
+    torch.manual_seed(0)
+    init = [torch.randn(s) for s in shapes]
+    grads = [[torch.randn(s) for s in shapes] for _ in range(steps)]
+    on_ocl = device != "cpu"
+    params = [p.to(device) if on_ocl else p.clone() for p in init]
+    params = [(f(p) if layouts else p).requires_grad_() for f, p in zip(layouts or params, params)]
+    if on_ocl and lr is not None:
+        kwargs = dict(kwargs, lr=torch.tensor(kwargs["lr"]).to(device))
+    opt = cls(params, **kwargs, **({"fused": True} if on_ocl else {"foreach": False}))
+    for step in range(steps):
+        for p, g in zip(params, grads[step]):
+            p.grad = (g * (grad_scale or 1)).to(device)
+        if on_ocl and grad_scale:
+            opt.grad_scale = torch.tensor(grad_scale).to(device)
+            opt.found_inf = torch.tensor(0.0).to(device)
+        opt.step()
+    return params, opt, grads[-1]
+
+
+def _ids(c):
+    return c.__name__ if isinstance(c, type) else "-".join(f"{k}{v}" for k, v in c.items())
+
+
+@pytest.mark.parametrize("cls,kwargs", FUSED_CONFIGS, ids=_ids)
+def test_fused_matches_cpu(cls, kwargs, no_fallbacks):
+    expected, _, _ = _fused_run(cls, kwargs, "cpu")
+    actual, _, _ = _fused_run(cls, kwargs, DEVICE)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,kwargs", [FUSED_CONFIGS[2], FUSED_CONFIGS[5]], ids=_ids)
+def test_fused_strided_params(cls, kwargs, no_fallbacks):
+    # transposed (dense, laid out unlike its contiguous grad) and sliced (not dense) parameters
+    layouts = [lambda x: x.t().contiguous().t(), lambda x: torch.stack([x, x], -1)[..., 1]]
+    expected, _, _ = _fused_run(cls, kwargs, "cpu", shapes=((3, 4), (5, 2)), layouts=layouts)
+    actual, _, _ = _fused_run(cls, kwargs, DEVICE, shapes=((3, 4), (5, 2)), layouts=layouts)
+    for a, e in zip(actual, expected):
+        assert_close(a, e)
+
+
+@pytest.mark.parametrize("cls,kwargs", [FUSED_CONFIGS[0], FUSED_CONFIGS[4]], ids=_ids)
+def test_fused_tensor_lr_and_grad_scale(cls, kwargs, no_fallbacks):
+    expected, _, _ = _fused_run(cls, kwargs, "cpu")
+    actual, opt, grads = _fused_run(cls, kwargs, DEVICE, lr=True, grad_scale=4.0)
+    for a, e, g in zip(actual, expected, grads):
+        assert_close(a, e, rtol=1e-5, atol=1e-5)
+        assert_close(a.grad, g)  # the fused step leaves the unscaled gradients behind, as on CUDA
+    # found_inf != 0: nothing changes (parameters, state, step counters)
+    before = [p.detach().cpu() for p in actual]
+    state = [{k: v.cpu() for k, v in opt.state[p].items()} for p in actual]
+    opt.found_inf = torch.tensor(1.0).to(DEVICE)
+    opt.step()
+    for p, b, s in zip(actual, before, state):
+        assert_close(p, b, rtol=0, atol=0)
+        for k, v in s.items():
+            assert_close(opt.state[p][k], v, rtol=0, atol=0)
+    # the tensor lr is read on the device at every step: 0 leaves the parameters as they are
+    opt.found_inf = torch.tensor(0.0).to(DEVICE)
+    opt.param_groups[0]["lr"].fill_(0.0)
+    opt.step()
+    for p, b in zip(actual, before):
+        assert_close(p, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", (pytest.param(torch.float64, marks=pytest.mark.slow), torch.float16, torch.bfloat16))
+@pytest.mark.parametrize("cls,kwargs", [FUSED_CONFIGS[2], FUSED_CONFIGS[4]], ids=_ids)
+def test_fused_other_dtypes(cls, kwargs, dtype, no_fallbacks):
+    # fp16/bf16 are computed in float32 and rounded once per step, as torch's fused kernels do: the
+    # result stays within a rounding or two of the same steps in float64 (on the CPU, foreach=False)
+    torch.manual_seed(0)
+    init = [torch.randn(s).to(dtype) for s in FUSED_SHAPES[:4]]
+    grads = [torch.randn(s).to(dtype) for s in FUSED_SHAPES[:4]]
+    results = []
+    for device, kind, how in (("cpu", torch.float64, {"foreach": False}), (DEVICE, dtype, {"fused": True})):
+        params = [p.clone().to(kind).to(device).requires_grad_() for p in init]
+        opt = cls(params, **how, **kwargs)
+        for _ in range(2):
+            for p, g in zip(params, grads):
+                p.grad = g.to(kind).to(device)
+            opt.step()
+        results.append(params)
+    tol = {torch.float64: 1e-12, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    for a, e in zip(results[1], results[0]):
+        assert a.dtype == dtype
+        assert_close(a.double(), e, rtol=tol, atol=tol)
+
+
+def _launches(n, cls=O.Adam, **kwargs):
+    """Kernel launches per aten op of one fused step over ``n`` parameters of assorted sizes."""
+    params = [torch.randn(7 * i + 1).to(DEVICE).requires_grad_() for i in range(n)]
+    for p in params:
+        p.grad = torch.randn(p.shape).to(DEVICE)
+    opt = cls(params, lr=0.01, fused=True, **kwargs)
+    opt.step()  # creates the state
+    with oclcore.profile() as prof:
+        opt.step()
+    counts = {}
+    for op, *_ in prof.times():
+        counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def test_fused_step_launches_do_not_grow_with_parameters(no_fallbacks):
+    one, eight = _launches(1, amsgrad=True), _launches(8, amsgrad=True)
+    assert one == eight  # _foreach_add_ on the step counters, then one fused launch
+    assert one["aten::_fused_adam_"] == 1
+    assert _launches(ADAM_SLOTS)["aten::_fused_adam_"] == 1
+    assert _launches(ADAM_SLOTS + 1)["aten::_fused_adam_"] == 2  # the kernel-argument bound per launch
+    assert _launches(1, O.SGD, momentum=0.9) == _launches(16, O.SGD, momentum=0.9) == {"aten::_fused_sgd_": 1}
+
+
+def test_fused_adam_replays_under_graph_capture(no_fallbacks):
+    torch.manual_seed(0)
+    init = [torch.randn(s) for s in FUSED_SHAPES[:5]]
+    grads = [[torch.randn(s) for s in FUSED_SHAPES[:5]] for _ in range(4)]
+    cpu = [p.clone().requires_grad_() for p in init]
+    dev = [p.to(DEVICE).requires_grad_() for p in init]
+    lr = torch.tensor(0.01).to(DEVICE)
+    opt_c = O.Adam(cpu, lr=0.01, amsgrad=True, foreach=False)
+    opt_o = O.Adam(dev, lr=lr, amsgrad=True, fused=True)
+    for p, q, g in zip(cpu, dev, grads[0]):
+        p.grad, q.grad = g.clone(), g.to(DEVICE)
+    opt_c.step()
+    opt_o.step()  # warm-up: the state exists before capture, as for CUDA graphs
+    g = Graph()
+    with graph(g):
+        opt_o.step()
+    opt_c.step()
+    for step, lr_value in ((1, 0.01), (2, 0.005), (3, 0.005)):
+        for p, q, gr in zip(cpu, dev, grads[step]):
+            p.grad.copy_(gr)
+            q.grad.copy_(gr)
+        for group in opt_c.param_groups:
+            group["lr"] = lr_value
+        lr.fill_(lr_value)  # read by the kernel on every replay
+        g.replay()
+        opt_c.step()
+    for p, q in zip(dev, cpu):
+        assert_close(p, q)
+        assert_close(opt_o.state[p]["step"], opt_c.state[q]["step"])
+
+
+def test_fused_errors(no_fallbacks):
+    ps = [torch.zeros(3).to(DEVICE), torch.zeros(2).to(DEVICE)]
+    steps = [torch.zeros((), device=DEVICE) for _ in ps]
+    kw = dict(lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    with pytest.raises(RuntimeError, match="expected 2 grads"):
+        torch._fused_adam_(ps, ps[:1], ps, ps, [], steps, **kw)
+    with pytest.raises(RuntimeError, match="dtype"):
+        torch._fused_adam_(ps, [p.double() for p in ps], ps, ps, [], steps, **kw)
+    with pytest.raises(RuntimeError, match="float32 tensor"):
+        torch._fused_adam_(ps, ps, ps, ps, [], [s.double() for s in steps], **kw)
+    with pytest.raises(RuntimeError, match="same device"):
+        torch._fused_sgd_(ps, [torch.zeros(3), torch.zeros(2)], [], weight_decay=0.0, momentum=0.0, lr=0.1,
+                          dampening=0.0, nesterov=False, maximize=False, is_first_step=False)
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
+        ints = [torch.zeros(3, dtype=torch.int32).to(DEVICE)]
+        torch._fused_sgd_(ints, ints, [], weight_decay=0.0, momentum=0.0, lr=0.1,
+                          dampening=0.0, nesterov=False, maximize=False, is_first_step=False)

@@ -47,7 +47,8 @@ _extra_source = "\n".join(f"FOREACH(fe_{op}, {_EXPRESSIONS[op][1]})" for op in _
 _kernels = {}
 
 
-def _local_size(dev):
+def local_size(dev):
+    """The largest power-of-two work-group size up to 256 that ``dev`` allows."""
     size = 1
     while size * 2 <= min(256, dev.max_work_group_size):
         size *= 2
@@ -61,7 +62,7 @@ def _kernel(name, in_dtype, out_dtype, dev, signature):
         ct = dtypes.compute(in_dtype)
         defines = {"T": dtypes.storage(in_dtype), "LD": dtypes.load_macro(in_dtype),
                    "TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "CT": ct,
-                   "LS": _local_size(dev)}
+                   "LS": local_size(dev)}
         if ct == "double" or torch.float64 in (in_dtype, out_dtype):
             defines["FP64"] = None
         k = runtime.get_kernel(("types.cl", "pointwise.cl", "foreach.cl"), defines, name, signature, dev,
@@ -76,7 +77,7 @@ def _elementwise_signature(sc):
 
 # ---------------------------------------------------------------- launching
 
-def _dense_alike(ref, *others):
+def dense_alike(ref, *others):
     """True when ``ref`` is dense (no gaps, no overlap) and every other operand has its layout."""
     if ref.numel() > _INT32_MAX or ref._buf.nbytes // ref.element_size() > _INT32_MAX:
         return False
@@ -152,7 +153,7 @@ def _run(op, outs, lists, scalar, src, params, single, same_dtype=True):
                     and (o is None or o._index == a._index)
                     and (not same_dtype or o is None or o.dtype == a.dtype)
                     and (o is None or dtypes.supported(o.dtype))
-                    and _dense_alike(a, *ops[1:], *([o] if o is not None else [])))
+                    and dense_alike(a, *ops[1:], *([o] if o is not None else [])))
         if not fast:
             outs[i] = single(i)
             continue
@@ -352,13 +353,13 @@ def _reduce_lists(xs, kind, ord, out_dtype_of, single):
         # a result dtype other than the input's goes through the single-tensor op: the mixed-type
         # norm program hangs on PoCL 3.0 (not understood yet)
         if (isinstance(x, OclTensor) and x.dtype.is_floating_point and dtypes.supported(x.dtype)
-                and out_dtype_of(x) == x.dtype and _dense_alike(x)):
+                and out_dtype_of(x) == x.dtype and dense_alike(x)):
             groups.setdefault((x.dtype, out_dtype_of(x), x._index), []).append(i)
         else:
             results[i] = single(i)
     for (in_dtype, out_dtype, index), members in groups.items():
         dev = runtime.device(index)
-        ls = _local_size(dev)
+        ls = local_size(dev)
         ct = dtypes.compute(in_dtype)
         sc = dtypes.SCALAR_CHAR[ct]
         res = empty((len(members),), out_dtype, index)
