@@ -240,3 +240,50 @@ def test_backward(fn):
     assert_close(_grad(fn, x, DEVICE), _grad(fn, x, "cpu"), rtol=1e-4, atol=1e-5)
     mine = {"aten::" + n for n in ("sum", "mean", "var", "std", "linalg_vector_norm", "logsumexp", "amax", "cumsum")}
     assert not mine & set(oclcore.fallbacks()), oclcore.fallbacks()
+
+
+def test_planned_calls_follow_data_offsets_and_arguments(no_fallbacks):
+    # a signature is planned once: later calls differ in data, storage offset and argument values
+    base = torch.randn(4, 64, generator=torch.Generator().manual_seed(10))
+    big = ocl(base)
+    for r in range(4):  # same shape and strides, another offset into the same buffer each time
+        v = big[r].view(4, 16)
+        assert_close(v.sum(1), base[r].view(4, 16).sum(1))
+        assert_close(v.mean(1, keepdim=True), base[r].view(4, 16).mean(1, keepdim=True))
+        assert_close(v.amax(0), base[r].view(4, 16).amax(0))
+        assert_close(v.sum(), base[r].view(4, 16).sum())
+    x, xc = big[:, :16], base[:, :16]
+    assert_close(x.sum(1), xc.sum(1))
+    assert_close(x.sum(1, dtype=torch.float64), xc.sum(1, dtype=torch.float64))
+    assert_close(x.sum(0), xc.sum(0))
+    for c in (1, 0, 1):
+        assert_close(x.var(1, correction=c), xc.var(1, correction=c))
+    for p in (2, 3, 2.0, 1):
+        assert_close(torch.linalg.vector_norm(x, p, 1), torch.linalg.vector_norm(xc, p, 1))
+    values, indices = x.max(1)
+    assert_close(values, xc.max(1).values)
+    assert_close(indices, xc.max(1).indices)
+    assert_close(x.argmax(1), xc.argmax(1))
+    with pytest.raises(IndexError, match="Dimension out of range"):  # after the valid dims were planned
+        x.sum(2)
+    with pytest.raises(RuntimeError) as dev:
+        ocl(torch.arange(6)).mean(0)
+    with pytest.raises(RuntimeError) as cpu:
+        torch.arange(6).mean(0)
+    assert str(dev.value) == str(cpu.value)
+
+
+def test_planned_call_on_a_buffer_needing_long_indices(monkeypatch, no_fallbacks):
+    # a plan made for 32-bit indices must not serve a view into a buffer too large for them
+    from oclcore.ops import reduce
+
+    monkeypatch.setattr(reduce, "_INT32_MAX", 1000)
+    built = []
+    kernel = reduce.kernel
+    monkeypatch.setattr(reduce, "kernel", lambda *a: built.append(a[4]) or kernel(*a))
+    base = torch.randn(3000, generator=torch.Generator().manual_seed(11))
+    small, big = ocl(base[:63]), ocl(base)
+    assert_close(small.view(9, 7).t().sum(0, keepdim=True), base[:63].view(9, 7).t().sum(0, keepdim=True))
+    view = big[2000:2063].view(9, 7).t()  # the same shape and strides in a 3000-element buffer
+    assert_close(view.sum(0, keepdim=True), base[2000:2063].view(9, 7).t().sum(0, keepdim=True))
+    assert built == ["int", "long"]

@@ -110,3 +110,21 @@ def test_deterministic_and_out(no_fallbacks):
     out = ocl(torch.empty(6, 3000))
     torch.ops.aten._softmax.out(x, 1, False, out=out)
     assert_close(out, torch.softmax(x.cpu(), 1), rtol=1e-5, atol=1e-7)
+
+
+def test_planned_calls_follow_data_and_offsets(no_fallbacks):
+    # a signature is planned once: later calls read other data at other offsets of one buffer
+    base = torch.randn(4, 2, 100, generator=torch.Generator().manual_seed(7)) * 3
+    big = ocl(base)
+    for r in range(4):
+        for name, f in FUNCS.items():
+            assert_close(f(big[r], 1), f(base[r], 1), rtol=1e-5, atol=1e-6)
+            assert_close(f(big[r], 0), f(base[r], 0), rtol=1e-5, atol=1e-6)
+    y, g = torch.softmax(base[0], 1), torch.randn(2, 100, generator=torch.Generator().manual_seed(8))
+    yo, go = ocl(y), ocl(g)
+    for _ in range(2):
+        assert_close(torch.ops.aten._softmax_backward_data(go, yo, 1, torch.float32),
+                     torch.ops.aten._softmax_backward_data(g, y, 1, torch.float32), rtol=1e-5, atol=1e-6)
+        # a gradient of another dtype than the output is converted first (torch's CPU kernel refuses it)
+        assert_close(torch.ops.aten._softmax_backward_data(go, yo.double(), 1, torch.float64),
+                     torch.ops.aten._softmax_backward_data(g.double(), y.double(), 1, torch.float64))

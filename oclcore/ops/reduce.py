@@ -1,8 +1,11 @@
 """Reductions (sum, mean, prod, var/std, norms, logsumexp, max/min and their
 indices, all/any, count_nonzero) and cumulative ops (cumsum, cumprod).
 
-Every reduction runs through :func:`run`: the reduced dims and the kept dims
-are each collapsed, and cl/reduce.cl gives each output element a work-group
+Every reduction is an implementation made by :func:`_reduction` from a
+function that checks a call through torch's meta kernel and describes it; a
+call signature is planned once, and later calls with it only allocate the
+outputs and launch. In a plan the reduced dims and the kept dims are each
+collapsed, and cl/reduce.cl gives each output element a work-group
 (tree in local memory; long reductions with few outputs are split into
 chunks and a second pass), or a work-item when the reductions are short or
 the outputs are the contiguous side. Ops sharing a state type form a family
@@ -10,12 +13,13 @@ run by one kernel (op code as an argument); one program per (input dtype,
 compute type, output dtype) holds every family, softmax and the scans."""
 
 import math
+import typing
 
 import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import empty
+from ..torch.tensor import OclTensor, empty, storage_bytes
 from . import dtypes
 from .meta import infer
 from .copy import copy_into
@@ -98,14 +102,6 @@ def group_size(k, dev, span):
     return n
 
 
-def index_type(*tensors):
-    """ "long" when any tensor's buffer holds more than 2**31 - 1 elements, else "int"."""
-    for t in tensors:
-        if t is not None and t._buf.nbytes // max(t.element_size(), 1) > _INT32_MAX:
-            return "long"
-    return "int"
-
-
 def normalize_dims(x, dim, empty_means_all=True):
     """Sorted, non-negative reduced dims for a ``dim`` argument (int, list or None); torch's meta
     kernel has already checked the range. A 0-dim tensor has none."""
@@ -139,58 +135,143 @@ def row_geometry(shape, tensors_strides, dim):
             [tuple(s) for s in kst], [st[dim] for st in tensors_strides])
 
 
-def run(op, x, reduced, outs, ct, params=(0, 0), keep_order=False, program_dtype=None):
-    """Reduces ocl tensor ``x`` over dims ``reduced`` with kernel ``op`` into ``outs`` (one tensor,
-    or two of the same geometry), computing in OpenCL type ``ct``. Each output has x's dims
-    (keepdim) or the kept dims only. ``keep_order`` keeps the reduced dims in logical order
-    (for ops that report indices); otherwise they are walked in memory order. ``program_dtype``
-    overrides the output dtype the program is built for (argmax writes only its indices)."""
-    out = outs[0]
-    nout = out.numel()
+# ---- planning: once per call signature ----
+
+ONE, TWO, SAME = 0, 1, 2  # one output; two returned as a tuple; one written as both (argmax's indices)
+_PLAIN = frozenset({int, bool, float, str, type(None), torch.dtype})
+_MAX_CALLS = 4096  # signatures kept per op
+UNLIMITED = math.inf
+
+
+class Reduction(typing.NamedTuple):
+    """What a checked call reduces: kernel ``op`` over ``reduced`` dims of x into outputs of
+    ``specs`` (shape, dtype, strides), computing in ``ct``; ``form`` says how outputs are returned."""
+    op: str
+    specs: list
+    reduced: list
+    ct: str
+    params: tuple = (0, 0)
+    keep_order: bool = False
+    program_dtype: torch.dtype = None
+    form: int = ONE
+
+
+def call_key(x, args=(), kwargs=None):
+    """Cache key of a call on ocl tensor ``x``: the dtype, shape, strides and device of x and of
+    the other ocl tensors, the other arguments by value (lists as tuples). None when an argument
+    is of another kind."""
+    if type(x) is not OclTensor:
+        return None
+    key = [x.dtype, x.shape, x.stride(), x._index]
+    for a in args:
+        ty = type(a)
+        if ty is list or ty is tuple:
+            a = tuple(a)
+        elif ty is OclTensor:
+            a = (a.dtype, a.shape, a.stride(), a._index)
+        elif ty not in _PLAIN:
+            return None
+        key.append(a)
+    if kwargs:
+        for name, v in kwargs.items():
+            if type(v) not in _PLAIN:
+                return None
+            key += (name, v)
+    return tuple(key)
+
+
+def keep(calls, key, call):
+    """Stores a planned call; a full cache starts over (keys with NaN values never repeat)."""
+    if len(calls) >= _MAX_CALLS:
+        calls.clear()
+    calls[key] = call
+
+
+def index_limit(t):
+    """Buffer bytes from which tensor ``t`` needs 64-bit indices."""
+    return (_INT32_MAX + 1) * t.element_size()
+
+
+def index_type(*tensors, span=0):
+    """ "long" when any tensor's buffer, or an output spanning ``span`` elements, holds more than
+    2**31 - 1 elements, else "int"."""
+    if span > _INT32_MAX:
+        return "long"
+    for t in tensors:
+        if t is not None and t._buf.nbytes // max(t.element_size(), 1) > _INT32_MAX:
+            return "long"
+    return "int"
+
+
+def _reduction(describe):
+    """The aten implementation of a reduction: ``describe(x, *args, **kwargs)`` checks a call (torch's
+    meta kernel, so torch's errors) and returns its :class:`Reduction`. A signature that passed is
+    planned once; later calls with it only allocate the outputs and launch."""
+    calls = {}
+
+    def impl(x, *args, **kwargs):
+        key = call_key(x, args, kwargs)
+        call = calls.get(key)
+        if call is None or x._buf.nbytes >= call[0]:
+            call = _prepare(x, describe(x, *args, **kwargs))
+            if key is not None and call[0]:
+                keep(calls, key, call)
+        return _launch(call, x)
+
+    return impl
+
+
+def _prepare(x, r):
+    """(x's buffer byte limit, form, output specs, kernel, launches, chunks, outputs, p0, p1)."""
+    p0, p1 = (dtypes.py_scalar(p, r.ct) for p in r.params)
+    shape, dtype, stride = r.specs[0]
+    nout = math.prod(shape)
     if nout == 0:
-        return outs
-    out2 = outs[1] if len(outs) > 1 else None
-    key = (op, x.dtype, x.shape, x.stride(), tuple(reduced), out.dtype, out.shape, out.stride(), ct, keep_order,
-           program_dtype, out2 is not None, x._index)
-    plan = _plans.get(key)
-    if plan is None or index_type(x, out, out2) == "long":
-        plan = _plan(op, x, reduced, out, out2, ct, keep_order, program_dtype)
-        if plan[-1] == "int":
-            _plans[key] = plan
-    k, columns, chunks, chunk_len, geometry, launches, _ = plan
-    p0, p1 = (dtypes.py_scalar(p, ct) for p in params)
-    part = empty((nout * chunks * _STATE_BYTES,), torch.uint8, x._index) if chunks > 1 else None
-    head = (out._buf, out.storage_offset(), None if out2 is None else out2._buf,
-            0 if out2 is None else out2.storage_offset(), x._buf, x.storage_offset(),
-            None if part is None else part._buf, 0, p0, p1)
-    for gsize, lsize, mode in launches:
-        k.launch(gsize, lsize, head + geometry + (mode,))
-    return outs
+        return UNLIMITED, r.form, r.specs, None, (), 1, 0, p0, p1
+    idx = index_type(x, span=storage_bytes(shape, stride, 1))
+    k, chunks, launches = _plan(r.op, x, r.reduced, shape, stride, r.ct, r.keep_order,
+                                r.program_dtype or dtype, idx)
+    return 0 if idx == "long" else index_limit(x), r.form, r.specs, k, launches, chunks, nout, p0, p1
 
 
-_plans = {}
+def _launch(call, x):
+    """Allocates a prepared call's outputs and enqueues its launches on ``x``."""
+    _, form, specs, k, launches, chunks, nout, p0, p1 = call
+    index = x._index
+    shape, dtype, stride = specs[0]
+    out = empty(shape, dtype, index, stride)
+    if form == ONE:
+        out2 = None
+    elif form == SAME:
+        out2 = out
+    else:
+        shape2, dtype2, stride2 = specs[1]
+        out2 = empty(shape2, dtype2, index, stride2)
+    if launches:
+        part = empty((nout * chunks * _STATE_BYTES,), torch.uint8, index) if chunks > 1 else None
+        head = (out._buf, 0, None if out2 is None else out2._buf, 0, x._buf, x.storage_offset(),
+                None if part is None else part._buf, 0, p0, p1)
+        for gsize, lsize, tail in launches:
+            k.launch(gsize, lsize, head + tail)
+    return out if form != TWO else (out, out2)
 
 
-def _plan(op, x, reduced, out, out2, ct, keep_order, program_dtype):
-    """Kernel, launch geometry and kernel arguments that depend only on shapes, strides and dtypes."""
-    nout = out.numel()
+def _plan(op, x, reduced, out_shape, out_stride, ct, keep_order, store_dtype, idx):
+    """Kernel, chunk count and launches (global size, local size, geometry arguments) for reducing
+    x over ``reduced`` into outputs of ``out_shape``/``out_stride``: they depend only on shapes,
+    strides and dtypes."""
+    nout = math.prod(out_shape)
     nd = x.dim()
     shape, xs = tuple(x.shape), x.stride()
     kept = [d for d in range(nd) if d not in reduced]
-    if out.dim() == nd:
-        ost = [out.stride(d) for d in kept]
-    else:
-        ost = [out.stride(i) for i in range(len(kept))]
+    ost = [out_stride[d] for d in kept] if len(out_shape) == nd else list(out_stride[:len(kept)])
     ksz, (kin, kout) = collapse([shape[d] for d in kept], [[xs[d] for d in kept], ost])
     red = list(reduced) if keep_order else sorted(reduced, key=lambda d: -abs(xs[d]))
     rsz, (rin,) = collapse([shape[d] for d in red], [[xs[d] for d in red]])
     _check_rank(len(ksz), op)
     _check_rank(len(rsz), op)
     nred = math.prod(shape[d] for d in red)
-
     dev = runtime.device(x._index)
-    store_dtype = program_dtype or out.dtype
-    idx = index_type(x, out, out2)
 
     columns = nred <= 32 or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
     chunks = 1
@@ -205,14 +286,18 @@ def _plan(op, x, reduced, out, out2, ct, keep_order, program_dtype):
     geometry = (nout, nred, chunks, chunk_len, len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz),
                 tuple(rsz), tuple(rin), code)
     if columns:
-        launches = [((nout,), (64,) if nout >= 64 else None, MODE_ITEM)]
-    else:
-        g1 = group_size(k, dev, chunk_len)
-        launches = [((nout * chunks * g1,), (g1,), MODE_GROUP)]
-        if chunks > 1:
-            g2 = group_size(k, dev, chunks)
-            launches.append(((nout * g2,), (g2,), MODE_PARTS))
-    return k, columns, chunks, chunk_len, geometry, launches, idx
+        return k, chunks, (((nout,), (64,) if nout >= 64 else None, geometry + (MODE_ITEM,)),)
+    g1 = group_size(k, dev, chunk_len)
+    launches = [((nout * chunks * g1,), (g1,), geometry + (MODE_GROUP,))]
+    if chunks > 1:
+        g2 = group_size(k, dev, chunks)
+        launches.append(((nout * g2,), (g2,), geometry + (MODE_PARTS,)))
+    return k, chunks, tuple(launches)
+
+
+def spec(meta):
+    """(shape, dtype, strides) of a meta tensor: an output to allocate."""
+    return tuple(meta.shape), meta.dtype, meta.stride()
 
 
 def _new(meta, x):
@@ -259,71 +344,52 @@ def register_out(func, functional):
 # ---- sum, nansum, mean, prod ----
 
 def _sum_like(op, meta_func):
-    def impl(x, dim=None, keepdim=False, *, dtype=None):
+    def describe(x, dim=None, keepdim=False, *, dtype=None):
         meta = infer(meta_func, (x, dim, keepdim), {"dtype": dtype} if dtype is not None else None)
-        out = _new(meta, x)
-        run(op, x, normalize_dims(x, dim), [out], _ct(meta.dtype))
-        return out
-    return impl
+        return Reduction(op, [spec(meta)], normalize_dims(x, dim), _ct(meta.dtype))
+    return describe
 
 
-_sum_dim = _sum_like("sum", aten.sum.dim_IntList)
+_describe_sum = _sum_like("sum", aten.sum.dim_IntList)
+_sum_dim = _reduction(_describe_sum)
 register(aten.sum.dim_IntList)(_sum_dim)
 register_out(aten.sum.IntList_out, _sum_dim)
+register(aten.sum.default)(_reduction(lambda x, *, dtype=None: _describe_sum(x, None, False, dtype=dtype)))
 
-
-@register(aten.sum.default)
-def sum_all(x, *, dtype=None):
-    return _sum_dim(x, None, False, dtype=dtype)
-
-
-_nansum = _sum_like("nansum", aten.nansum.default)
+_nansum = _reduction(_sum_like("nansum", aten.nansum.default))
 register(aten.nansum.default)(_nansum)
 register_out(aten.nansum.out, _nansum)
 
-_mean_dim = _sum_like("mean", aten.mean.dim)
+_mean_dim = _reduction(_sum_like("mean", aten.mean.dim))
 register(aten.mean.dim)(_mean_dim)
 register_out(aten.mean.out, _mean_dim)
 
 
-@register(aten.mean.default)
-def mean_all(x, *, dtype=None):
-    meta = infer(aten.mean.default, (x,), {"dtype": dtype} if dtype is not None else None)
-    out = _new(meta, x)
-    run("mean", x, normalize_dims(x, None), [out], _ct(meta.dtype))
-    return out
+def _full(op, meta_func):
+    """Describes ``op`` over every dim, checked by ``meta_func(x, dtype=)``."""
+    def describe(x, *, dtype=None):
+        meta = infer(meta_func, (x,), {"dtype": dtype} if dtype is not None else None)
+        return Reduction(op, [spec(meta)], normalize_dims(x, None), _ct(meta.dtype))
+    return describe
 
 
-def _prod_dim(x, dim, keepdim=False, *, dtype=None):
-    meta = infer(aten.prod.dim_int, (x, dim, keepdim), {"dtype": dtype} if dtype is not None else None)
-    out = _new(meta, x)
-    run("prod", x, normalize_dims(x, dim), [out], _ct(meta.dtype))
-    return out
-
-
+register(aten.mean.default)(_reduction(_full("mean", aten.mean.default)))
+_prod_dim = _reduction(_sum_like("prod", aten.prod.dim_int))
 register(aten.prod.dim_int)(_prod_dim)
 register_out(aten.prod.int_out, _prod_dim)
-
-
-@register(aten.prod.default)
-def prod_all(x, *, dtype=None):
-    meta = infer(aten.prod.default, (x,), {"dtype": dtype} if dtype is not None else None)
-    out = _new(meta, x)
-    run("prod", x, normalize_dims(x, None), [out], _ct(meta.dtype))
-    return out
+register(aten.prod.default)(_reduction(_full("prod", aten.prod.default)))
 
 
 # ---- var, std (with correction), var_mean, std_mean ----
 
 def _moments(op, meta_func, two):
-    def impl(x, dim=None, *, correction=None, keepdim=False):
+    def describe(x, dim=None, *, correction=None, keepdim=False):
         meta = infer(meta_func, (x, dim), {"correction": correction, "keepdim": keepdim})
         first = meta[0] if two else meta
-        outs = [_new(first, x), _new(first, x)] if two else [_new(first, x)]
         c = 1 if correction is None else correction
-        run(op, x, normalize_dims(x, dim), outs, _ct(first.dtype), (c, 0))
-        return tuple(outs) if two else outs[0]
-    return impl
+        return Reduction(op, [spec(first)] * (2 if two else 1), normalize_dims(x, dim), _ct(first.dtype), (c, 0),
+                         form=TWO if two else ONE)
+    return _reduction(describe)
 
 
 _var = _moments("var", aten.var.correction, False)
@@ -339,12 +405,10 @@ register(aten.std_mean.correction)(_moments("std_mean", aten.std_mean.correction
 # ---- amax, amin, aminmax, max/min (with indices), argmax/argmin ----
 
 def _extreme(op, meta_func):
-    def impl(x, dim=(), keepdim=False):
+    def describe(x, dim=(), keepdim=False):
         meta = infer(meta_func, (x, dim, keepdim))
-        out = _new(meta, x)
-        run(op, x, normalize_dims(x, dim), [out], _ct(x.dtype))
-        return out
-    return impl
+        return Reduction(op, [spec(meta)], normalize_dims(x, dim), _ct(x.dtype))
+    return _reduction(describe)
 
 
 for _name, _op in (("amax", "amax"), ("amin", "amin")):
@@ -353,11 +417,10 @@ for _name, _op in (("amax", "amax"), ("amin", "amin")):
     register_out(getattr(aten, _name).out, _impl)
 
 
+@_reduction
 def _aminmax(x, *, dim=None, keepdim=False):
     lo, hi = infer(aten.aminmax.default, (x,), {"dim": dim, "keepdim": keepdim})
-    outs = [_new(lo, x), _new(hi, x)]
-    run("aminmax", x, normalize_dims(x, dim), outs, _ct(x.dtype))
-    return tuple(outs)
+    return Reduction("aminmax", [spec(lo), spec(hi)], normalize_dims(x, dim), _ct(x.dtype), form=TWO)
 
 
 register(aten.aminmax.default)(_aminmax)
@@ -365,12 +428,11 @@ register_out(aten.aminmax.out, _aminmax)
 
 
 def _with_index(op, meta_func):
-    def impl(x, dim, keepdim=False):
+    def describe(x, dim, keepdim=False):
         values, indices = infer(meta_func, (x, dim, keepdim))
-        outs = [_new(values, x), empty(indices.shape, torch.int64, x._index, values.stride())]
-        run(op, x, normalize_dims(x, dim), outs, _ct(x.dtype), keep_order=True)
-        return tuple(outs)
-    return impl
+        specs = [spec(values), (tuple(indices.shape), torch.int64, values.stride())]
+        return Reduction(op, specs, normalize_dims(x, dim), _ct(x.dtype), keep_order=True, form=TWO)
+    return _reduction(describe)
 
 
 _max_dim = _with_index("max", aten.max.dim)
@@ -382,14 +444,12 @@ register_out(aten.min.dim_min, _min_dim)
 
 
 def _full_extreme(op, name):
-    def impl(x):
+    def describe(x):
         if x.numel() == 0:
             raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                "Specify the reduction dim with the 'dim' argument.")
-        out = empty((), x.dtype, x._index)
-        run(op, x, normalize_dims(x, None), [out], _ct(x.dtype))
-        return out
-    return impl
+        return Reduction(op, [((), x.dtype, ())], normalize_dims(x, None), _ct(x.dtype))
+    return _reduction(describe)
 
 
 register(aten.max.default)(_full_extreme("amax", "max"))
@@ -397,13 +457,12 @@ register(aten.min.default)(_full_extreme("amin", "min"))
 
 
 def _arg(op, meta_func):
-    def impl(x, dim=None, keepdim=False):
+    def describe(x, dim=None, keepdim=False):
         meta = infer(meta_func, (x, dim, keepdim))
-        out = _new(meta, x)
-        # out2 receives the indices; the program is the one for x's dtype (out is not written)
-        run(op, x, normalize_dims(x, dim), [out, out], _ct(x.dtype), keep_order=True, program_dtype=x.dtype)
-        return out
-    return impl
+        # the kernel writes only the indices (its second output); the program is the one for x's dtype
+        return Reduction(op, [spec(meta)], normalize_dims(x, dim), _ct(x.dtype), keep_order=True,
+                         program_dtype=x.dtype, form=SAME)
+    return _reduction(describe)
 
 
 for _name in ("argmax", "argmin"):
@@ -428,23 +487,21 @@ def _norm_op(ord):
     return "normp"
 
 
+@_reduction
 def _vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     meta = infer(aten.linalg_vector_norm.default, (x, ord, dim, keepdim), {"dtype": dtype} if dtype else None)
-    out = _new(meta, x)
     ord = float(ord)
-    run(_norm_op(ord), x, normalize_dims(x, dim), [out], _ct(meta.dtype), (ord, 0))
-    return out
+    return Reduction(_norm_op(ord), [spec(meta)], normalize_dims(x, dim), _ct(meta.dtype), (ord, 0))
 
 
 register(aten.linalg_vector_norm.default)(_vector_norm)
 register_out(aten.linalg_vector_norm.out, _vector_norm)
 
 
+@_reduction
 def _logsumexp(x, dim, keepdim=False):
     meta = infer(aten.logsumexp.default, (x, dim, keepdim))
-    out = _new(meta, x)
-    run("logsumexp", x, normalize_dims(x, dim), [out], _ct(meta.dtype))
-    return out
+    return Reduction("logsumexp", [spec(meta)], normalize_dims(x, dim), _ct(meta.dtype))
 
 
 register(aten.logsumexp.default)(_logsumexp)
@@ -455,21 +512,18 @@ register_out(aten.logsumexp.out, _logsumexp)
 
 def _logical(op, packet):
     def reduce_dims(meta_func, empty_means_all):
-        def impl(x, dim=None, keepdim=False):
+        def describe(x, dim=None, keepdim=False):
             meta = infer(meta_func, (x, dim, keepdim))
-            out = _new(meta, x)
-            run(op, x, normalize_dims(x, dim, empty_means_all), [out], _ct(x.dtype))
-            return out
-        return impl
+            return Reduction(op, [spec(meta)], normalize_dims(x, dim, empty_means_all), _ct(x.dtype))
+        return _reduction(describe)
 
     by_dim = reduce_dims(packet.dim, True)
     by_dims = reduce_dims(packet.dims, False)
 
+    @_reduction
     def full(x):
         meta = infer(packet.default, (x,))
-        out = _new(meta, x)
-        run(op, x, normalize_dims(x, None), [out], _ct(x.dtype))
-        return out
+        return Reduction(op, [spec(meta)], normalize_dims(x, None), _ct(x.dtype))
 
     register(packet.default)(full)
     register(packet.dim)(by_dim)
@@ -483,17 +537,13 @@ _logical("all", aten.all)
 _logical("any", aten.any)
 
 
-@register(aten.count_nonzero.dim_IntList)
-def count_nonzero_dims(x, dim):
+def _count_nonzero(x, dim):
     meta = infer(aten.count_nonzero.dim_IntList, (x, dim))
-    out = _new(meta, x)
-    run("count_nonzero", x, normalize_dims(x, dim), [out], _ct(x.dtype))
-    return out
+    return Reduction("count_nonzero", [spec(meta)], normalize_dims(x, dim), _ct(x.dtype))
 
 
-@register(aten.count_nonzero.default)
-def count_nonzero(x, dim=None):
-    return count_nonzero_dims(x, normalize_dims(x, dim))
+register(aten.count_nonzero.dim_IntList)(_reduction(_count_nonzero))
+register(aten.count_nonzero.default)(_reduction(lambda x, dim=None: _count_nonzero(x, normalize_dims(x, dim))))
 
 
 # ---- cumsum, cumprod ----

@@ -3,13 +3,15 @@
 Rows along the dim are computed in one pass for the running (max, sum of
 exp) and one for the outputs; half and bfloat16 compute in float. A row goes
 to a work-group when the dim is contiguous and long, else to a work-item
-(then neighbouring work-items read neighbouring rows)."""
+(then neighbouring work-items read neighbouring rows). Like the reductions,
+a call signature is checked and planned once; later calls only allocate the
+output and launch."""
 
 import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import empty
+from ..torch.tensor import empty, storage_bytes
 from . import dtypes, reduce
 from .reduce import infer
 
@@ -23,51 +25,73 @@ def _check_floating(func, x, *args):
         func(torch.zeros((1,) * max(x.dim(), 1), dtype=x.dtype), *args)  # raises torch's CPU error
 
 
-def _launch(name, tensors, out, dim, log_out, ct):
-    """Runs ``name`` (softmax or softmax_backward) over rows along ``dim``; ``tensors`` are the
-    inputs (x, or g and y), all of out's shape."""
-    if out.numel() == 0:
-        return out
-    shape = tuple(out.shape)
+def _plan(name, tensors, spec, dim, log_out, ct):
+    """(buffer byte limit for the inputs, output spec, kernel, global size, local size, geometry
+    arguments) for running ``name`` (softmax or softmax_backward) over rows along ``dim`` of
+    ``tensors`` (x, or g and y: all of the output's shape) into an output of ``spec``."""
+    shape, dtype, stride = spec
+    if 0 in shape:
+        return reduce.UNLIMITED, spec, None, None, None, None
     dim = dim % len(shape) if shape else 0
-    nrows, D, krank, ksz, kst, dst = reduce.row_geometry(shape, [t.stride() for t in tensors] + [out.stride()],
-                                                          dim)
-    dev = runtime.device(out._index)
-    idx = reduce.index_type(out, *tensors)
-    use_wg = dst[0] == 1 and D >= _ROW_MIN
-    k = reduce.kernel(name, tensors[0].dtype, ct, out.dtype, idx, dev)
-    args = [out._buf, out.storage_offset()]
-    for t in tensors:
-        args += (t._buf, t.storage_offset())
-    args += (nrows, D, krank, ksz, int(log_out), *kst, *dst)
-    if use_wg:
+    nrows, D, krank, ksz, kst, dst = reduce.row_geometry(shape, [t.stride() for t in tensors] + [stride], dim)
+    dev = runtime.device(tensors[0]._index)
+    idx = reduce.index_type(*tensors, span=storage_bytes(shape, stride, 1))
+    k = reduce.kernel(name, tensors[0].dtype, ct, dtype, idx, dev)
+    geometry = (nrows, D, krank, ksz, int(log_out), *kst, *dst)
+    if dst[0] == 1 and D >= _ROW_MIN:
         L = reduce.group_size(k, dev, D)
-        k.launch((nrows * L,), (L,), tuple(args) + (reduce.MODE_GROUP,))
+        launch = (nrows * L,), (L,), geometry + (reduce.MODE_GROUP,)
     else:
-        k.launch((nrows,), (64,) if nrows >= 64 else None, tuple(args) + (reduce.MODE_ITEM,))
-    return out
+        launch = (nrows,), (64,) if nrows >= 64 else None, geometry + (reduce.MODE_ITEM,)
+    # inputs of one dtype: one limit serves them all
+    return (0 if idx == "long" else reduce.index_limit(tensors[0])), spec, k, *launch
+
+
+def _rows(name, log_out, ntensors, describe):
+    """The aten implementation running ``name`` over rows. ``describe(*args)`` checks a call (torch's
+    errors) and returns (input tensors, output spec, dim, compute type); when the inputs are the
+    call's first ``ntensors`` arguments, the signature's plan is kept for later calls."""
+    calls = {}
+
+    def impl(*args, **kwargs):
+        key = reduce.call_key(args[0], args[1:], kwargs) if args else None
+        call = calls.get(key)
+        tensors = args[:ntensors]
+        if call is None or args[0]._buf.nbytes >= call[0] or (ntensors == 2 and args[1]._buf.nbytes >= call[0]):
+            tensors, spec, dim, ct = describe(*args, **kwargs)
+            call = _plan(name, tensors, spec, dim, log_out, ct)
+            if key is not None and call[0] and all(a is b for a, b in zip(tensors, args)):
+                reduce.keep(calls, key, call)
+        _, (shape, dtype, stride), k, gsize, lsize, geometry = call
+        out = empty(shape, dtype, tensors[0]._index, stride)
+        if k is not None:
+            head = (out._buf, 0, tensors[0]._buf, tensors[0].storage_offset())
+            if ntensors == 2:
+                head += (tensors[1]._buf, tensors[1].storage_offset())
+            k.launch(gsize, lsize, head + geometry)
+        return out
+
+    return impl
 
 
 def _forward(func, log_out):
-    def impl(x, dim, half_to_float):
+    def describe(x, dim, half_to_float):
         _check_floating(func, x, 0, False)
         if half_to_float and x.dtype is not torch.float16:
             raise RuntimeError("conversion is supported for Half type only")
         meta = infer(func, (x, dim, half_to_float))
-        out = empty(meta.shape, meta.dtype, x._index, meta.stride())
-        return _launch("softmax", [x], out, dim, log_out, dtypes.compute(meta.dtype))
-    return impl
+        return [x], reduce.spec(meta), dim, dtypes.compute(meta.dtype)
+    return _rows("softmax", log_out, 1, describe)
 
 
 def _backward(func, log_out):
-    def impl(grad_output, output, dim, input_dtype):
+    def describe(grad_output, output, dim, input_dtype):
         meta = infer(func, (grad_output, output, dim, input_dtype))
         if grad_output.dtype != output.dtype:
             grad_output = grad_output.to(output.dtype)
-        out = empty(meta.shape, meta.dtype, output._index, meta.stride())
         ct = dtypes.compute(torch.promote_types(output.dtype, meta.dtype))
-        return _launch("softmax_backward", [grad_output, output], out, dim, log_out, ct)
-    return impl
+        return [grad_output, output], reduce.spec(meta), dim, ct
+    return _rows("softmax_backward", log_out, 2, describe)
 
 
 for _func, _log in ((aten._softmax, False), (aten._log_softmax, True)):
