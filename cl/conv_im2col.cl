@@ -1,19 +1,21 @@
 // im2col / col2im for NCHW convolutions. The input is addressed through its
 // four strides (n, c, h, w), so NCHW, channels-last and other strided views
-// are read and written in place. The column buffer is always dense:
-// col[n][c*R*S + r*S + s][p*Q + q] for the images n0 .. n0+gridDim(2)-1.
+// are read and written in place. The column buffer has p*Q + q contiguous;
+// im2col takes its image and row strides (scn, scc), so it can write
+// col[n][c*R*S + r*S + s][p*Q + q] (the forward GEMMs, col2im's layout) or
+// col[c*R*S + r*S + s][n][p*Q + q] (the filter gradient, whose reduction
+// index n*P*Q + p*Q + q then has stride 1), for the images n0 .. n0+gridDim(2)-1.
 // col2im gathers (one work-item per input element, fixed summation order),
 // so it is deterministic and needs no atomics.
 
 __kernel void im2col(__global const float* x, int x_off,
                      int sxn, int sxc, int sxh, int sxw,
-                     __global float* col, int col_off,
+                     __global float* col, int col_off, int scn, int scc,
                      int C, int H, int W, int R, int S, int P, int Q,
                      int sh, int sw, int ph, int pw, int dh, int dw, int n0)
 {
     const int pq = get_global_id(0), crs = get_global_id(1), n = get_global_id(2);
-    const int PQ = P * Q, CRS = C * R * S;
-    if (pq >= PQ || crs >= CRS) return;
+    if (pq >= P * Q || crs >= C * R * S) return;
     const int p = pq / Q, q = pq - p * Q;
     const int c = crs / (R * S), rs = crs - c * (R * S);
     const int r = rs / S, s = rs - r * S;
@@ -21,7 +23,7 @@ __kernel void im2col(__global const float* x, int x_off,
     float v = 0.0f;
     if (h >= 0 && h < H && w >= 0 && w < W)
         v = x[x_off + (n0 + n) * sxn + c * sxc + h * sxh + w * sxw];
-    col[col_off + (n * CRS + crs) * PQ + pq] = v;
+    col[col_off + n * scn + crs * scc + pq] = v;
 }
 
 __kernel void col2im(__global const float* col, int col_off,

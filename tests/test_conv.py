@@ -186,6 +186,32 @@ def test_winograd_grad_weight_chunks_and_wide_padding(no_fallbacks, chosen, monk
     assert ran["forward"] == ran["grad_weight"] == "winograd", chosen
 
 
+@pytest.mark.parametrize("images", [1, 2])
+@pytest.mark.parametrize("algorithm,R,kw", [("im2col", 3, dict(stride=2, padding=1, dilation=2, groups=2)),
+                                            ("gemm_1x1", 1, dict(groups=2))])
+def test_gemm_grad_weight_chunks(no_fallbacks, chosen, monkeypatch, algorithm, R, kw, images):
+    """A workspace budget of one or two NCHW images: the filter gradient's deep GEMM (reduction
+    over images and positions) runs per chunk of images (5 images: a short last chunk) and
+    accumulates; channels-last and strided inputs on the same budget."""
+    from oclcore.ops.conv import conv_context
+    ctx = conv_context(torch.device(DEVICE).index or 0)
+    torch.manual_seed(11)
+    x, w, b = torch.randn(5, 4, 9, 8), torch.randn(6, 2, R, R), torch.randn(6)
+    op = lambda x, w, b: F.conv2d(x, w, b, **kw)
+    N, C, H, W = x.shape
+    K, (P, Q) = w.shape[0], op(x, w, b).shape[2:]
+    cols = C * R * R * P * Q if algorithm == "im2col" else C * H * W   # the packed X of one image
+    monkeypatch.setattr(ctx, "workspace_bytes", images * (cols + K * P * Q) * 4)
+    betas = []
+    gemm = ctx.gemm
+    monkeypatch.setattr(ctx, "gemm", lambda *a, **k: betas.append(a[16]) or gemm(*a, **k))
+    _compare(op, [x, w, b], algorithm=algorithm)
+    assert betas.count(1.0) == -(-N // images) - 1   # only the filter gradient accumulates
+    assert dict(chosen)["grad_weight"] == algorithm, chosen
+    for layout in ("channels_last", "strided"):
+        _compare(op, [x, w, b], [layout, "nchw", "nchw"], algorithm=algorithm)
+
+
 # ---- layouts, shapes and dtypes ---------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))

@@ -107,6 +107,40 @@ def hw_stride(t):
     return t.strides[2] if t.shape[3] == 1 else t.strides[3]
 
 
+def nhw_stride(t):
+    """The stride of the collapsed (n, h, w) index of a 4-D desc, or None when
+    those dims do not collapse to one (NHWC and single images do; NCHW with
+    several images does not)."""
+    dims = [(size, st) for size, st in zip(t.shape[:1] + t.shape[2:], t.strides[:1] + t.strides[2:])
+            if size > 1]
+    for (_, outer), (size, inner) in zip(dims, dims[1:]):
+        if outer != size * inner:
+            return None
+    return dims[-1][1] if dims else 1
+
+
+def channel_rows(ctx, t, n0, nb):
+    """Images n0 .. n0+nb-1 of t as a [C, nb*H*W] matrix whose column index
+    n*H*W + h*W + w runs over images, then positions: (buf, offset, row
+    stride, column stride, owned). Read in place when those dims collapse,
+    else packed channel-major into owned (else None), which the caller
+    releases."""
+    C, H, W = t.shape[1:]
+    chunk = t.with_view((nb, C, H, W), t.strides, t.offset + n0 * t.strides[0])
+    js = nhw_stride(chunk)
+    if js is not None:
+        return chunk.buf, chunk.offset, t.strides[1], js, None
+    buf = ctx.temp(C * nb * H * W)
+    copy4d(ctx, chunk, TensorDesc(buf, 0, chunk.shape, (H * W, nb * H * W, W, 1), t.dtype))
+    return buf, 0, nb * H * W, 1, buf
+
+
+def pack_bytes(t):
+    """Workspace bytes per image that channel_rows needs for t."""
+    C, H, W = t.shape[1:]
+    return 0 if nhw_stride(t) is not None else C * H * W * _F32
+
+
 class _Flat:
     """Context manager yielding a GEMM-viewable version of an input (copied
     if needed) and releasing the copy afterwards; for outputs, also copies the
@@ -180,7 +214,9 @@ def _w_matrix(ctx, w):
 
 class Gemm1x1(Algorithm):
     """1x1, stride 1, no padding: y[n] = W[Ko,Ci] x[n][Ci,HW] per group, a
-    strided-batched GEMM straight on the tensors (no im2col)."""
+    strided-batched GEMM straight on the tensors (no im2col); the filter
+    gradient is deep_grad_weight on x (packed only when its images and
+    positions do not collapse to one stride, as in NCHW)."""
     name = "gemm_1x1"
 
     def supports(self, g, pass_=FORWARD):
@@ -207,17 +243,11 @@ class Gemm1x1(Algorithm):
                          g.Cg, g.H * g.W, g.Kg, 1.0, 0.0, g.N, 0, sy[0], sx[0])
 
     def grad_weight(self, ctx, g, dy, x, dw):
-        with _Flat(ctx, dy) as dyv, _Flat(ctx, x) as xv:
-            sy, sx, sw_ = dyv.strides, xv.strides, dw.strides
-            for n in range(g.N):   # batched over groups, accumulated over images
-                ctx.gemm(dyv.buf, dyv.offset + n * sy[0], sy[1], hw_stride(dyv),
-                         xv.buf, xv.offset + n * sx[0], hw_stride(xv), sx[1],
-                         dw.buf, dw.offset, sw_[0], sw_[1],
-                         g.Kg, g.Cg, g.H * g.W, 1.0, 0.0 if n == 0 else 1.0,
-                         g.groups, g.Kg * sy[1], g.Cg * sx[1], g.Kg * sw_[0])
+        deep_grad_weight(ctx, g, dy, lambda n0, nb: channel_rows(ctx, x, n0, nb), pack_bytes(x),
+                         (dw.buf, dw.offset, dw.strides[0], dw.strides[1]))
 
 
-_IM2COL_SIG = "BiiiiiBi" + "i" * 14
+_IM2COL_SIG = "BiiiiiBiii" + "i" * 14
 _COL2IM_SIG = "BiBiiiii" + "i" * 14
 
 
@@ -226,15 +256,35 @@ def _col_args(g, n0):
 
 
 def _chunks(n, per_image, budget):
-    nb = max(1, min(n, budget // max(per_image, 1)))
+    nb = n if per_image <= 0 else max(1, min(n, budget // per_image))
     for n0 in range(0, n, nb):
         yield n0, min(nb, n - n0)
+
+
+def deep_grad_weight(ctx, g, dy, rows, per_image, dw):
+    """dW[K, Cg*R*S] = dY[K, j] @ X[C*R*S, j]^T per group, the reduction index
+    j = n*P*Q + p*Q + q running over images and positions: one deep GEMM
+    (batched over groups, split over K by the GEMM planner) per workspace
+    chunk of images, accumulated in chunk order (deterministic). rows(n0, nb)
+    gives a chunk's X as channel_rows does, using per_image workspace bytes
+    per image; dw is (buf, offset, row stride, column stride)."""
+    CgRS, PQ = g.Cg * g.R * g.S, g.P * g.Q
+    dwb, dwo, dwr, dwc = dw
+    for n0, nb in _chunks(g.N, per_image + pack_bytes(dy), ctx.workspace_bytes):
+        yb, yo, yr, yj, yown = channel_rows(ctx, dy, n0, nb)
+        xb, xo, xr, xj, xown = rows(n0, nb)
+        ctx.gemm(yb, yo, yr, yj, xb, xo, xj, xr, dwb, dwo, dwr, dwc,
+                 g.Kg, CgRS, nb * PQ, 1.0, 0.0 if n0 == 0 else 1.0,
+                 g.groups, g.Kg * yr, CgRS * xr, g.Kg * dwr)
+        ctx.release(yown, xown)
 
 
 class Im2colGemm(Algorithm):
     """Explicit im2col into a column buffer (a chunk of images at a time,
     bounded by the workspace) and a GEMM per group; col2im (a deterministic
-    gather) for the input gradient. Works for every shape: the fallback."""
+    gather) for the input gradient; for the filter gradient, a column buffer
+    col[crs][n][pq] per chunk feeds deep_grad_weight. Works for every shape:
+    the fallback."""
     name = "im2col"
 
     def supports(self, g, pass_=FORWARD):
@@ -247,7 +297,7 @@ class Im2colGemm(Algorithm):
             for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
                 col = ctx.temp(nb * CRS * PQ)
                 launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
-                          _d4(x) + (col, 0) + _col_args(g, n0))
+                          _d4(x) + (col, 0, CRS * PQ, PQ) + _col_args(g, n0))
                 for gi in range(g.groups):
                     ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, CgRS, 1,
                              col, gi * CgRS * PQ, PQ, 1,
@@ -274,20 +324,16 @@ class Im2colGemm(Algorithm):
                 ctx.release(col)
 
     def grad_weight(self, ctx, g, dy, x, dw):
-        CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
-        with _Flat(ctx, dy) as dyv, _Flat(ctx, dw, True, need=is_contiguous) as dwv:
-            sy = dyv.strides
-            for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
-                col = ctx.temp(nb * CRS * PQ)
-                launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
-                          _d4(x) + (col, 0) + _col_args(g, n0))
-                for n in range(nb):   # batched over groups, accumulated over images
-                    ctx.gemm(dyv.buf, dyv.offset + (n0 + n) * sy[0], sy[1], hw_stride(dyv),
-                             col, n * CRS * PQ, 1, PQ,
-                             dwv.buf, dwv.offset, CgRS, 1,
-                             g.Kg, CgRS, PQ, 1.0, 0.0 if n0 + n == 0 else 1.0,
-                             g.groups, g.Kg * sy[1], CgRS * PQ, g.Kg * CgRS)
-                ctx.release(col)
+        CRS, PQ = g.C * g.R * g.S, g.P * g.Q
+
+        def rows(n0, nb):   # col[crs][n][pq]: the reduction index n*PQ + pq has stride 1
+            col = ctx.temp(CRS * nb * PQ)
+            launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
+                      _d4(x) + (col, 0, PQ, nb * PQ) + _col_args(g, n0))
+            return col, 0, nb * PQ, 1, col
+        with _Flat(ctx, dw, True, need=is_contiguous) as dwv:
+            deep_grad_weight(ctx, g, dy, rows, CRS * PQ * _F32,
+                             (dwv.buf, dwv.offset, g.Cg * g.R * g.S, 1))
 
 
 _IGEMM_SIG = "Biiiii" * 3 + "Bii" + "i" * 16
