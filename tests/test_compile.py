@@ -240,3 +240,28 @@ def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
     assert not [n for n in forward.nodes if "batch_norm" in str(n.target)]
     kernels = [n for n in forward.nodes if isinstance(n.target, fusion.FusedKernel)]
     assert len(kernels) == 2  # bn + relu6, and the affine-free bn
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_relu_runs_in_the_gemm_and_convolution_epilogue(train, no_fallbacks):
+    make = lambda: torch.nn.Sequential(  # noqa: E731
+        torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(5 * 6 * 6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4, bias=False), torch.nn.ReLU())
+    eager, compiled = _twins(make)
+    step = torch.compile(compiled, backend="oclcore")
+    x = torch.randn(3, 3, 6, 6, device="ocl")
+    with torch.set_grad_enabled(train):
+        for _ in range(2):
+            ye, yc = eager(x), step(x)
+            assert_close(yc, ye, 1e-5, 1e-5)
+            if train:
+                ye.sum().backward()
+                yc.sum().backward()
+    if train:
+        for p, q in zip(eager.parameters(), compiled.parameters()):
+            assert_close(q.grad, p.grad, 1e-4, 1e-5)
+    forward = oc.runners[0].gm.graph
+    targets = [n.target for n in forward.nodes]
+    assert torch.ops.aten.relu.default not in targets
+    assert targets.count(torch.ops.oclcore.gemm.default) == 2
+    assert targets.count(torch.ops.oclcore.conv2d.default) == 1

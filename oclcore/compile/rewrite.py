@@ -1,5 +1,6 @@
 """Rewrites of aten graphs before fusion: functional updates of graph inputs
-back into in-place ops, and inference batch norm into elementwise ops.
+back into in-place ops, inference batch norm into elementwise ops, and ReLU
+into the epilogue of the GEMM or convolution that feeds it.
 
 Functionalization makes every mutation of an input explicit: batch norm in
 training returns new running statistics, ``num_batches_tracked + 1`` is a new
@@ -117,6 +118,60 @@ def decompose_inference_batch_norm(gm):
                 u.replace_all_uses_with(y)
             graph.erase_node(u)
         graph.erase_node(bn)
+        count += 1
+    if count:
+        graph.lint()
+        gm.recompile()
+    return count
+
+
+def _only_user(node, user):
+    return isinstance(node, torch.fx.Node) and list(node.users) == [user]
+
+
+def _float32(node):
+    v = node.meta.get("val")
+    return isinstance(v, torch.Tensor) and v.dtype is torch.float32
+
+
+def _relu_epilogue(producer):
+    """The oclcore op and arguments computing relu(producer) in one launch, or None."""
+    t = producer.target
+    if t is aten.addmm.default and not producer.kwargs:
+        bias, a, b = producer.args[:3]
+        if bias.meta["val"].dim() == 1:
+            return torch.ops.oclcore.gemm.default, (a, b, bias, 1.0, "relu")
+    if t is aten.mm.default:
+        a, b = producer.args
+        return torch.ops.oclcore.gemm.default, (a, b, None, 1.0, "relu")
+    if t is aten.convolution.default:
+        x, w, bias, stride, padding, dilation, transposed, _output_padding, groups = producer.args
+        if not transposed and x.meta["val"].dim() == 4:
+            return torch.ops.oclcore.conv2d.default, (x, w, bias, stride, padding, dilation, groups, "relu")
+    return None
+
+
+def fuse_relu_epilogues(gm):
+    """relu(addmm / mm / convolution) -> oclcore::gemm / oclcore::conv2d with the ReLU in the
+    GEMM's or convolution's epilogue (when relu is the producer's only reader); returns how many."""
+    graph = gm.graph
+    count = 0
+    for relu in list(graph.nodes):
+        if relu.target is not aten.relu.default:
+            continue
+        producer = relu.args[0]
+        if not _only_user(producer, relu) or not _float32(producer):
+            continue
+        fused = _relu_epilogue(producer)
+        if fused is None:
+            continue
+        op, args = fused
+        with graph.inserting_before(relu):
+            node = graph.call_function(op, args)
+        node.meta["val"] = relu.meta.get("val")
+        relu.replace_all_uses_with(node)
+        graph.erase_node(relu)
+        graph.erase_node(producer)
         count += 1
     if count:
         graph.lint()
