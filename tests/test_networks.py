@@ -6,7 +6,12 @@ an SGD step (momentum, weight decay). Logits, every parameter gradient, the
 updated parameters and the batch-norm running statistics are compared with a
 float64 CPU run of the same step: at these small inputs batch norm often
 normalises over a handful of values, so gradients are ill-conditioned and a
-float32 CPU run is no exact reference either. A tensor passes when the ocl
+float32 CPU run is no exact reference either. For the same reason a value can
+lie within rounding noise of a ReLU's 0 or of its max-pool window's maximum,
+fall on one side on ocl and on the other in float64, and so send a gradient
+elsewhere: both CPU runs therefore take ocl's decisions wherever a derivative
+jumps (Decisions), and the step fails if more than a few of those decisions,
+or any far from float64's own, differ. A tensor passes when the ocl
 error is within a small factor of the float32 CPU error, or within a few
 thousand float32 roundings of the tensor's scale (the larger of its own
 magnitude and a small share of its kind's largest magnitude, so gradients that
@@ -26,6 +31,8 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 import oclcore
 
@@ -92,6 +99,155 @@ def outputs_of(result):
     return [t for t in result if t is not None]
 
 
+def _relu(input, inplace=False):
+    return input, inplace, ((0.0, True),), (torch.zeros_like, lambda x: x)
+
+
+def _hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return (input, inplace, ((min_val, True), (max_val, False)),
+            (lambda x: torch.full_like(x, min_val), lambda x: x, lambda x: torch.full_like(x, max_val)))
+
+
+def _hardswish(input, inplace=False):
+    return input, inplace, ((-3.0, True), (3.0, False)), (torch.zeros_like, lambda x: x * (x + 3) / 6, lambda x: x)
+
+
+def _hardsigmoid(input, inplace=False):
+    return input, inplace, ((-3.0, True), (3.0, False)), (torch.zeros_like, lambda x: x / 6 + 0.5, torch.ones_like)
+
+
+# The piecewise activations: function -> its call's arguments parsed into (input, inplace, cuts,
+# pieces). x is in piece i when it lies past i of the cuts (threshold, strict): x > threshold if
+# strict, else x >= threshold, the tie rules of torch's CPU backward kernels.
+PIECEWISE = {
+    F.relu: _relu, torch.relu: _relu, torch.Tensor.relu: _relu,
+    torch.relu_: lambda input: _relu(input, True), torch.Tensor.relu_: lambda input: _relu(input, True),
+    F.hardtanh: _hardtanh,
+    F.hardtanh_: lambda input, min_val=-1.0, max_val=1.0: _hardtanh(input, min_val, max_val, True),
+    F.relu6: lambda input, inplace=False: _hardtanh(input, 0.0, 6.0, inplace),
+    F.hardswish: _hardswish, F.hardsigmoid: _hardsigmoid,
+}
+FLIP_SHARE = 1e-4  # at most this share of a step's decisions may differ from float64's...
+FLIP_NEAR = 1e-3  # ...each less than this share of its call's largest |input| away from agreeing
+
+
+def scale_of(x):
+    """The largest |x| (at least the smallest float64), the unit of a decision's distance from agreeing."""
+    return max(max_abs(x), torch.finfo(torch.float64).tiny)
+
+
+def cut_masks(x, cuts):
+    """For each cut, whether the elements of ``x`` lie past it."""
+    return [(x > t) if strict else (x >= t) for t, strict in cuts]
+
+
+def piece_of(masks):
+    """The piece index (int8) of each element, from its cut masks."""
+    return sum(m.to(torch.int8) for m in masks)
+
+
+def record_piecewise(func, args, kwargs):
+    """Runs the activation; its decision is the cut masks of its input (read before an in-place
+    write)."""
+    x, _, cuts, _ = PIECEWISE[func](*args, **kwargs)
+    masks = cut_masks(x, cuts)
+    return func(*args, **kwargs), masks
+
+
+def replay_piecewise(func, args, kwargs, masks):
+    """The activation's pieces evaluated where ``masks`` put each element, the elements whose own
+    piece differs, and how far those lie from a cut (in units of the largest |input|)."""
+    x, inplace, cuts, pieces = PIECEWISE[func](*args, **kwargs)
+    chosen = piece_of([m.cpu() for m in masks])
+    flipped = piece_of(cut_masks(x, cuts)) != chosen
+    gaps = torch.stack([(x.detach()[flipped] - t).abs() for t, _ in cuts]).amin(0) / scale_of(x)
+    source = x.clone() if inplace else x  # the pieces' saved tensors must outlive the in-place write
+    y = pieces[0](source)
+    for i, piece in enumerate(pieces[1:], 1):
+        y = torch.where(chosen == i, piece(source), y)
+    return x.copy_(y) if inplace else y, flipped, gaps
+
+
+def _max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return input, (kernel_size, stride, padding, dilation, ceil_mode), return_indices
+
+
+MAX_POOLS = {F.max_pool2d: False, F.max_pool2d_with_indices: True}  # -> return_indices by default
+
+
+def record_max_pool(func, args, kwargs):
+    """Runs the pooling; its decision is the index of each window's maximum."""
+    x, pool, return_indices = _max_pool2d(*args, **{"return_indices": MAX_POOLS[func], **kwargs})
+    out, index = F.max_pool2d_with_indices(x, *pool)
+    return (out, index) if return_indices else out, index
+
+
+def replay_max_pool(func, args, kwargs, index):
+    """Each window's element at ``index`` (gradients flow to it), the windows where it is not the
+    maximum, and by how much (in units of the largest |input|)."""
+    x, pool, return_indices = _max_pool2d(*args, **{"return_indices": MAX_POOLS[func], **kwargs})
+    top = F.max_pool2d(x.detach(), *pool)
+    index = index.cpu()
+    out = x.flatten(2).gather(2, index.flatten(2)).view_as(top)
+    flipped = out.detach() < top
+    return (out, index) if return_indices else out, flipped, (top - out.detach())[flipped] / scale_of(x)
+
+
+# Functions with discontinuous derivatives -> (record on ocl, replay on the CPU).
+DECISIONS = {**{f: (record_piecewise, replay_piecewise) for f in PIECEWISE},
+             **{f: (record_max_pool, replay_max_pool) for f in MAX_POOLS}}
+
+
+class Decisions(TorchFunctionMode):
+    """Records, on ocl, the decision of every function with a discontinuous derivative (DECISIONS:
+    an activation's piece, a max pool's index), call by call; replayed on a CPU run of the same
+    step, it evaluates those functions as ocl decided. Values within rounding noise of a decision's
+    boundary (batch norm over batch 2 amplifies rounding ~1000x) then cannot send a gradient
+    elsewhere in exact than in float32 arithmetic. An activation's pieces are read from its ocl
+    input, so the activation kernels stay under test; a max pool's indices are ocl's own, checked
+    by the float64 replay: ``flips`` lists where that run decides otherwise."""
+
+    def __init__(self, recorded=None):
+        super().__init__()
+        self.recorded = recorded  # None: record into self.calls
+        self.calls = []
+        self.flips = []  # (call, function, decisions flipped, farthest flip from agreeing)
+        self.decisions = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in DECISIONS:
+            return func(*args, **kwargs)
+        record, replay = DECISIONS[func]
+        if self.recorded is None:
+            result, decision = record(func, args, kwargs)
+            self.calls.append((func, decision))
+            return result
+        call = len(self.calls)
+        assert call < len(self.recorded), f"call {call} of {func.__name__} was not recorded on ocl"
+        recorded_func, decision = self.recorded[call]
+        assert recorded_func is func, (call, func, recorded_func)
+        self.calls.append((func, None))
+        result, flipped, gaps = replay(func, args, kwargs, decision)
+        self.decisions += flipped.numel()
+        if gaps.numel():
+            self.flips.append((call, func.__name__, gaps.numel(), gaps.max().item()))
+        return result
+
+    def problems(self):
+        """Why this float64 replay does not stand for ocl's step, if it does not: ocl decided many
+        elements otherwise, or one far from a boundary (a wrong mask, not rounding), or made other
+        calls."""
+        bad = [f"call {c} ({f}): {n} decisions differ from float64's, up to {gap:.3g} of the largest |input| "
+               f"from agreeing" for c, f, n, gap in self.flips if gap >= FLIP_NEAR]
+        flipped = sum(n for _, _, n, _ in self.flips)
+        if flipped > FLIP_SHARE * self.decisions:
+            bad.append(f"{flipped} of {self.decisions} decisions differ from float64's")
+        if len(self.calls) != len(self.recorded):
+            bad.append(f"{len(self.calls)} decision calls on the CPU, {len(self.recorded)} on ocl")
+        return bad
+
+
 def training_step(model, x, y, random=False, optimizer="sgd"):
     """One step in train mode (random layers on only if ``random``); returns the logits, the
     gradients and parameters after the optimizer step (by name) and the buffers. The tensors are
@@ -149,13 +305,16 @@ def check_network(name, side):
     x = torch.randn(BATCH, 3, side, side)
     y = torch.randint(0, CLASSES, (BATCH,))
 
-    ref64 = training_step(copy.deepcopy(model).double(), x.double(), y)
-    cpu32 = training_step(copy.deepcopy(model), x, y)
     oclcore.reset_fallbacks()
     ocl_model = copy.deepcopy(model).to(DEVICE)
-    del model
-    ocl = training_step(ocl_model, x.to(DEVICE), y.to(DEVICE))
-    bad = []
+    with Decisions() as chosen:
+        ocl = training_step(ocl_model, x.to(DEVICE), y.to(DEVICE))
+    with Decisions(chosen.calls) as replay:
+        ref64 = training_step(copy.deepcopy(model).double(), x.double(), y)
+    with Decisions(chosen.calls):
+        cpu32 = training_step(model, x, y)
+    del model, chosen
+    bad = replay.problems()
     for kind, (o, c, r) in zip(("output", "grad", "param", "buffer"), zip(ocl, cpu32, ref64)):
         bad += mismatches(kind, o, c, r)
     del ocl, cpu32, ref64
@@ -167,7 +326,7 @@ def check_network(name, side):
         assert all(torch.isfinite(g).all().item() for g in live_grads.values()), f"{name}: non-finite gradients"
     fell_back = oclcore.fallbacks()
     assert not fell_back, f"{name}: ops fell back to the CPU: {fell_back}"
-    assert not bad, f"{name}: {len(bad)} tensors disagree with the float64 CPU reference:\n" + "\n".join(bad)
+    assert not bad, f"{name}: {len(bad)} disagreements with the float64 CPU reference:\n" + "\n".join(bad)
 
 
 FAST = {"resnet18": 64, "mobilenet_v3_small": 64, "tiny_vit": 32}
@@ -192,3 +351,27 @@ def test_mismatches_catches_a_wrong_gradient():
     wrong = cpu["w"].clone()
     wrong[3] += 1e-3
     assert len(mismatches("grad", {"w": wrong}, cpu, ref)) == 1
+
+
+def test_decisions_follow_ocl_and_catch_a_wrong_one():
+    """The float64 replay takes the recorded pieces, gradient included; it accepts a decision that
+    rounding put past the cut and reports one far from it (a wrong mask)."""
+    x64 = torch.randn(20000, dtype=torch.float64)
+    x64[0], x64[1] = -1e-9, 0.5
+    near, far = x64.float(), x64.float()
+    near[0], far[1] = 1e-9, -0.5
+
+    def replayed(recorded_input):
+        with Decisions() as chosen:
+            F.relu(recorded_input)
+        x = x64.clone().requires_grad_()
+        with Decisions(chosen.calls) as replay:
+            y = F.relu(x)
+            y.sum().backward()
+        return y, x.grad, replay.problems()
+
+    y, grad, problems = replayed(near)
+    assert problems == [] and y[0].item() == -1e-9 and grad[0].item() == 1.0
+    assert torch.equal(y[2:], x64[2:].clamp(min=0)) and torch.equal(grad[2:], (x64[2:] > 0).double())
+    y, grad, problems = replayed(far)
+    assert len(problems) == 1 and "call 0 (relu): 1 decisions" in problems[0] and grad[1].item() == 0.0
