@@ -2,9 +2,7 @@
 //
 // -D: T, LD, ST, TO=T, CT as in cl/types.cl.
 // Tensors are (N, C, H, W) with any strides: strides vectors are (n, c, h, w).
-// geom = (C, H, W, OH, OW); win = (kH, kW, sH, sW, pH, pW, dH, dW).
-// Backward ops gather: each input element sums the outputs whose windows hold
-// it, in a fixed order (deterministic, no atomics).
+// geom = (C, H, W, OH, OW, ...); win = (kH, kW, sH, sW, pH, pW, dH, dW).
 
 #define POOL_MAX 0
 #define POOL_AVG 1
@@ -34,13 +32,19 @@ inline void pool_window(int mode, int o, int in, int out, int k, int s, int p, i
   }
 }
 
-// Divisor of average pooling for output (oh, ow), as torch computes it.
-inline int avg_divisor(int oh, int ow, int8 geom, int8 win, int count_include_pad, int divisor) {
-  if (divisor) return divisor;
-  int hs = oh * win.s2 - win.s4, ws = ow * win.s3 - win.s5;
-  int he = min(hs + win.s0, geom.s1 + win.s4), we = min(ws + win.s1, geom.s2 + win.s5);
-  if (count_include_pad) return (he - hs) * (we - ws);
-  return (min(he, geom.s1) - max(hs, 0)) * (min(we, geom.s2) - max(ws, 0));
+// floor(x / d) for d > 0 and x of either sign.
+inline int floor_div(int x, int d) { return x >= 0 ? x / d : -((d - 1 - x) / d); }
+
+// Input extent of average-pooling window o along one axis: with the padding
+// counted (torch's pool_size) or clipped to the input.
+inline int avg_extent(int o, int in, int k, int s, int p, int include_pad) {
+  int a = o * s - p, b = min(a + k, in + p);
+  return include_pad ? b - a : min(b, in) - max(a, 0);
+}
+
+// Input extent of adaptive window o along one axis.
+inline int adaptive_extent(int o, int in, int out) {
+  return ((o + 1) * in + out - 1) / out - (o * in) / out;
 }
 
 __kernel void pool2d_forward(__global T* y, int y_off, __global long* idx, int idx_off,
@@ -71,64 +75,101 @@ __kernel void pool2d_forward(__global T* y, int y_off, __global long* idx, int i
     CT sum = 0;
     for (int h = h0; h < h1; h++)
       for (int w = w0; w < w1; w++) sum += LD(x, xb + h * xs.s2 + w * xs.s3);
-    int div = mode == POOL_AVG ? avg_divisor(oh, ow, geom, win, count_include_pad, divisor)
-                               : (h1 - h0) * (w1 - w0);
+    int div = mode != POOL_AVG ? (h1 - h0) * (w1 - w0)
+              : divisor  ? divisor
+                         : avg_extent(oh, H, win.s0, win.s2, win.s4, count_include_pad) *
+                               avg_extent(ow, W, win.s1, win.s3, win.s5, count_include_pad);
     ST(y, y_off + OFF4(ys, n, c, oh, ow), sum / (CT)div);
   }
 }
 
-// Outputs along one axis whose window may hold input position i: [lo, hi).
-inline void pool_candidates(int mode, int i, int in, int out, int k, int s, int p, int d, int* lo, int* hi) {
-  if (mode == POOL_ADAPTIVE_AVG || mode == POOL_ADAPTIVE_MAX) {
-    *lo = (i * out) / in;
-    *hi = min(((i + 1) * out + in - 1) / in, out);
-  } else {
-    int a = i + p - (k - 1) * d;  // first output: o * s >= a
-    *lo = a <= 0 ? 0 : (a + s - 1) / s;
-    *hi = min((i + p) / s + 1, out);
-  }
-}
-
-// Whether output o's window along one axis holds input position i.
-inline bool pool_holds(int mode, int o, int i, int in, int out, int k, int s, int p, int d) {
-  int a, b, step;
-  pool_window(mode, o, in, out, k, s, p, d, &a, &b, &step);
-  return i >= a && i < b && (i - a) % step == 0;
-}
-
-__kernel void pool2d_backward(__global T* gi, int gi_off, __global const T* gy, int gy_off,
-                              __global const long* idx, int idx_off, int8 geom, int8 win, int8 gis, int8 gys,
-                              int8 is, int mode, int count_include_pad, int divisor, int total) {
+// Backward ops gather: a work-item owns one input column (or one channel of
+// it, channels-last) over `rows` consecutive rows and sums, for each input
+// element, the outputs whose windows hold it, oh-major then ow as torch's
+// scatter adds them (same rounding). Along an axis those outputs are
+// [max(0, floor((A i + Blo) / D)), min(out, floor((A i + Bhi) / D))), with
+// cand = (A, Blo, Bhi, D) for rows then columns: the column range is computed
+// once, the row range is stepped without divisions. Max pooling may scan a few
+// outputs whose (dilated) windows skip the element: their indices never match.
+// geom = (C, H, W, OH, OW, rows, row blocks, channels fastest).
+inline void pool2d_backward_body(int mode, __global T* gi, int gi_off, __global const T* gy, int gy_off,
+                                 __global const long* idx, int idx_off, int8 geom, int8 win, int8 cand,
+                                 int8 gis, int8 gys, int8 is, int count_include_pad, int divisor, int total) {
   int i = get_global_id(0);
   if (i >= total) return;
-  int C = geom.s0, H = geom.s1, W = geom.s2, OH = geom.s3, OW = geom.s4;
-  int iw = i % W, ih = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-  int hlo, hhi, wlo, whi;
-  pool_candidates(mode, ih, H, OH, win.s0, win.s2, win.s4, win.s6, &hlo, &hhi);
-  pool_candidates(mode, iw, W, OW, win.s1, win.s3, win.s5, win.s7, &wlo, &whi);
-  bool is_max = mode == POOL_MAX || mode == POOL_ADAPTIVE_MAX;
-  long self = (long)ih * W + iw;
-  CT sum = 0;
-  for (int oh = hlo; oh < hhi; oh++) {
-    if (!pool_holds(mode, oh, ih, H, OH, win.s0, win.s2, win.s4, win.s6)) continue;
-    for (int ow = wlo; ow < whi; ow++) {
-      if (!pool_holds(mode, ow, iw, W, OW, win.s1, win.s3, win.s5, win.s7)) continue;
-      CT g = LD(gy, gy_off + OFF4(gys, n, c, oh, ow));
-      if (is_max) {
-        if (idx[idx_off + OFF4(is, n, c, oh, ow)] == self) sum += g;
-      } else {
-        int div;
-        if (mode == POOL_AVG) {
-          div = avg_divisor(oh, ow, geom, win, count_include_pad, divisor);
-        } else {
-          int a, b, st, a2, b2;
-          pool_window(mode, oh, H, OH, 0, 0, 0, 0, &a, &b, &st);
-          pool_window(mode, ow, W, OW, 0, 0, 0, 0, &a2, &b2, &st);
-          div = (b - a) * (b2 - a2);
+  int C = geom.s0, H = geom.s1, W = geom.s2, OH = geom.s3, OW = geom.s4, rows = geom.s5, blocks = geom.s6;
+  int n, c, iw, rb, t;
+  if (geom.s7) {
+    c = i % C;
+    t = i / C;
+    iw = t % W;
+    t /= W;
+    rb = t % blocks;
+    n = t / blocks;
+  } else {
+    iw = i % W;
+    t = i / W;
+    rb = t % blocks;
+    t /= blocks;
+    c = t % C;
+    n = t / C;
+  }
+  int wlo = max(floor_div(cand.s4 * iw + cand.s5, cand.s7), 0);
+  int whi = min(floor_div(cand.s4 * iw + cand.s6, cand.s7), OW);
+  int h = rb * rows, hend = min(h + rows, H);
+  CT kw0 = mode == POOL_ADAPTIVE_AVG ? (CT)adaptive_extent(wlo, W, OW) : (CT)0;  // often the only one
+  int A = cand.s0, D = cand.s3, dq = A / D, dr = A - dq * D;
+  int x = A * h + cand.s1, qlo = floor_div(x, D), rlo = x - qlo * D;
+  x = A * h + cand.s2;
+  int qhi = floor_div(x, D), rhi = x - qhi * D;
+  int gyb = gy_off + n * gys.s0 + c * gys.s1, ib = idx_off + n * is.s0 + c * is.s1;
+  int gib = gi_off + n * gis.s0 + c * gis.s1 + iw * gis.s3;
+  for (; h < hend; h++) {
+    long self = (long)h * W + iw;
+    CT sum = 0;
+    for (int oh = max(qlo, 0); oh < min(qhi, OH); oh++) {
+      int gyr = gyb + oh * gys.s2, ir = ib + oh * is.s2;
+      if (mode == POOL_MAX) {
+        for (int ow = wlo; ow < whi; ow++) {
+          CT g = LD(gy, gyr + ow * gys.s3);  // loaded with its index, not after the compare
+          sum += idx[ir + ow * is.s3] == self ? g : (CT)0;  // sum is never -0: adding +0 keeps it
         }
-        sum += g / (CT)div;
+      } else if (mode == POOL_AVG) {
+        int eh = avg_extent(oh, H, win.s0, win.s2, win.s4, count_include_pad);
+        for (int ow = wlo; ow < whi; ow++) {
+          int div = divisor ? divisor : eh * avg_extent(ow, W, win.s1, win.s3, win.s5, count_include_pad);
+          sum += LD(gy, gyr + ow * gys.s3) / (CT)div;
+        }
+      } else {
+        CT kh = (CT)adaptive_extent(oh, H, OH);
+        for (int ow = wlo; ow < whi; ow++)
+          sum += LD(gy, gyr + ow * gys.s3) / kh / (ow == wlo ? kw0 : (CT)adaptive_extent(ow, W, OW));
       }
     }
+    ST(gi, gib + h * gis.s2, sum);
+    qlo += dq;
+    rlo += dr;
+    if (rlo >= D) {
+      rlo -= D;
+      qlo++;
+    }
+    qhi += dq;
+    rhi += dr;
+    if (rhi >= D) {
+      rhi -= D;
+      qhi++;
+    }
   }
-  ST(gi, gi_off + OFF4(gis, n, c, ih, iw), sum);
 }
+
+#define POOL2D_BACKWARD(name, mode)                                                                            \
+  __kernel void name(__global T* gi, int gi_off, __global const T* gy, int gy_off, __global const long* idx,    \
+                     int idx_off, int8 geom, int8 win, int8 cand, int8 gis, int8 gys, int8 is,                  \
+                     int count_include_pad, int divisor, int total) {                                           \
+    pool2d_backward_body(mode, gi, gi_off, gy, gy_off, idx, idx_off, geom, win, cand, gis, gys, is,             \
+                         count_include_pad, divisor, total);                                                    \
+  }
+
+POOL2D_BACKWARD(pool2d_backward_max, POOL_MAX)
+POOL2D_BACKWARD(pool2d_backward_avg, POOL_AVG)
+POOL2D_BACKWARD(pool2d_backward_adaptive_avg, POOL_ADAPTIVE_AVG)

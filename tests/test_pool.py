@@ -11,11 +11,17 @@ POOLS = {
     "max": lambda t: F.max_pool2d(t, 3, 2, 1),
     "max_ceil_dilated": lambda t: F.max_pool2d(t, (3, 2), (2, 1), (1, 1), (2, 1), ceil_mode=True),
     "max_stride1": lambda t: F.max_pool2d(t, 2, 1),
+    "max_overlap_dilated2": lambda t: F.max_pool2d(t, 3, 1, 1, 2),
+    "max_ceil_partial": lambda t: F.max_pool2d(t, (4, 2), (3, 2), (1, 0), ceil_mode=True),
+    "max_transposed_grad": lambda t: F.max_pool2d(t, 3, 2, 1).transpose(2, 3),
     "avg": lambda t: F.avg_pool2d(t, 3, 2, 1),
     "avg_ceil_nopad": lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False),
     "avg_divisor": lambda t: F.avg_pool2d(t, (2, 3), 2, 1, divisor_override=5),
+    "avg_overlap_nopad": lambda t: F.avg_pool2d(t, 3, 1, 1, count_include_pad=False),
+    "avg_ceil_partial": lambda t: F.avg_pool2d(t, (4, 2), (3, 2), (1, 0), ceil_mode=True),
     "adaptive_avg": lambda t: F.adaptive_avg_pool2d(t, (4, 3)),
     "adaptive_avg_up": lambda t: F.adaptive_avg_pool2d(t, (13, 17)),
+    "adaptive_avg_global": lambda t: F.adaptive_avg_pool2d(t, 1),
     "adaptive_max": lambda t: F.adaptive_max_pool2d(t, (4, 5)),
     "adaptive_max_up": lambda t: F.adaptive_max_pool2d(t, (10, 12)),
 }
@@ -52,6 +58,31 @@ def test_max_pool_indices(no_fallbacks):
 def test_max_pool_ties_backward_deterministic(no_fallbacks):
     x = torch.ones(1, 1, 6, 6, dtype=torch.float64)  # every window ties: the first index wins
     compare_forward_backward(lambda t: F.max_pool2d(t, 3, 1, 1), x)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("window", [(3, 2, 1), (3, 1, 1), (2, 2, 0)])
+def test_max_pool_backward_bitwise(no_fallbacks, layout, window):
+    """float32 input grads equal torch's exactly: ties, -inf and NaN inputs, gradients summed in torch's
+    order; 19 rows span several row blocks of the backward kernel."""
+    torch.manual_seed(2)
+    x = layout_input(layout, 2, 3, 19, 10).mul(2).round().float()  # few distinct values: many ties
+    x[0, 0, :4, :4] = float("-inf")
+    x[1, 2, 5, 5] = float("nan")
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    yc, ic = F.max_pool2d(xc, *window, return_indices=True)
+    yo, io = F.max_pool2d(xo, *window, return_indices=True)
+    assert torch.equal(io.cpu(), ic)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    yo.backward(g.to(DEVICE))
+    assert torch.equal(xo.grad.cpu(), xc.grad)
+
+
+@pytest.mark.parametrize("name", ["avg", "avg_ceil_partial", "adaptive_avg", "adaptive_max_up"])
+def test_pool_many_row_blocks(no_fallbacks, name):
+    torch.manual_seed(3)
+    compare_forward_backward(POOLS[name], torch.randn(1, 2, 29, 6, dtype=torch.float64))
 
 
 def test_pool_batch1_odd_sizes_no_grad(no_fallbacks):

@@ -3,6 +3,8 @@ count_include_pad, divisor_override), adaptive average and adaptive max, and
 their backward ops, on cl/pool.cl. Inputs of any strides (channels-last
 included) are read in place; outputs take torch's layout."""
 
+import functools
+
 import torch
 
 from .. import runtime
@@ -14,12 +16,14 @@ from .meta import infer
 aten = torch.ops.aten
 
 _MAX, _AVG, _ADAPTIVE_AVG, _ADAPTIVE_MAX = 0, 1, 2, 3
-_SIGNATURE = "BiBiBiVVVVViiii"
+_SIGNATURES = {"pool2d_forward": "BiBiBiVVVVViiii", "pool2d_backward_max": "BiBiBiVVVVVViii",
+               "pool2d_backward_avg": "BiBiBiVVVVVViii", "pool2d_backward_adaptive_avg": "BiBiBiVVVVVViii"}
+_GROUP = 128
 _kernels = {}
 
 
-def _kernel(name, dtype, dev):
-    key = (name, dtype, dev.index)
+def _kernel(name, dtype, index):
+    key = (name, dtype, index)
     k = _kernels.get(key)
     if k is None:
         dtypes.check(dtype, "pooling")
@@ -28,7 +32,8 @@ def _kernel(name, dtype, dev):
                    "ST": dtypes.store_macro(dtype), "CT": ct}
         if ct == "double":
             defines["FP64"] = None
-        k = _kernels[key] = runtime.get_kernel(("types.cl", "pool.cl"), defines, name, _SIGNATURE, dev)
+        k = _kernels[key] = runtime.get_kernel(("types.cl", "pool.cl"), defines, name, _SIGNATURES[name],
+                                               runtime.device(index))
     return k
 
 
@@ -57,7 +62,7 @@ def _vec(values):
 def _launch(name, dtype, index, total, a, b, c, geom, win, sa, sb, sc, mode, count_include_pad=1, divisor=0):
     if total == 0:
         return
-    k = _kernel(name, dtype, runtime.device(index))
+    k = _kernel(name, dtype, index)
     k.launch((total,), (64,) if total >= 64 else None, (
         a._buf, a.storage_offset(), b._buf, b.storage_offset(), c._buf, c.storage_offset(), _vec(geom),
         _vec(win), _vec(sa), _vec(sb), _vec(sc), mode, int(bool(count_include_pad)), int(divisor or 0), total))
@@ -79,12 +84,43 @@ def _forward(x, out, indices, mode, win, count_include_pad=True, divisor=0):
             _strides4(x), _strides4(out), _strides4(idx), mode, count_include_pad, divisor)
 
 
+# Input rows per backward work-item: the row range of outputs is stepped, not divided, within them.
+_ROWS = 8
+
+
+def _candidates(mode, size, out, k, s, p, d):
+    """(A, Blo, Bhi, D): the outputs along one axis whose windows may hold input i are
+    [floor((A i + Blo) / D), floor((A i + Bhi) / D)) clipped to [0, out) (see cl/pool.cl)."""
+    if mode in (_ADAPTIVE_AVG, _ADAPTIVE_MAX):
+        return (out, 0, out + size - 1, size)
+    return (1, p - (k - 1) * d + s - 1, p + s, s)
+
+
+@functools.lru_cache(maxsize=256)
+def _backward_plan(mode, dims, out_hw, win, gis):
+    """Kernel name, geometry, candidate ranges and work-items of a backward call."""
+    n, c, h, w = dims
+    oh, ow = out_hw
+    rows = max(1, min(_ROWS, h))
+    blocks = -(-h // rows)
+    channels_fastest = int(c > 1 and gis[1] < gis[3])
+    cand = _candidates(mode, h, oh, win[0], win[2], win[4], win[6]) + \
+        _candidates(mode, w, ow, win[1], win[3], win[5], win[7])
+    name = {_MAX: "pool2d_backward_max", _ADAPTIVE_MAX: "pool2d_backward_max", _AVG: "pool2d_backward_avg",
+            _ADAPTIVE_AVG: "pool2d_backward_adaptive_avg"}[mode]
+    return name, (c, h, w, oh, ow, rows, blocks, channels_fastest), cand, n * c * blocks * w
+
+
 def _backward(gy, x, indices, grad_input, mode, win, count_include_pad=True, divisor=0):
-    n, c, h, w = _dims4(x)
-    oh, ow = gy.shape[-2:]
+    gis = _strides4(grad_input)
+    name, geom, cand, total = _backward_plan(mode, _dims4(x), tuple(gy.shape[-2:]), win, gis)
+    if total == 0:
+        return
     idx = indices if indices is not None else gy
-    _launch("pool2d_backward", gy.dtype, gy._index, n * c * h * w, grad_input, gy, idx, (c, h, w, oh, ow), win,
-            _strides4(grad_input), _strides4(gy), _strides4(idx), mode, count_include_pad, divisor)
+    _kernel(name, gy.dtype, gy._index).launch((total,), (_GROUP,), (
+        grad_input._buf, grad_input.storage_offset(), gy._buf, gy.storage_offset(), idx._buf, idx.storage_offset(),
+        geom, win, cand, gis, _strides4(gy), _strides4(idx), int(bool(count_include_pad)), int(divisor or 0),
+        total))
 
 
 def _new(meta, index):
