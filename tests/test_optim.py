@@ -1,8 +1,9 @@
 """torch.optim and the multi-tensor (_foreach_*) ops on ocl: several steps of
 each optimizer, foreach on and off, agree with the same steps on the CPU;
-clip_grad_norm_ and zero_grad; the fused=True steps (aten._fused_adam_,
+clip_grad_norm_ and zero_grad; call plans (reused, never stale, errors kept); the fused=True steps (aten._fused_adam_,
 _fused_adamw_, _fused_sgd_): results, launch counts and graph capture."""
 
+import gc
 import math
 
 import pytest
@@ -10,7 +11,9 @@ import torch
 
 import oclcore
 from oclcore.graph import Graph, graph
+from oclcore.ops import foreach
 from oclcore.ops.fused_optim import ADAM_SLOTS
+from oclcore.torch.tensor import rebind
 
 from conftest import DEVICE, assert_close
 
@@ -131,7 +134,6 @@ def _same(actual, expected, rtol=1e-5):
 def test_foreach_op(op, args, inplace, no_fallbacks):
     xs, ys, zs = _lists(positive=True)
     scalars = [0.5, 2.0, -1.5, 3.0]
-    pools = iter([ys, zs])
 
     def build(dev):
         out = []
@@ -191,6 +193,76 @@ def test_foreach_copy_and_list_length_error(no_fallbacks):
     _same(dev, ys)
     with pytest.raises(RuntimeError):
         torch._foreach_add(dev, dev[:2])
+
+
+# ---- plans: a call signature is checked and planned once; later calls read buffers afresh ----
+
+def test_foreach_plans_are_reused_and_never_stale(no_fallbacks, monkeypatch):
+    monkeypatch.setattr(foreach, "_plans", {})
+    checks = []
+    real_infer = foreach.infer
+    monkeypatch.setattr(foreach, "infer", lambda *a, **k: checks.append(1) or real_infer(*a, **k))
+    xs, ys, _ = _lists()
+    dev_x, dev_y = _dev(xs), _dev(ys)
+    for value in (0.5, 3.0):  # float values change neither the plan nor the checks
+        torch._foreach_addcmul_(dev_x, dev_y, dev_y, value)
+        torch._foreach_addcmul_(xs, ys, ys, value)
+    assert len(checks) == 1
+    _same(dev_x, xs)
+    # a tensor re-bound to other data, same geometry: the next call writes the new buffer
+    fresh = torch.randn(SHAPES[0])
+    rebind(dev_x[0], fresh.to(DEVICE)._buf, fresh.shape, fresh.stride())
+    xs[0] = fresh
+    # ... and one laid out differently (transposed): a new signature, planned and checked anew
+    dev_x[0], xs[0] = dev_x[0].t(), xs[0].t()
+    torch._foreach_mul_(dev_x, 2.0)
+    torch._foreach_mul_(xs, 2.0)
+    _same(dev_x, xs)
+    out = torch._foreach_exp(dev_x)
+    _same(out, torch._foreach_exp(xs))
+    assert out[0].stride() == xs[0].stride() == (1, 4)
+
+
+def test_foreach_errors_after_planning(no_fallbacks):
+    xs, ys, _ = _lists()
+    dev_x, dev_y = _dev(xs), _dev(ys)
+    torch._foreach_add_(dev_x, dev_y)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            torch._foreach_add_(dev_x, dev_y[:2])
+    for _ in range(2):  # same lengths, other shapes
+        with pytest.raises(RuntimeError, match="must match"):
+            torch._foreach_add_(dev_x, dev_y[::-1])
+    empty = [torch.zeros(0).to(DEVICE)]
+    torch._foreach_norm(empty, 2.0)
+    with pytest.raises(RuntimeError, match="infinity norm"):  # the norm's order counts by value
+        torch._foreach_norm(empty, math.inf)
+
+
+def test_foreach_plans_keep_no_memory(no_fallbacks):
+    gc.collect()
+    before = torch.ocl.memory_allocated()
+    xs = [torch.randn(1000 + i).to(DEVICE) for i in range(3)]
+    ys = torch._foreach_exp(xs)
+    torch._foreach_add_(ys, xs, alpha=2)
+    del xs, ys
+    gc.collect()
+    assert torch.ocl.memory_allocated() == before
+
+
+def test_foreach_device_values_skip_no_tensor(no_fallbacks):
+    # one value per tensor, read on the device: tensors that take no kernel slot (empty, another
+    # dtype, strided) must not shift the values of the ones after them
+    shapes = [(3,), (0,), (4,), (2,), (5,), (2, 3)]
+    torch.manual_seed(2)
+    xs = [torch.randn(s) for s in shapes]
+    xs[3] = xs[3].double()
+    xs[5] = xs[5].t()
+    t1 = [torch.randn(x.shape, dtype=x.dtype) for x in xs]
+    t2 = [torch.rand(x.shape, dtype=x.dtype) + 1 for x in xs]
+    values = torch.arange(1.0, 7.0)
+    for op in (torch._foreach_addcdiv, torch._foreach_addcmul):
+        _same(op(_dev(xs), _dev(t1), _dev(t2), values.to(DEVICE)), op(xs, t1, t2, values))
 
 
 # ---- fused=True: aten._fused_adam_ / _fused_adamw_ / _fused_sgd_ ----

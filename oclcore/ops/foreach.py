@@ -9,9 +9,15 @@ what the single-tensor op computes on ocl. Tensors the kernels cannot take
 (not dense, operands laid out differently, integer dtypes, mixed dtypes,
 CPU operands) go through the single-tensor op, still on the device.
 
+Host cost: what a call does with each tensor depends only on the tensors'
+dtypes, shapes, strides and devices, so it is planned (and checked by torch's
+meta kernels) once per call signature; later calls read each tensor's buffer
+and offset and launch (see "call plans" below).
+
 Also makes torch treat OclTensor as a foreach-capable type, so optimizers and
 clip_grad_norm_ choose the multi-tensor path on ocl by default, as on CUDA."""
 
+import itertools
 import math
 
 import torch
@@ -24,7 +30,7 @@ from ..torch.tensor import OclTensor, alias, empty
 from . import dtypes, pointwise
 from .copy import dense_strides
 from .elementwise import scalar_value
-from .meta import infer
+from .meta import _sig, infer
 from .pointwise_table import OPS as _EXPRESSIONS
 
 aten = torch.ops.aten
@@ -103,69 +109,195 @@ class _Scalar:
         return self.values[i] if isinstance(self.values, (list, tuple)) else self.values
 
 
-def _launch(op, slots, scalar, src, params, in_dtype, out_dtype):
-    """Runs FOREACH kernel ``op`` over ``slots``: [(index in the list, out, a, b, c)] of one dtype pair."""
-    out0 = slots[0][1]
-    dev = runtime.device(out0._index)
-    ct = dtypes.compute(in_dtype)
-    sc = dtypes.SCALAR_CHAR[ct]
-    k = _kernel("fe_" + op, in_dtype, out_dtype, dev, _elementwise_signature(sc))
-    sv, sv_off, dev_flag = out0._buf, 0, 0
-    if scalar.device is not None:
-        s = scalar.device
-        if s.dtype != in_dtype:
-            converted = empty(s.shape, in_dtype, s._index)
-            pointwise.run("copy", converted, [s])
-            s = converted
-        sv, sv_off, dev_flag = s._buf, s.storage_offset(), 1
-    p = [dtypes.py_scalar(v, ct) for v in list(params) + [0] * (3 - len(params))]
-    for start in range(0, len(slots), SLOTS):
-        chunk = slots[start:start + SLOTS]
-        args = []
-        longest = 0
-        for i, o, a, b, c in chunk:
-            n = o.numel()
-            longest = max(longest, n)
-            args += (o._buf, o.storage_offset(), a._buf, a.storage_offset(), b._buf, b.storage_offset(),
-                     c._buf, c.storage_offset(), n, dtypes.py_scalar(scalar.host(i), ct))
-        for _ in range(SLOTS - len(chunk)):
-            args += (out0._buf, 0, out0._buf, 0, out0._buf, 0, out0._buf, 0, 0, dtypes.py_scalar(0, ct))
-        first = chunk[0][0]
-        args += (src, p[0], p[1], p[2], sv, sv_off + first * scalar.step, scalar.step, dev_flag)
-        items = max(1, min(longest, _MAX_ITEMS))
-        local = 64 if items >= 64 else 1
-        k.launch((items, len(chunk)), (local, 1), tuple(args))
+# ---------------------------------------------------------------- call plans
+#
+# A plan says which tensors go through the kernel and which through the single-tensor op, the
+# geometry of the outputs and of every launch. It is cached under the call's signature: per list
+# tensor (dtype, shape, strides, device), other arguments as meta.infer keys them. Plans hold no
+# tensors or buffers: a re-bound tensor shows its new buffer at the next call, and a freed one
+# is kept alive by nothing. Only a buffer too large for the kernels' int offsets (decided per
+# buffer, not per geometry) makes a call plan afresh.
+
+_plans = {}
+_PLAN_LIMIT = 2048  # distinct call signatures kept; the cache starts over when full
+_HUGE = _INT32_MAX  # buffers of more bytes may not fit the kernels' int offsets: planned per call
+_UNCACHED = object()
+# tensor attributes read faster with torch-function checks off for subclasses (OclTensor has none)
+_NoSubclassChecks = torch._C.DisableTorchFunctionSubclass
 
 
-def _run(op, outs, lists, scalar, src, params, single, same_dtype=True):
-    """Computes ``outs[i] = op(lists[0][i], ...)`` for every i: the dense float tensors through the
-    multi-tensor kernel, the others through ``single(i)`` (which returns the result tensor).
-    ``outs`` entries may be None for functional ops: they are allocated here. Returns outs."""
-    groups = {}
-    for i in range(len(lists[0])):
-        ops = [lst[i] for lst in lists]
-        a = ops[0]
-        o = outs[i]
-        fast = all(isinstance(t, OclTensor) for t in ops) and (o is None or isinstance(o, OclTensor))
-        if fast:
-            fast = (a.dtype.is_floating_point and dtypes.supported(a.dtype)
-                    and all(t.dtype == a.dtype and t._index == a._index for t in ops)
-                    and (o is None or o._index == a._index)
-                    and (not same_dtype or o is None or o.dtype == a.dtype)
-                    and (o is None or dtypes.supported(o.dtype))
-                    and dense_alike(a, *ops[1:], *([o] if o is not None else [])))
-        if not fast:
-            outs[i] = single(i)
-            continue
-        if o is None:
-            o = outs[i] = empty(a.shape, a.dtype, a._index, a.stride())
-        if o.numel() == 0:
-            continue
-        b = ops[1] if len(ops) > 1 else a
-        c = ops[2] if len(ops) > 2 else a
-        groups.setdefault((a.dtype, o.dtype), []).append((i, o, a, b, c))
-    for (in_dtype, out_dtype), slots in groups.items():
-        _launch(op, slots, scalar, src, params, in_dtype, out_dtype)
+def _list_sig(lst):
+    """Cache-key part of a list argument: per ocl tensor (dtype, shape, strides, device); the value
+    types of a list of floats; _UNCACHED when it holds tensors of other types."""
+    if lst and isinstance(lst[0], torch.Tensor):
+        if not isinstance(lst[0], OclTensor):
+            return _UNCACHED
+        try:
+            return tuple([(t.dtype, t.shape, t.stride(), t._index) for t in lst])
+        except AttributeError:  # a tensor that is not on ocl
+            return _UNCACHED
+    if all(type(v) is float for v in lst):
+        return (float, len(lst))
+    return _sig(lst, False)
+
+
+def _planned(func, args, kwargs=None, floats=False):
+    """(plan-cache key, its cached plan or None) of ``func(*args, **kwargs)``; the key is None when
+    the call is planned afresh. A planned signature has passed torch's checks. ``floats``: float
+    scalars count by value (by default by type: their values change no plan and no check)."""
+    key = _key(func, args, kwargs, floats)
+    return key, (_plans.get(key) if key is not None else None)
+
+
+def _key(func, args, kwargs, floats):
+    parts = [func]
+    seen = {}  # a list passed twice (addcmul_(v, g, g)) is read once
+    with _NoSubclassChecks():
+        for name, a in list(enumerate(args)) + list(kwargs.items() if kwargs else ()):
+            if type(a) is list or type(a) is tuple:
+                part = seen.get(id(a))
+                if part is None:
+                    part = seen[id(a)] = _list_sig(a)
+            else:
+                part = _sig(a, floats)
+            if part is _UNCACHED:
+                return None
+            parts += (name, part)
+    return tuple(parts)
+
+
+def _plan(key, plan, lists, make):
+    """``plan`` (the cached plan for ``key``, or None) or ``make()``, cached unless ``key`` is None
+    or a tensor of ``lists[0]`` sits in a buffer too large for a cached decision to hold."""
+    if key is None:
+        return make()
+    if max([t._buf.nbytes for t in lists[0]], default=0) > _HUGE:
+        return make()
+    if plan is None:
+        plan = make()
+        if len(_plans) >= _PLAN_LIMIT:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+class _Plan:
+    """How a call runs: the indices that go through the single-tensor op, the outputs to allocate
+    (functional ops), the order in which the other tensors fill kernel slots and, per dtype pair,
+    the kernel and its launches (ranges of that order). ``split``: each launch takes consecutive
+    list indices only (slot j then reads the device scalar of index first + j)."""
+
+    def __init__(self, op, outs, lists, same_dtype, split):
+        self.singles, self.allocs, groups = [], [], {}
+        for i in range(len(lists[0])):
+            ops = [lst[i] for lst in lists]
+            a = ops[0]
+            o = outs[i]
+            fast = all(isinstance(t, OclTensor) for t in ops) and (o is None or isinstance(o, OclTensor))
+            if fast:
+                fast = (a.dtype.is_floating_point and dtypes.supported(a.dtype)
+                        and all(t.dtype == a.dtype and t._index == a._index for t in ops)
+                        and (o is None or o._index == a._index)
+                        and (not same_dtype or o is None or o.dtype == a.dtype)
+                        and (o is None or dtypes.supported(o.dtype))
+                        and dense_alike(a, *ops[1:], *([o] if o is not None else [])))
+            if not fast:
+                self.singles.append(i)
+                continue
+            if o is None:
+                self.allocs.append((i, tuple(a.shape), a.dtype, a._index, a.stride()))
+            if a.numel():
+                groups.setdefault((a.dtype, a.dtype if o is None else o.dtype), []).append(i)
+        order, sizes, self.groups = [], [], []
+        for (in_dtype, out_dtype), members in groups.items():
+            index = lists[0][members[0]]._index
+            ct = dtypes.compute(in_dtype)
+            k = _kernel("fe_" + op, in_dtype, out_dtype, runtime.device(index),
+                        _elementwise_signature(dtypes.SCALAR_CHAR[ct]))
+            launches, begin = [], len(order)
+            for i in members:
+                m = len(order) - begin  # slots taken in the open launch
+                if m == SLOTS or (m and split and order[-1] != i - 1):
+                    launches.append(self._launch_geometry(sizes, begin))
+                    begin = len(order)
+                order.append(i)
+                sizes.append(lists[0][i].numel())
+            launches.append(self._launch_geometry(sizes, begin))
+            self.groups.append((in_dtype, ct, k, launches))
+        self.order, self.sizes = tuple(order), tuple(sizes)
+
+    @staticmethod
+    def _launch_geometry(sizes, begin):
+        """(first, last + 1 position in the slot order, global size, local size, unused slots)."""
+        m = len(sizes) - begin
+        items = max(1, min(max(sizes[begin:]), _MAX_ITEMS))
+        return begin, len(sizes), (items, m), (64 if items >= 64 else 1, 1), SLOTS - m
+
+    def run(self, outs, lists, scalar, src, params, single):
+        """Computes the call into ``outs``, or in place into ``lists[0]`` when ``outs`` is None
+        (entries the plan allocates may be None)."""
+        for i in self.singles:
+            result = single(i)
+            if outs is not None:
+                outs[i] = result
+        for i, shape, dtype, index, stride in self.allocs:
+            outs[i] = empty(shape, dtype, index, stride)
+        if not self.groups:
+            return
+        order = self.order
+        with _NoSubclassChecks():
+            columns = {}  # id(list) -> its buffers and offsets in slot order; a list repeated is read once
+
+            def column(lst):
+                c = columns.get(id(lst))
+                if c is None:
+                    c = columns[id(lst)] = ([lst[i]._buf for i in order], [lst[i].storage_offset() for i in order])
+                return c
+
+            l0 = lists[0]
+            o = column(l0 if outs is None else outs)
+            a = column(l0)
+            b = column(lists[1]) if len(lists) > 1 else a
+            c = column(lists[2]) if len(lists) > 2 else a
+            values, step = scalar.values, scalar.step
+            for in_dtype, ct, k, launches in self.groups:
+                sv, sv_off, dev_flag = o[0][launches[0][0]], 0, 0
+                if scalar.device is not None:
+                    s = scalar.device
+                    if s.dtype != in_dtype:
+                        converted = empty(s.shape, in_dtype, s._index)
+                        pointwise.run("copy", converted, [s])
+                        s = converted
+                    sv, sv_off, dev_flag = s._buf, s.storage_offset(), 1
+                p = [dtypes.py_scalar(v, ct) for v in params] + [dtypes.py_scalar(0, ct)] * (3 - len(params))
+                zero = dtypes.py_scalar(0, ct)
+                if isinstance(values, (list, tuple)):
+                    s = [dtypes.py_scalar(values[i], ct) for i in order]
+                else:
+                    s = itertools.repeat(dtypes.py_scalar(0.0 if values is None else values, ct))
+                # slot arguments of the group, in slot order: o, its offset, a, b, c likewise, numel, scalar
+                begin, end = launches[0][0], launches[-1][1]
+                slots = list(itertools.chain.from_iterable(zip(
+                    o[0][begin:end], o[1][begin:end], a[0][begin:end], a[1][begin:end], b[0][begin:end],
+                    b[1][begin:end], c[0][begin:end], c[1][begin:end], self.sizes[begin:end],
+                    s[begin:end] if type(s) is list else s)))
+                for first, last, gsize, lsize, pad in launches:
+                    args = slots[(first - begin) * 10:(last - begin) * 10]
+                    if pad:
+                        ob = args[0]
+                        args += (ob, 0, ob, 0, ob, 0, ob, 0, 0, zero) * pad
+                    args += (src, p[0], p[1], p[2], sv, sv_off + order[first] * step, step, dev_flag)
+                    k.launch(gsize, lsize, tuple(args))
+
+
+def _run(key, plan, op, outs, lists, scalar, src, params, single, same_dtype=True):
+    """Computes ``outs[i] = op(lists[0][i], ...)`` for every i (in place into ``lists[0]`` when
+    ``outs`` is None): the dense float tensors through the multi-tensor kernel, the others through
+    ``single(i)`` (which returns the result tensor). ``outs`` entries may be None for functional
+    ops: they are allocated here. ``plan``: the cached plan for ``key`` or None. Returns outs."""
+    plan = _plan(key, plan, lists, lambda: _Plan(op, lists[0] if outs is None else outs, lists, same_dtype,
+                                                 scalar.device is not None and scalar.step != 0))
+    plan.run(outs, lists, scalar, src, params, single)
     return outs
 
 
@@ -197,11 +329,12 @@ def _register_family(packet_name, build):
 
 def _make(func, overload, build, inplace):
     def impl(*args, **kwargs):
-        _check(func, overload, args, kwargs)
+        key, plan = _planned(func, args, kwargs)
+        if plan is None:
+            _check(func, overload, args, kwargs)
         op, lists, scalar, src, params, single = build(overload, inplace, *args, **kwargs)
-        outs = list(lists[0]) if inplace else [None] * len(lists[0])
-        outs = _run(op, outs, lists, scalar, src, params, single, same_dtype=op != "copy")
-        return None if inplace else outs
+        outs = None if inplace else [None] * len(lists[0])
+        return _run(key, plan, op, outs, lists, scalar, src, params, single, same_dtype=op != "copy")
     return impl
 
 
@@ -213,7 +346,7 @@ def _check(func, overload, args, kwargs):
         ov = getattr(torch.ops.aten, func._schema.name.split("::")[1]).ScalarList
         infer(ov, tuple(args[:3]) + ([1.0] * scalars.numel(),))
         return
-    infer(func, args, kwargs)
+    infer(func, args, kwargs, floats=False)
 
 
 def _torch_fn(name, inplace):
@@ -248,17 +381,26 @@ def _clone(overload, inplace, xs, memory_format=None):
 _register_family("_foreach_clone", _clone)
 
 
+def _checked(func, args):
+    """``_planned(func, args)``, after torch's checks unless the signature is planned."""
+    key, plan = _planned(func, args)
+    if plan is None:
+        infer(func, args, floats=False)
+    return key, plan
+
+
 @register(aten._foreach_copy_.default)
 def foreach_copy_(dsts, srcs, non_blocking=False):
-    infer(aten._foreach_copy_.default, (dsts, srcs, non_blocking))
-    _run("copy", list(dsts), [srcs], _Scalar(), 0, (), lambda i: dsts[i].copy_(srcs[i]), same_dtype=False)
+    key, plan = _checked(aten._foreach_copy_.default, (dsts, srcs, non_blocking))
+    _run(key, plan, "copy", list(dsts), [srcs], _Scalar(), 0, (), lambda i: dsts[i].copy_(srcs[i]),
+         same_dtype=False)
 
 
 @register(aten._foreach_copy.default)
 def foreach_copy(dsts, srcs, non_blocking=False):
-    infer(aten._foreach_copy.default, (dsts, srcs, non_blocking))
+    key, plan = _checked(aten._foreach_copy.default, (dsts, srcs, non_blocking))
     outs = [empty(d.shape, d.dtype, d._index, d.stride()) if isinstance(d, OclTensor) else None for d in dsts]
-    return _run("copy", outs, [srcs], _Scalar(), 0, (), lambda i: dsts[i].clone().copy_(srcs[i]),
+    return _run(key, plan, "copy", outs, [srcs], _Scalar(), 0, (), lambda i: dsts[i].clone().copy_(srcs[i]),
                 same_dtype=False)
 
 
@@ -344,55 +486,77 @@ def _groups(longest, ls):
     return max(1, min(256, -(-longest // (ls * 16))))
 
 
-def _reduce_lists(xs, kind, ord, out_dtype_of, single):
-    """Per-tensor reductions of kind ``kind`` (see cl/foreach.cl): a list of 0-dim tensors, views of
-    one result vector per dtype."""
-    results = [None] * len(xs)
-    groups = {}
-    for i, x in enumerate(xs):
-        # a result dtype other than the input's goes through the single-tensor op: the mixed-type
-        # norm program hangs on PoCL 3.0 (not understood yet)
-        if (isinstance(x, OclTensor) and x.dtype.is_floating_point and dtypes.supported(x.dtype)
-                and out_dtype_of(x) == x.dtype and dense_alike(x)):
-            groups.setdefault((x.dtype, out_dtype_of(x), x._index), []).append(i)
-        else:
+class _ReducePlan:
+    """How a per-tensor reduction runs: the indices that go through the single-tensor op and,
+    per (dtype, result dtype, device), the members, work-groups per tensor, kernels and launches
+    (ranges of the members)."""
+
+    def __init__(self, xs, out_dtype_of):
+        self.singles, groups = [], {}
+        for i, x in enumerate(xs):
+            # a result dtype other than the input's goes through the single-tensor op: the mixed-type
+            # norm program hangs on PoCL 3.0 (not understood yet)
+            if (isinstance(x, OclTensor) and x.dtype.is_floating_point and dtypes.supported(x.dtype)
+                    and out_dtype_of(x) == x.dtype and dense_alike(x)):
+                groups.setdefault((x.dtype, out_dtype_of(x), x._index), []).append(i)
+            else:
+                self.singles.append(i)
+        self.groups = []
+        for (in_dtype, out_dtype, index), members in groups.items():
+            dev = runtime.device(index)
+            ls = local_size(dev)
+            ct = dtypes.compute(in_dtype)
+            sc = dtypes.SCALAR_CHAR[ct]
+            sizes = tuple(xs[i].numel() for i in members)
+            g = _groups(max(sizes), ls)
+            part_dtype = torch.float64 if ct == "double" else torch.float32
+            k = _kernel("fe_norm_partial", in_dtype, out_dtype, dev, "Bii" * SLOTS + "i" + sc + "iBiBi")
+            fin = _kernel("fe_norm_finish", in_dtype, out_dtype, dev, "Bii" + sc + "Bi") if g > 1 else None
+            launches = [(start, min(start + SLOTS, len(members))) for start in range(0, len(members), SLOTS)]
+            launches = [(s, e, (g * ls, e - s), (ls, 1), SLOTS - (e - s)) for s, e in launches]
+            self.groups.append((tuple(members), sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches))
+
+    def run(self, xs, kind, ord, single):
+        """The reductions of ``xs``: 0-dim tensors, views of one result vector per group."""
+        results = [None] * len(xs)
+        for i in self.singles:
             results[i] = single(i)
-    for (in_dtype, out_dtype, index), members in groups.items():
-        dev = runtime.device(index)
-        ls = local_size(dev)
-        ct = dtypes.compute(in_dtype)
-        sc = dtypes.SCALAR_CHAR[ct]
-        res = empty((len(members),), out_dtype, index)
-        g = _groups(max(xs[i].numel() for i in members), ls)
-        part = empty((len(members) * g,), torch.float64 if ct == "double" else torch.float32, index) \
-            if g > 1 else res
-        k = _kernel("fe_norm_partial", in_dtype, out_dtype, dev, "Bii" * SLOTS + "i" + sc + "iBiBi")
-        for start in range(0, len(members), SLOTS):
-            chunk = members[start:start + SLOTS]
-            args = []
-            for i in chunk:
-                x = xs[i]
-                args += (x._buf, x.storage_offset(), x.numel())
-            args += (res._buf, 0, 0) * (SLOTS - len(chunk))
-            args += (kind, dtypes.py_scalar(ord, ct), g, part._buf, start, res._buf, start)
-            k.launch((g * ls, len(chunk)), (ls, 1), tuple(args))
-        if g > 1:
-            fin = _kernel("fe_norm_finish", in_dtype, out_dtype, dev, "Bii" + sc + "Bi")
-            fin.launch((len(members) * ls,), (ls,), (part._buf, g, kind, dtypes.py_scalar(ord, ct), res._buf, 0))
-        for j, i in enumerate(members):
-            results[i] = alias(res, (), (), j)
-    return results
+        for members, sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches in self.groups:
+            res = empty((len(members),), out_dtype, index)
+            part = empty((len(members) * g,), part_dtype, index) if g > 1 else res
+            o = dtypes.py_scalar(ord, ct)
+            with _NoSubclassChecks():
+                slots = list(itertools.chain.from_iterable(zip(
+                    [xs[i]._buf for i in members], [xs[i].storage_offset() for i in members], sizes)))
+            for start, end, gsize, lsize, pad in launches:
+                args = slots[start * 3:end * 3] + [res._buf, 0, 0] * pad
+                args += (kind, o, g, part._buf, start, res._buf, start)
+                k.launch(gsize, lsize, tuple(args))
+            if fin is not None:
+                fin.launch((len(members) * ls,), (ls,), (part._buf, g, kind, o, res._buf, 0))
+            for j, i in enumerate(members):
+                results[i] = alias(res, (), (), j)
+        return results
+
+
+def _reduce_lists(func, args, kind, ord, out_dtype_of, single):
+    """Per-tensor reductions of kind ``kind`` (see cl/foreach.cl) of ``args[0]``, after torch's
+    checks of ``func(*args)``: a list of 0-dim tensors, views of one result vector per dtype."""
+    xs = args[0]
+    key, plan = _planned(func, args, floats=True)  # the norm's order decides a check
+    if plan is None:
+        infer(func, args)
+    plan = _plan(key, plan, [xs], lambda: _ReducePlan(xs, out_dtype_of))
+    return plan.run(xs, kind, ord, single)
 
 
 @register(aten._foreach_norm.Scalar)
 def foreach_norm(xs, ord=2, dtype=None):
-    infer(aten._foreach_norm.Scalar, (xs, ord, dtype))
     ord = scalar_value(ord)
-    return _reduce_lists(xs, _norm_kind(ord), float(ord), lambda x: dtype or x.dtype,
-                         lambda i: torch.linalg.vector_norm(xs[i], ord, dtype=dtype))
+    return _reduce_lists(aten._foreach_norm.Scalar, (xs, ord, dtype), _norm_kind(ord), float(ord),
+                         lambda x: dtype or x.dtype, lambda i: torch.linalg.vector_norm(xs[i], ord, dtype=dtype))
 
 
 @register(aten._foreach_max.default)
 def foreach_max(xs):
-    infer(aten._foreach_max.default, (xs,))
-    return _reduce_lists(xs, 6, 0.0, lambda x: x.dtype, lambda i: torch.amax(xs[i]))
+    return _reduce_lists(aten._foreach_max.default, (xs,), 6, 0.0, lambda x: x.dtype, lambda i: torch.amax(xs[i]))
