@@ -12,6 +12,7 @@ import torch
 from ..torch.tensor import OclTensor
 
 _cache = {}
+_MISSING = object()
 
 
 def _sig(x, floats=True):
@@ -82,8 +83,8 @@ def infer(func, args, kwargs=None, floats=True):
     ``floats=False`` lets calls that differ only in float values share a cache entry (elementwise
     ops, whose scalar operands never change the result's geometry)."""
     key = (func, tuple([_sig(a, floats) for a in args]), _sig(kwargs, floats) if kwargs else None)
-    r = _cache.get(key)
-    if r is None:
+    r = _cache.get(key, _MISSING)
+    if r is _MISSING:  # (None is a result too: in-place ops' meta kernels return nothing)
         check_devices(args, func.name())
         margs = _to_meta(args)
         mkw = {k: _to_meta(v) for k, v in kwargs.items()} if kwargs else {}
