@@ -258,3 +258,16 @@ def test_view_backward(no_fallbacks):
         g = torch.ones(y.shape)
         y.backward(g.to(DEVICE) if dev else g)
     assert_close(xo.grad, xc.grad)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.randn(4, 6), lambda: torch.randn(6, 4).t()], ids=["dense", "transposed"])
+def test_as_strided_scatter_and_functional_copy(make, no_fallbacks):
+    x, src = make(), torch.randn(2, 3)
+    got = torch.as_strided_scatter(x.to("ocl"), src.to("ocl"), (2, 3), (4, 1), 2)
+    want = torch.as_strided_scatter(x, src, (2, 3), (4, 1), 2)
+    assert got.stride() == want.stride()
+    assert torch.equal(got.cpu(), want)
+    row = torch.randn(x.shape[1])
+    got = torch.ops.aten.copy(x.to("ocl"), row.to("ocl"))
+    assert got.stride() == torch.ops.aten.copy(x, row).stride()
+    assert torch.equal(got.cpu(), row.expand_as(x))

@@ -116,6 +116,21 @@ def copy_(dst, src, non_blocking=False):
     return copy_into(dst, src)
 
 
+@register(aten.copy.default)
+def copy(x, src, non_blocking=False):
+    """The functional copy_: a new tensor laid out like ``x`` holding ``src`` (broadcast, converted)."""
+    return copy_(empty(x.shape, x.dtype, x._index, dense_strides(x)), src)
+
+
+@register(aten.as_strided_scatter.default)
+def as_strided_scatter(x, src, size, stride, storage_offset=None):
+    """A clone of ``x`` whose ``as_strided(size, stride, storage_offset)`` view holds ``src``
+    (torch's definition; functionalization writes in-place updates of views this way)."""
+    out = clone(x)
+    copy_(aten.as_strided.default(out, size, stride, storage_offset), src)
+    return out
+
+
 @register(aten._copy_from.default)
 def _copy_from(src, dst, non_blocking=False):
     return copy_into(dst, src)
