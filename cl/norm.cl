@@ -7,7 +7,7 @@
 //     PT, LDP, STP      storage of weight, bias, running stats and their grads
 //     WG                work-group size (a power of two)
 //
-// One work-group normalises one group of elements. A group is addressed by
+// A norm is a set of groups of elements. A group is addressed by
 // (g1, g2) = (group / G2, group % G2) and its elements by (p, q), p < P, q < Q,
 // each with its own stride, so one kernel serves every norm:
 //   batch norm  x (N, C, S): group = channel, elements (n, s)
@@ -16,7 +16,17 @@
 // A geometry vector is (G2, P, Q, s_g1, s_g2, s_p, s_q, -); the parameter
 // (weight/bias) index of an element is g1*c.s0 + g2*c.s1 + p*c.s2 + q*c.s3.
 // Statistics (mean, 1/std) are indexed by the group and stored as CT.
-// Reductions are work-group trees in a fixed order: results are deterministic.
+//
+// Work split, ck = (GT, chunks, L, groups, -, -, -, -): a work-group holds GT groups x
+// WG/GT lanes (item lid = lane * GT + gi, so neighbouring items read neighbouring groups
+// when groups interleave in memory) and handles chunk get_group_id(1) of its groups, the
+// elements e in [chunk * L, min(M, chunk * L + L)) in the order e = p * Q + q.
+// With one chunk a launch does the whole norm (statistics, then normalisation). With
+// several, a first launch (norm_stats / norm_grad_sums) writes per-(group, chunk)
+// partials and every work-group of the second launch combines its groups' partials
+// itself, in chunk order, before its elementwise pass.
+// Every reduction is sequential per item and then a work-group tree in a fixed order:
+// results are deterministic.
 
 #define STP_plain(p, i, v) ((p)[i] = (PT)(v))
 #define STP_half(p, i, v) vstore_half_rte((float)(v), (i), (p))
@@ -31,11 +41,52 @@
 #define F_GROUP_PARAMS 64    // weight is constant over a group: write its grads here
 #define F_GRAD_WEIGHT 128
 #define F_GRAD_BIAS 256
+#define F_PARTIALS 512       // statistics / gradient sums from the first launch's partials
 
-// Sums a[] and b[] over the work-group (each item has written its own slot).
-inline void wg_sum2(__local AT* a, __local AT* b, AT* ta, AT* tb) {
+// This item's place: its group, its lane, and the elements of its chunk it walks.
+typedef struct {
+  int gt, gi, lane, lanes, group, live, g1, g2, chunk, chunks, len, M, Q, start, end, dp, dq;
+} span;
+
+inline span span_of(int8 g, int8 ck) {
+  span t;
   int lid = get_local_id(0);
-  for (int s = WG / 2; s > 0; s >>= 1) {
+  t.gt = ck.s0;
+  t.gi = lid % t.gt;
+  t.lane = lid / t.gt;
+  t.lanes = WG / t.gt;
+  t.group = get_group_id(0) * t.gt + t.gi;
+  t.live = t.group < ck.s3;
+  t.g1 = t.group / g.s0;
+  t.g2 = t.group % g.s0;
+  t.chunk = get_group_id(1);
+  t.chunks = ck.s1;
+  t.len = ck.s2;
+  t.M = g.s1 * g.s2;
+  t.Q = g.s2;
+  t.start = t.chunk * t.len;
+  t.end = t.live ? min(t.M, t.start + t.len) : t.start;
+  t.dp = t.lanes / t.Q;
+  t.dq = t.lanes % t.Q;
+  return t;
+}
+
+// Walks this item's elements e = start + lane, + lanes, ... as (p, q) with no division per element.
+#define WALK(t, p, q)                                                                  \
+  for (int e_ = (t).start + (t).lane, p = e_ / (t).Q, q = e_ % (t).Q; e_ < (t).end;   \
+       e_ += (t).lanes, q += (t).dq, p += (t).dp + (q >= (t).Q), q -= (q >= (t).Q) ? (t).Q : 0)
+
+#define GROUP_BASE(g, t, off) ((off) + (t).g1 * (g).s3 + (t).g2 * (g).s4)
+#define ELEM(g, base, p, q) ((base) + (p) * (g).s5 + (q) * (g).s6)
+
+// Number of elements in chunk c of a group.
+inline int chunk_count(span t, int c) { return min(t.len, t.M - c * t.len); }
+
+// Sums a[] and b[] over the lanes of each group (every item has written its own slot);
+// each item gets its group's totals.
+inline void lane_sum2(__local AT* a, __local AT* b, int gt, AT* ta, AT* tb) {
+  int lid = get_local_id(0);
+  for (int s = WG / 2; s >= gt; s >>= 1) {
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < s) {
       a[lid] += a[lid + s];
@@ -43,129 +94,261 @@ inline void wg_sum2(__local AT* a, __local AT* b, AT* ta, AT* tb) {
     }
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  *ta = a[0];
-  *tb = b[0];
+  *ta = a[lid % gt];
+  *tb = b[lid % gt];
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-#define ELEM_OFFSET(g, base, e) \
-  ((base) + ((e) / Q) * (g).s5 + ((e) % Q) * (g).s6)
+// Merges the moments (count, mean, sum of squared deviations) of b into a (Chan et al.).
+inline void merge_moments(int* n, AT* m, AT* m2, int nb, AT mb, AT m2b) {
+  if (nb == 0) return;
+  int nn = *n + nb;
+  AT d = mb - *m, f = (AT)nb / (AT)nn;
+  *m += d * f;
+  *m2 += m2b + d * d * (AT)(*n) * f;
+  *n = nn;
+}
+
+// Merges the moments in ln/lm/lq over the lanes of each group; each item gets its group's.
+inline void lane_moments(__local int* ln, __local AT* lm, __local AT* lq, int gt, int* n, AT* m, AT* m2) {
+  int lid = get_local_id(0);
+  for (int s = WG / 2; s >= gt; s >>= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < s) {
+      int na = ln[lid];
+      AT ma = lm[lid], qa = lq[lid];
+      merge_moments(&na, &ma, &qa, ln[lid + s], lm[lid + s], lq[lid + s]);
+      ln[lid] = na;
+      lm[lid] = ma;
+      lq[lid] = qa;
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  *n = ln[lid % gt];
+  *m = lm[lid % gt];
+  *m2 = lq[lid % gt];
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+// Mean and sum of squared deviations of the chunk's elements (a whole group): two passes over
+// the chunk (the second from cache), exact where sums of squares would cancel.
+inline void chunk_moments(__global const T* x, int xb, int8 gx, span t, __local AT* la, __local AT* lb,
+                          AT* mean, AT* m2) {
+  AT s = 0, unused;
+  WALK(t, p, q) s += (AT)LD(x, ELEM(gx, xb, p, q));
+  la[get_local_id(0)] = s;
+  lb[get_local_id(0)] = 0;
+  lane_sum2(la, lb, t.gt, &s, &unused);
+  AT mu = s / (t.end - t.start), v = 0;
+  WALK(t, p, q) {
+    AT d = (AT)LD(x, ELEM(gx, xb, p, q)) - mu;
+    v += d * d;
+  }
+  la[get_local_id(0)] = v;
+  lb[get_local_id(0)] = 0;
+  lane_sum2(la, lb, t.gt, &v, &unused);
+  *mean = mu;
+  *m2 = v;
+}
+
+// First launch of a split forward: moments of each (group, chunk) into part. One pass, from sums
+// relative to the chunk's first element (accumulated in AT: double for float input where the
+// device has it), so that the chunk is read once.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void norm_stats(__global AT* part, int part_off, __global const T* x, int x_off, int8 gx, int8 ck) {
+  __local AT la[WG], lb[WG];
+  span t = span_of(gx, ck);
+  int xb = GROUP_BASE(gx, t, x_off);
+  AT shift = t.live ? (AT)LD(x, ELEM(gx, xb, t.start / t.Q, t.start % t.Q)) : 0, s1 = 0, s2 = 0;
+  WALK(t, p, q) {
+    AT d = (AT)LD(x, ELEM(gx, xb, p, q)) - shift;
+    s1 += d;
+    s2 += d * d;
+  }
+  la[get_local_id(0)] = s1;
+  lb[get_local_id(0)] = s2;
+  lane_sum2(la, lb, t.gt, &s1, &s2);
+  if (t.live && t.lane == 0) {
+    AT n = t.end - t.start;
+    int i = part_off + 2 * (t.group * t.chunks + t.chunk);
+    part[i] = shift + s1 / n;
+    part[i + 1] = max(s2 - s1 * (s1 / n), (AT)0);
+  }
+}
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void norm_forward(__global T* y, int y_off, __global const T* x, int x_off,
                   __global const PT* w, int w_off, __global const PT* b, int b_off,
                   __global CT* mean, int mean_off, __global CT* rstd, int rstd_off,
                   __global PT* rmean, int rmean_off, __global PT* rvar, int rvar_off,
-                  int8 gx, int8 gy, int8 pc, int flags, CT eps, CT momentum) {
+                  __global const AT* part, int part_off,
+                  int8 gx, int8 gy, int8 pc, int8 ck, int flags, CT eps, CT momentum) {
   __local AT la[WG], lb[WG];
-  int group = get_group_id(0), lid = get_local_id(0);
-  int G2 = gx.s0, P = gx.s1, Q = gx.s2, M = P * Q;
-  int g1 = group / G2, g2 = group % G2;
-  int xb = x_off + g1 * gx.s3 + g2 * gx.s4;
-  int yb = y_off + g1 * gy.s3 + g2 * gy.s4;
-  int pb = g1 * pc.s0 + g2 * pc.s1;
-  CT mu, inv, var_unbiased = 0;
+  __local int ln[WG];
+  span t = span_of(gx, ck);
+  int xb = GROUP_BASE(gx, t, x_off), yb = GROUP_BASE(gy, t, y_off);
+  int pb = t.g1 * pc.s0 + t.g2 * pc.s1;
+  CT mu = 0, inv = 0, var_unbiased = 0;
   if (flags & F_RUNNING_STATS) {
-    mu = LDP(rmean, rmean_off + pb);
-    inv = (CT)1 / sqrt(LDP(rvar, rvar_off + pb) + eps);
-  } else {
-    AT s = 0, unused;
-    for (int e = lid; e < M; e += WG) s += (AT)LD(x, ELEM_OFFSET(gx, xb, e));
-    la[lid] = s;
-    lb[lid] = 0;
-    wg_sum2(la, lb, &s, &unused);
-    AT mu_acc = s / M;
-    AT v = 0;
-    for (int e = lid; e < M; e += WG) {
-      AT d = (AT)LD(x, ELEM_OFFSET(gx, xb, e)) - mu_acc;
-      v += d * d;
+    if (t.live) {
+      mu = LDP(rmean, rmean_off + pb);
+      inv = (CT)1 / sqrt(LDP(rvar, rvar_off + pb) + eps);
     }
-    la[lid] = v;
-    lb[lid] = 0;
-    wg_sum2(la, lb, &v, &unused);
-    mu = (CT)mu_acc;
-    inv = (CT)((AT)1 / sqrt(v / M + (AT)eps));
-    var_unbiased = (CT)(v / (M - 1));
+  } else {
+    int n = 0;
+    AT m = 0, m2 = 0;
+    if (flags & F_PARTIALS) {
+      for (int c = t.lane; c < t.chunks && t.live; c += t.lanes) {
+        int i = part_off + 2 * (t.group * t.chunks + c);
+        merge_moments(&n, &m, &m2, chunk_count(t, c), part[i], part[i + 1]);
+      }
+      ln[get_local_id(0)] = n;
+      la[get_local_id(0)] = m;
+      lb[get_local_id(0)] = m2;
+      lane_moments(ln, la, lb, t.gt, &n, &m, &m2);
+    } else {
+      chunk_moments(x, xb, gx, t, la, lb, &m, &m2);
+      n = t.end - t.start;
+    }
+    mu = (CT)m;
+    inv = (CT)((AT)1 / sqrt(m2 / n + (AT)eps));
+    var_unbiased = (CT)(m2 / (n - 1));
   }
-  for (int e = lid; e < M; e += WG) {
-    int p = e / Q, q = e % Q, pi = pb + p * pc.s2 + q * pc.s3;
-    CT v = (LD(x, ELEM_OFFSET(gx, xb, e)) - mu) * inv;
+  WALK(t, p, q) {
+    int pi = pb + p * pc.s2 + q * pc.s3;
+    CT v = (LD(x, ELEM(gx, xb, p, q)) - mu) * inv;
     if (flags & F_WEIGHT) v *= LDP(w, w_off + pi);
     if (flags & F_BIAS) v += LDP(b, b_off + pi);
-    ST(y, ELEM_OFFSET(gy, yb, e), v);
+    ST(y, ELEM(gy, yb, p, q), v);
   }
   // PoCL miscompiled single-item stores placed between barriers and a loop; they stay last.
-  if (lid == 0 && (flags & F_SAVE_STATS)) {
-    mean[mean_off + group] = mu;
-    rstd[rstd_off + group] = inv;
+  int first = t.live && t.lane == 0 && t.chunk == 0;
+  if (first && (flags & F_SAVE_STATS)) {
+    mean[mean_off + t.group] = mu;
+    rstd[rstd_off + t.group] = inv;
   }
-  if (lid == 0 && (flags & F_UPDATE_RUNNING)) {
+  if (first && (flags & F_UPDATE_RUNNING)) {
     STP(rmean, rmean_off + pb, ((CT)1 - momentum) * LDP(rmean, rmean_off + pb) + momentum * mu);
     STP(rvar, rvar_off + pb, ((CT)1 - momentum) * LDP(rvar, rvar_off + pb) + momentum * var_unbiased);
   }
 }
 
-// grad_input of a group (and, for F_GROUP_PARAMS, the group's weight/bias grads).
-// gx (geometry) describes x; gd and gi hold the strides of grad_out and grad_input.
+// mean and 1/std of the item's group: saved statistics or running ones.
+inline void group_stats(span t, int pb, __global const CT* mean, int mean_off, __global const CT* rstd,
+                        int rstd_off, __global const PT* rmean, int rmean_off, __global const PT* rvar,
+                        int rvar_off, int flags, CT eps, CT* mu, CT* inv) {
+  *mu = 0;
+  *inv = 0;
+  if (!t.live) return;
+  if (flags & F_RUNNING_STATS) {
+    *mu = LDP(rmean, rmean_off + pb);
+    *inv = (CT)1 / sqrt(LDP(rvar, rvar_off + pb) + eps);
+  } else {
+    *mu = mean[mean_off + t.group];
+    *inv = rstd[rstd_off + t.group];
+  }
+}
+
+// t1 = sum(dy * w), t2 = sum(dy * w * xhat) over the chunk's elements, totals per group;
+// w is left out when it is constant over the group (F_GROUP_PARAMS).
+inline void chunk_grad_sums(__global const T* dy, int db, int8 gd, __global const T* x, int xb, int8 gx,
+                            __global const PT* w, int w_off, int pb, int8 pc, int flags, CT mu, CT inv,
+                            span t, __local AT* la, __local AT* lb, AT* t1, AT* t2) {
+  AT s1 = 0, s2 = 0;
+  int elem_w = (flags & F_WEIGHT) && !(flags & F_GROUP_PARAMS);
+  WALK(t, p, q) {
+    AT d = LD(dy, ELEM(gd, db, p, q));
+    if (elem_w) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
+    s1 += d;
+    s2 += d * ((AT)LD(x, ELEM(gx, xb, p, q)) - (AT)mu) * (AT)inv;
+  }
+  la[get_local_id(0)] = s1;
+  lb[get_local_id(0)] = s2;
+  lane_sum2(la, lb, t.gt, t1, t2);
+}
+
+// First launch of a split backward: t1, t2 of each (group, chunk) into part.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void norm_grad_sums(__global AT* part, int part_off, __global const T* dy, int dy_off,
+                    __global const T* x, int x_off, __global const PT* w, int w_off,
+                    __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
+                    __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
+                    int8 gx, int8 gd, int8 pc, int8 ck, int flags, CT eps) {
+  __local AT la[WG], lb[WG];
+  span t = span_of(gx, ck);
+  int pb = t.g1 * pc.s0 + t.g2 * pc.s1;
+  CT mu, inv;
+  group_stats(t, pb, mean, mean_off, rstd, rstd_off, rmean, rmean_off, rvar, rvar_off, flags, eps, &mu, &inv);
+  AT t1, t2;
+  chunk_grad_sums(dy, GROUP_BASE(gd, t, dy_off), gd, x, GROUP_BASE(gx, t, x_off), gx, w, w_off, pb, pc, flags,
+                  mu, inv, t, la, lb, &t1, &t2);
+  if (t.live && t.lane == 0) {
+    int i = part_off + 2 * (t.group * t.chunks + t.chunk);
+    part[i] = t1;
+    part[i + 1] = t2;
+  }
+}
+
+// grad_input of the chunk (and, for F_GROUP_PARAMS, the group's weight/bias grads).
+// gx (geometry) describes x; gd and gg hold the strides of grad_out and grad_input.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
                    __global const T* x, int x_off, __global const PT* w, int w_off,
                    __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
                    __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
                    __global PT* gw, int gw_off, __global PT* gb, int gb_off,
-                   int8 gx, int8 gd, int8 gg, int8 pc, int flags, CT eps) {
+                   __global const AT* part, int part_off,
+                   int8 gx, int8 gd, int8 gg, int8 pc, int8 ck, int flags, CT eps) {
   __local AT la[WG], lb[WG];
-  int group = get_group_id(0), lid = get_local_id(0);
-  int G2 = gx.s0, P = gx.s1, Q = gx.s2, M = P * Q;
-  int g1 = group / G2, g2 = group % G2;
-  int xb = x_off + g1 * gx.s3 + g2 * gx.s4;
-  int db = dy_off + g1 * gd.s3 + g2 * gd.s4;
-  int ib = gi_off + g1 * gg.s3 + g2 * gg.s4;
-  int pb = g1 * pc.s0 + g2 * pc.s1;
+  span t = span_of(gx, ck);
+  int xb = GROUP_BASE(gx, t, x_off), db = GROUP_BASE(gd, t, dy_off), ib = GROUP_BASE(gg, t, gi_off);
+  int pb = t.g1 * pc.s0 + t.g2 * pc.s1;
   int group_w = (flags & F_GROUP_PARAMS) != 0;
   CT mu, inv;
-  if (flags & F_RUNNING_STATS) {
-    mu = LDP(rmean, rmean_off + pb);
-    inv = (CT)1 / sqrt(LDP(rvar, rvar_off + pb) + eps);
-  } else {
-    mu = mean[mean_off + group];
-    inv = rstd[rstd_off + group];
+  group_stats(t, pb, mean, mean_off, rstd, rstd_off, rmean, rmean_off, rvar, rvar_off, flags, eps, &mu, &inv);
+  // eval grad_input needs no sums; the group's weight/bias grads do
+  int sums = !(flags & F_RUNNING_STATS) || (group_w && (flags & (F_GRAD_WEIGHT | F_GRAD_BIAS)));
+  AT t1 = 0, t2 = 0, m1 = 0, m2 = 0;
+  if (sums) {
+    if (flags & F_PARTIALS) {
+      for (int c = t.lane; c < t.chunks && t.live; c += t.lanes) {
+        int i = part_off + 2 * (t.group * t.chunks + c);
+        t1 += part[i];
+        t2 += part[i + 1];
+      }
+      la[get_local_id(0)] = t1;
+      lb[get_local_id(0)] = t2;
+      lane_sum2(la, lb, t.gt, &t1, &t2);
+    } else {
+      chunk_grad_sums(dy, db, gd, x, xb, gx, w, w_off, pb, pc, flags, mu, inv, t, la, lb, &t1, &t2);
+    }
+    m1 = t1 / t.M;
+    m2 = t2 / t.M;
   }
-  // t1 = sum(dy * w), t2 = sum(dy * w * xhat); w left out when constant over the group
-  AT t1 = 0, t2 = 0;
-  for (int e = lid; e < M; e += WG) {
-    int p = e / Q, q = e % Q;
-    AT d = LD(dy, ELEM_OFFSET(gd, db, e));
-    if ((flags & F_WEIGHT) && !group_w) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
-    t1 += d;
-    t2 += d * ((AT)LD(x, ELEM_OFFSET(gx, xb, e)) - (AT)mu) * (AT)inv;
-  }
-  la[lid] = t1;
-  lb[lid] = t2;
-  wg_sum2(la, lb, &t1, &t2);
-  AT m1 = t1 / M, m2 = t2 / M;
-  if (group_w && (flags & F_WEIGHT)) {
+  if (group_w && (flags & F_WEIGHT) && t.live) {
     AT wg = LDP(w, w_off + pb);
     m1 *= wg;
     m2 *= wg;
   }
   // PoCL miscompiled single-item stores placed between barriers and a loop; they stay last.
-  for (int e = lid; e < M && (flags & F_GRAD_INPUT); e += WG) {
-    int p = e / Q, q = e % Q;
-    AT d = LD(dy, ELEM_OFFSET(gd, db, e));
-    if (flags & F_WEIGHT) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
-    AT g;
-    if (flags & F_RUNNING_STATS) {
-      g = d * inv;
-    } else {
-      // d - m1 - xhat * m2 cancels when a channel has few elements: AT keeps it exact enough
-      AT xhat = ((AT)LD(x, ELEM_OFFSET(gx, xb, e)) - (AT)mu) * (AT)inv;
-      g = (AT)inv * (d - m1 - xhat * m2);
+  if (flags & F_GRAD_INPUT) {
+    WALK(t, p, q) {
+      AT d = LD(dy, ELEM(gd, db, p, q));
+      if (flags & F_WEIGHT) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
+      AT g;
+      if (flags & F_RUNNING_STATS) {
+        g = d * inv;
+      } else {
+        // d - m1 - xhat * m2 cancels when a channel has few elements: AT keeps it exact enough
+        AT xhat = ((AT)LD(x, ELEM(gx, xb, p, q)) - (AT)mu) * (AT)inv;
+        g = (AT)inv * (d - m1 - xhat * m2);
+      }
+      ST(gi, ELEM(gg, ib, p, q), g);
     }
-    ST(gi, ELEM_OFFSET(gg, ib, e), g);
   }
-  if (lid == 0 && group_w && (flags & F_GRAD_WEIGHT)) STP(gw, gw_off + pb, t2);
-  if (lid == 0 && group_w && (flags & F_GRAD_BIAS)) STP(gb, gb_off + pb, t1);
+  int first = t.live && t.lane == 0 && t.chunk == 0;
+  if (first && group_w && (flags & F_GRAD_WEIGHT)) STP(gw, gw_off + pb, t2);
+  if (first && group_w && (flags & F_GRAD_BIAS)) STP(gb, gb_off + pb, t1);
 }
 
 // Weight and bias grads when the weight varies inside a group (layer and group
@@ -193,7 +376,7 @@ void norm_param_grad(__global PT* gw, int gw_off, __global PT* gb, int gb_off,
   }
   la[lid] = sw;
   lb[lid] = sb;
-  wg_sum2(la, lb, &sw, &sb);
+  lane_sum2(la, lb, 1, &sw, &sb);
   if (lid == 0) {
     if (flags & F_GRAD_WEIGHT) STP(gw, gw_off + j, sw);
     if (flags & F_GRAD_BIAS) STP(gb, gb_off + j, sb);

@@ -9,6 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import DEVICE, assert_close
+from oclcore import _runtime, runtime
+from oclcore.ops import norm
 
 
 def _compare(module, x, train=True, channels_last=False, rtol=1e-7, atol=1e-7):
@@ -149,3 +151,146 @@ def test_norm_low_precision_with_float_params(no_fallbacks, dtype):
     assert_close(mo(x.to(DEVICE)), m(x), 1e-2, 1e-2)
     assert_close(mo.running_var, m.running_var, 1e-3, 1e-3)
     assert_close(F.layer_norm(x.to(DEVICE), [5]), F.layer_norm(x, [5]), 1e-2, 1e-2)
+
+
+# ---- groups split into chunks (few groups with many elements: batch norm's channels) ----
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Splits even the small test problems into many chunks, whatever the device."""
+    monkeypatch.setattr(norm, "WAVES", 64)
+    monkeypatch.setattr(norm, "MIN_PER_ITEM", 1)
+
+
+def _bn_split(x):
+    """(groups per work-group, chunks, chunk length) the batch norm of CPU tensor ``x`` runs with."""
+    n, c = x.shape[:2]
+    s = x.numel() // (n * c)
+    strides = (x.stride(0), x.stride(1), norm._spatial_stride(tuple(x.shape), x.stride()))
+    return norm._split(runtime.device(0), c, norm._bn_geometry(strides, n, s))[:3]
+
+
+def _bn(c, seed):
+    torch.manual_seed(seed)
+    m = nn.BatchNorm2d(c, momentum=0.3).double()
+    m.running_mean.uniform_(-1, 1)
+    m.running_var.uniform_(0.5, 2)
+    nn.init.uniform_(m.weight, 0.5, 1.5)
+    nn.init.uniform_(m.bias, -1, 1)
+    return m
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_split_ragged(no_fallbacks, small_chunks, train, channels_last):
+    m = _bn(3, 10)
+    x = torch.randn(2, 3, 50, 47, dtype=torch.float64) * 3 + 2
+    xl = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    _, chunks, length = _bn_split(xl)
+    assert chunks > 2 and (2 * 50 * 47) % length != 0
+    _compare(m, x, train, channels_last)
+
+
+def test_batch_norm_split_by_default(no_fallbacks):
+    # 3 channels of 9400 elements fill no device with 3 work-groups: split with the shipped settings
+    x = torch.randn(2, 3, 50, 47, dtype=torch.float64) * 3 + 2
+    assert _bn_split(x)[1] > 1
+    _compare(_bn(3, 11), x)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 33, 31), (300, 5, 1, 1), (1, 6, 1, 1)])
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_split_batch1_and_1x1(no_fallbacks, small_chunks, shape, train):
+    if train and shape[0] * shape[2] * shape[3] == 1:
+        pytest.skip("torch needs more than one value per channel in training")
+    _compare(_bn(shape[1], 12), torch.randn(*shape, dtype=torch.float64) - 1, train)
+
+
+def test_batch_norm_split_float32_offset_data(no_fallbacks, small_chunks):
+    # a large mean: sums of squares would cancel without the shifts
+    torch.manual_seed(13)
+    m = nn.BatchNorm2d(2)
+    x = torch.randn(3, 2, 40, 41) * 0.01 + 100
+    m64 = copy.deepcopy(m).double()
+    mo = copy.deepcopy(m).to(DEVICE)
+    xo = x.to(DEVICE).requires_grad_()
+    x64 = x.double().requires_grad_()
+    y64, yo = m64(x64), mo(xo)
+    assert_close(yo, y64.float(), 1e-4, 1e-4)
+    g = torch.randn_like(x)
+    y64.backward(g.double())
+    yo.backward(g.to(DEVICE))
+    assert_close(xo.grad, x64.grad.float(), 1e-4, 1e-4)
+    assert_close(mo.weight.grad, m64.weight.grad.float(), 1e-4, 1e-4)
+    assert_close(mo.running_var, m64.running_var.float(), 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_batch_norm_split_low_precision(no_fallbacks, small_chunks, dtype):
+    torch.manual_seed(14)
+    x = torch.randn(2, 3, 20, 30).to(dtype)
+    m, mo = nn.BatchNorm2d(3), nn.BatchNorm2d(3).to(DEVICE)
+    assert_close(mo(x.to(DEVICE)), m(x), 1e-2, 1e-2)
+    assert_close(mo.running_var, m.running_var, 1e-3, 1e-3)
+
+
+def test_batch_norm_split_deterministic(no_fallbacks, small_chunks):
+    torch.manual_seed(15)
+    x = torch.randn(2, 3, 50, 47).to(DEVICE)
+    dy = torch.randn(2, 3, 50, 47).to(DEVICE)
+    w, b = torch.rand(3).add(0.5).to(DEVICE), torch.randn(3).to(DEVICE)
+    runs = []
+    for _ in range(2):
+        rm, rv = torch.zeros(3).to(DEVICE), torch.ones(3).to(DEVICE)
+        y, mean, rstd = torch.ops.aten.native_batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5)
+        grads = torch.ops.aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, rstd, True, 1e-5,
+                                                          [True, True, True])
+        runs.append([t.cpu() for t in (y, mean, rstd, rm, rv, *grads)])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+def test_batch_norm_split_weight_grads_only(no_fallbacks, small_chunks):
+    # no grad_input: the second backward launch covers only the first chunk's work-groups
+    torch.manual_seed(16)
+    x, dy = torch.randn(2, 3, 50, 47, dtype=torch.float64), torch.randn(2, 3, 50, 47, dtype=torch.float64)
+    w, rm, rv = torch.rand(3, dtype=torch.float64) + 0.5, torch.randn(3, dtype=torch.float64), \
+        torch.rand(3, dtype=torch.float64) + 0.5
+    mean, rstd = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False).add(1e-5).rsqrt()
+    for train in (True, False):
+        args = (dy, x, w, rm, rv, mean, rstd, train, 1e-5, [False, True, True])
+        ref = torch.ops.aten.native_batch_norm_backward(*args)
+        got = torch.ops.aten.native_batch_norm_backward(*[a.to(DEVICE) if isinstance(a, torch.Tensor) else a
+                                                          for a in args])
+        assert got[0] is None
+        assert_close(got[1], ref[1], 1e-7, 1e-7)
+        assert_close(got[2], ref[2], 1e-7, 1e-7)
+
+
+def test_group_and_layer_norm_split(no_fallbacks, small_chunks):
+    torch.manual_seed(17)
+    gn = nn.GroupNorm(2, 4).double()
+    nn.init.uniform_(gn.weight, 0.5, 1.5)
+    _compare(gn, torch.randn(1, 4, 30, 31, dtype=torch.float64), channels_last=True)
+    ln = nn.LayerNorm([30, 41]).double()
+    nn.init.uniform_(ln.weight, 0.5, 1.5)
+    _compare(ln, torch.randn(2, 30, 41, dtype=torch.float64) + 3)
+
+
+@pytest.mark.parametrize("shape,split", [((2, 3, 50, 47), True), ((8, 64, 7, 7), False)])
+def test_batch_norm_launches(no_fallbacks, shape, split):
+    # small problems take one launch per call; split ones two (partials, then combine + elementwise)
+    c = shape[1]
+    x, dy = torch.randn(*shape).to(DEVICE), torch.randn(*shape).to(DEVICE)
+    w, b, rm, rv = (torch.ones(c).to(DEVICE) for _ in range(4))
+    assert (_bn_split(x.cpu())[1] > 1) == split
+    counts = []
+    for _ in range(2):  # the first round builds the kernels
+        n0 = _runtime.launch_count()
+        _, mean, rstd = torch.ops.aten.native_batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5)
+        n1 = _runtime.launch_count()
+        torch.ops.aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, rstd, True, 1e-5, [True, True, True])
+        n2 = _runtime.launch_count()
+        torch.ops.aten.native_batch_norm(x, w, b, rm, rv, False, 0.1, 1e-5)
+        counts.append((n1 - n0, n2 - n1, _runtime.launch_count() - n2))
+    assert counts[-1] == ((2, 2, 1) if split else (1, 1, 1))

@@ -2,8 +2,14 @@
 norm, group norm and their backward ops, on the kernels of cl/norm.cl.
 
 Instance norm reaches these as batch norm over a (1, N*C, ...) view. Every
-norm is a set of groups, one work-group each: statistics by a two-pass tree
-reduction, then the normalisation, in one launch (see cl/norm.cl)."""
+norm is a set of groups of elements. Numerous or small groups take one launch
+(a work-group per group, or per few groups: statistics by a two-pass tree
+reduction, then the normalisation). Few large groups (batch norm's channels)
+are split into chunks so that the whole device works: a launch writes
+per-(group, chunk) partials, and a second one combines them in a fixed order
+in every work-group and normalises its chunk (see cl/norm.cl)."""
+
+import functools
 
 import torch
 
@@ -17,14 +23,23 @@ from .meta import infer
 aten = torch.ops.aten
 
 _WEIGHT, _BIAS, _RUNNING, _UPDATE, _SAVE = 1, 2, 4, 8, 16
-_GRAD_INPUT, _GROUP_PARAMS, _GRAD_WEIGHT, _GRAD_BIAS = 32, 64, 128, 256
+_GRAD_INPUT, _GROUP_PARAMS, _GRAD_WEIGHT, _GRAD_BIAS, _PARTIALS = 32, 64, 128, 256, 512
 _STP = {"LD_plain": "STP_plain", "LD_half": "STP_half", "LD_bf16": "STP_bf16"}
+# name -> (signature, number of trailing compute-type scalars: eps, momentum)
 _SIGNATURES = {
-    "norm_forward": "Bi" * 8 + "VVVi",
-    "norm_backward": "Bi" * 10 + "VVVVi",
-    "norm_param_grad": "Bi" * 6 + "VVVi",
+    "norm_stats": ("Bi" * 2 + "VV", 0),
+    "norm_forward": ("Bi" * 9 + "VVVVi", 2),
+    "norm_grad_sums": ("Bi" * 8 + "VVVVi", 1),
+    "norm_backward": ("Bi" * 11 + "VVVVVi", 1),
+    "norm_param_grad": ("Bi" * 6 + "VVVi", 0),
 }
 _kernels = {}
+
+# Splitting a group's elements into chunks (tunable; see _split):
+WAVES = 16           # work-groups per compute unit a split launch aims at
+MIN_PER_ITEM = 8     # fewest elements per work-item in a chunk
+MAX_CHUNKS = 256     # most chunks per group (each work-group of a split norm combines them all)
+INTERLEAVE = 16      # neighbouring groups a work-group holds when groups interleave in memory
 
 
 def stats_dtype(dtype):
@@ -33,7 +48,53 @@ def stats_dtype(dtype):
 
 
 def _work_group(dev):
-    return min(256, dev.max_work_group_size)
+    return _device_shape(dev.index)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _device_shape(index):
+    """(work-group size: a power of two, compute units) of device ``index``."""
+    dev = runtime.device(index)
+    n = 1
+    while n * 2 <= min(256, dev.max_work_group_size):
+        n *= 2
+    return n, dev.compute_units
+
+
+def _accumulation_dtype(dev):
+    return torch.float64 if dev.fp64 else torch.float32
+
+
+def _pow2_ceil(n):
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _split(dev, groups, gx):
+    """ck = (groups per work-group, chunks, chunk length, groups) for ``groups`` groups of
+    geometry ``gx``: see cl/norm.cl."""
+    return _split_cached(*_device_shape(dev.index), groups, tuple(gx), WAVES, MIN_PER_ITEM, MAX_CHUNKS,
+                         INTERLEAVE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_cached(wg, units, groups, gx, waves, min_per_item, max_chunks, interleave):
+    g2, p, q, s_g1, s_g2, s_p, s_q, _ = gx
+    m = p * q
+    lanes = min(wg, _pow2_ceil(m))
+    # neighbouring items read neighbouring groups when those are closer in memory than elements
+    s_group = s_g2 if g2 > 1 else s_g1
+    s_elem = s_q if q > 1 else s_p if p > 1 else None
+    if groups > 1 and s_elem is not None and abs(s_group) < abs(s_elem):
+        lanes = min(lanes, max(1, wg // interleave))
+    gt = min(wg // lanes, _pow2_ceil(groups))
+    lanes = wg // gt
+    tiles = -(-groups // gt)
+    chunks = min(-(-waves * units // tiles), max_chunks, m // (lanes * min_per_item))
+    if chunks <= 1:
+        return (gt, 1, m, groups, 0, 0, 0, 0)
+    length = -(-m // chunks)
+    length = -(-length // lanes) * lanes
+    return (gt, -(-m // length), length, groups, 0, 0, 0, 0)
 
 
 def _kernel(name, dtype, pdtype, dev):
@@ -50,8 +111,8 @@ def _kernel(name, dtype, pdtype, dev):
                    "WG": _work_group(dev), "AT": "double" if dev.fp64 else ct}
         if ct == "double" or pdtype is torch.float64 or dev.fp64:
             defines["FP64"] = None
-        s = dtypes.SCALAR_CHAR[ct]
-        sig = _SIGNATURES[name] + (s + s if name == "norm_forward" else s if name == "norm_backward" else "")
+        sig, scalars = _SIGNATURES[name]
+        sig += dtypes.SCALAR_CHAR[ct] * scalars
         k = _kernels[key] = runtime.get_kernel(("types.cl", "norm.cl"), defines, name, sig, dev)
     return k
 
@@ -115,26 +176,39 @@ def _geometry(g2, p, q, sg1, sg2, sp, sq):
     return (g2, p, q, sg1, sg2, sp, sq, 0)
 
 
+def _launch(k, ck, chunks, args):
+    wg = _work_group(k.device)
+    tiles = -(-ck[3] // ck[0])
+    k.launch((tiles * wg, chunks), (wg, 1), args)
+
+
 def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=None, rstd=None):
     dev = runtime.device(x._index)
-    wg = _work_group(dev)
-    k = _kernel("norm_forward", x.dtype, params.dtype, dev)
+    ck = _split(dev, groups, gx)
+    chunks = ck[1]
     if params.weight is not None:
         flags |= _WEIGHT
     if params.bias is not None:
         flags |= _BIAS
     if mean is not None:
         flags |= _SAVE
-    k.launch((groups * wg,), (wg,), (
+    part = None
+    if chunks > 1 and not flags & _RUNNING:
+        part = empty((groups * chunks * 2,), _accumulation_dtype(dev), x._index)
+        k = _kernel("norm_stats", x.dtype, params.dtype, dev)
+        _launch(k, ck, chunks, (part._buf, 0, x._buf, x.storage_offset(), gx, ck))
+        flags |= _PARTIALS
+    k = _kernel("norm_forward", x.dtype, params.dtype, dev)
+    _launch(k, ck, chunks, (
         y._buf, y.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x), *_buf(params.bias, x),
         *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x),
-        gx, gy, pc, flags, float(eps), float(momentum)))
+        *_buf(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
 
 
 def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps, gw=None, gb=None):
     dev = runtime.device(x._index)
-    wg = _work_group(dev)
-    k = _kernel("norm_backward", x.dtype, params.dtype, dev)
+    ck = _split(dev, groups, gx)
+    chunks = ck[1]
     if params.weight is not None:
         flags |= _WEIGHT
     if gi is not None:
@@ -143,10 +217,20 @@ def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps,
         flags |= _GRAD_WEIGHT
     if gb is not None:
         flags |= _GRAD_BIAS
-    k.launch((groups * wg,), (wg,), (
+    stats = (*_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x))
+    sums = not flags & _RUNNING or (flags & _GROUP_PARAMS and (gw is not None or gb is not None))
+    part = None
+    if chunks > 1 and sums:
+        part = empty((groups * chunks * 2,), _accumulation_dtype(dev), x._index)
+        k = _kernel("norm_grad_sums", x.dtype, params.dtype, dev)
+        _launch(k, ck, chunks, (part._buf, 0, dy._buf, dy.storage_offset(), x._buf, x.storage_offset(),
+                                *_buf(params.weight, x), *stats, gx, gd, pc, ck, flags, float(eps)))
+        flags |= _PARTIALS
+    k = _kernel("norm_backward", x.dtype, params.dtype, dev)
+    # without grad_input only the first chunk's work-groups have work: the group's grads
+    _launch(k, ck, chunks if gi is not None else 1, (
         *_buf(gi, x), dy._buf, dy.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x),
-        *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x),
-        *_buf(gw, x), *_buf(gb, x), gx, gd, gg, pc, flags, float(eps)))
+        *stats, *_buf(gw, x), *_buf(gb, x), *_buf(part, x), gx, gd, gg, pc, ck, flags, float(eps)))
 
 
 def _param_grad(dy, x, mean, rstd, gw, gb, pdtype, count, geom, xs, ds):
