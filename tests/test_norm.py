@@ -294,3 +294,18 @@ def test_batch_norm_launches(no_fallbacks, shape, split):
         torch.ops.aten.native_batch_norm(x, w, b, rm, rv, False, 0.1, 1e-5)
         counts.append((n1 - n0, n2 - n1, _runtime.launch_count() - n2))
     assert counts[-1] == ((2, 2, 1) if split else (1, 1, 1))
+
+
+@pytest.mark.parametrize("norm", [
+    lambda x: torch.nn.functional.layer_norm(x, x.shape[-1:], torch.linspace(0.5, 2, x.shape[-1], dtype=x.dtype,
+                                                                              device=x.device)),
+    lambda x: torch.nn.functional.group_norm(x.permute(0, 3, 1, 2), 4).permute(0, 2, 3, 1),
+], ids=["layer_norm", "group_norm"])
+def test_norm_backward_with_a_permuted_gradient(norm, no_fallbacks):
+    """The gradient arriving through a permute (as in convnext's LayerNorm2d) is strided."""
+    x = torch.randn(2, 5, 6, 8, dtype=torch.float64)
+    g = torch.randn(2, 8, 5, 6, dtype=torch.float64).permute(0, 2, 3, 1)
+    xc, xo = x.clone().requires_grad_(), x.to("ocl").requires_grad_()
+    norm(xc).backward(g)
+    norm(xo).backward(g.to("ocl"))
+    assert_close(xo.grad, xc.grad, 1e-9, 1e-9)

@@ -390,6 +390,8 @@ def native_layer_norm_backward(dy, x, normalized_shape, mean, rstd, weight, bias
                                                            output_mask))
     gi, gw, gb = (_empty_like_meta(mt, x._index) if want and mt is not None else None
                   for mt, want in zip(meta, output_mask))
+    if gi is not None and not _copy.is_contiguous(gi):  # the kernel writes rows; torch's CPU result is contiguous too
+        gi = empty(gi.shape, gi.dtype, x._index)
     m, k = _rows(x, normalized_shape)
     if m == 0 or k == 0:
         for t in (gw, gb):
