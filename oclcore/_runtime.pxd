@@ -145,6 +145,10 @@ cdef class Kernel:
     cdef readonly str signature
     cdef bytes sig
     cdef int nargs
+    # the value bytes last set for each (non-buffer) argument: unchanged ones are not set again
+    cdef unsigned char _last[64][32]
+    cdef unsigned char _last_size[64]
+    cdef cl_int _set_arg(self, Py_ssize_t i, size_t size, const void* value) except -1
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1
 
 

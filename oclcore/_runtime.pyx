@@ -5,7 +5,7 @@ kernels and events. Python above this module never sees a raw cl_mem."""
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
 from libc.stdlib cimport free
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import struct
@@ -552,6 +552,22 @@ cdef class Kernel:
                                                     sizeof(size_t), &n, NULL), "clGetKernelWorkGroupInfo")
         return n
 
+    cdef cl_int _set_arg(self, Py_ssize_t i, size_t size, const void* value) except -1:
+        # OpenCL keeps argument values between launches: skip the driver call (costly on some
+        # drivers) when this one is unchanged
+        if i < 64 and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
+            return 0
+        cdef cl_int rc = ocl_api.clSetKernelArg(self.kernel, i, size, value)
+        if rc != CL_SUCCESS:
+            if i < 64:
+                self._last_size[i] = 0
+            raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} '{chr(self.sig[i])}') failed: "
+                              f"{ocl_error_name(rc).decode()}", rc)
+        if i < 64:
+            memcpy(self._last[i], value, size)
+            self._last_size[i] = <unsigned char>size
+        return 0
+
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
         global _launches
         cdef Py_ssize_t i, nd = len(gsize)
@@ -595,19 +611,23 @@ cdef class Kernel:
                         raise ValueError(f"{self.name}: argument {i} lives on ocl:{b.device.index}, "
                                          f"the kernel on ocl:{self.device.index}")
                     m = b._b().mem
+                # always set: a released cl_mem's handle value can come back for another buffer
                 rc = ocl_api.clSetKernelArg(self.kernel, i, sizeof(cl_mem), &m)
+                if rc != CL_SUCCESS:
+                    raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} 'B') failed: "
+                                      f"{ocl_error_name(rc).decode()}", rc)
             elif c == b'i' or c == b'I':
                 vi = <int32_t>a if c == b'i' else <int32_t><uint32_t>a
-                rc = ocl_api.clSetKernelArg(self.kernel, i, 4, &vi)
+                self._set_arg(i, 4, &vi)
             elif c == b'l' or c == b'L':
                 vl = <int64_t>a if c == b'l' else <int64_t><uint64_t>a
-                rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vl)
+                self._set_arg(i, 8, &vl)
             elif c == b'f':
                 vf = <float>a
-                rc = ocl_api.clSetKernelArg(self.kernel, i, 4, &vf)
+                self._set_arg(i, 4, &vf)
             elif c == b'd':
                 vd = <double>a
-                rc = ocl_api.clSetKernelArg(self.kernel, i, 8, &vd)
+                self._set_arg(i, 8, &vd)
             elif c == b'V':
                 if len(a) > 8:
                     raise ValueError(f"{self.name}: argument {i} is an int8 vector, got {len(a)} values (at most 8)")
@@ -615,12 +635,12 @@ cdef class Kernel:
                     v8[j] = 0
                 for j in range(len(a)):
                     v8[j] = <int32_t>a[j]
-                rc = ocl_api.clSetKernelArg(self.kernel, i, 32, v8)
+                self._set_arg(i, 32, v8)
             else:  # 'Z': local memory
                 rc = ocl_api.clSetKernelArg(self.kernel, i, <size_t>a, NULL)
-            if rc != CL_SUCCESS:
-                raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} '{chr(c)}' = {a!r}) failed: "
-                                  f"{ocl_error_name(rc).decode()}", rc)
+                if rc != CL_SUCCESS:
+                    raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} 'Z' = {a!r}) failed: "
+                                      f"{ocl_error_name(rc).decode()}", rc)
         rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, <cl_uint>nd, NULL, g,
                                             l if has_local else NULL, 0, NULL, event)
         _launches += 1
@@ -671,6 +691,8 @@ cdef class Kernel:
             raise ValueError(f"{self.name} takes {self.nargs} arguments, got {na} (at most 32 here)")
         for i in range(nd):
             g[i] = gsize[i]
+        for j in range(64):  # this loop sets arguments behind launch_c's cache
+            self._last_size[j] = 0
         for j in range(na):
             c = self.sig[j]
             if c == b'B':

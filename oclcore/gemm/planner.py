@@ -277,6 +277,7 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         # reduction applies alpha, beta, bias and activation.
         partial_defines = {k: v for k, v in defines.items()
                            if k not in ("EPILOGUE", "ACT", "BIAS_COL", "BIAS_ROW")}
+        partial_defines["SPLIT_K"] = 1
         _check_int("split-K workspace size", S * batch * kM * kN)
         rx = min(64, int(device_info.get("max_work_group_size", 256)))
         ry = max(1, min(4, int(device_info.get("max_work_group_size", 256)) // rx))
