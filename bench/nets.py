@@ -102,7 +102,7 @@ def make_step(model, x, y, train, forward=None):
     (``forward``: what computes the model's output, e.g. its compiled form)."""
     import torch
 
-    forward = forward or model
+    forward = model if forward is None else forward
     if train:
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
