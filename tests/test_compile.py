@@ -302,3 +302,27 @@ def test_compiled_network_training_step_matches_eager(name, no_fallbacks):
         assert_close(q.grad, p.grad, 1e-4, 1e-5)
     stats = oc.stats()
     assert stats["captures"] == 2 and stats["replays"] == 2 and stats["eager_calls"] == 0, stats
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.Adam(p, lr=0.01, fused=True),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, fused=True),
+], ids=["adam-fused", "sgd-fused"])
+def test_compiled_step_function_with_a_fused_optimizer(make_opt, no_fallbacks):
+    make = lambda: torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))  # noqa: E731
+    eager, compiled = _twins(make)
+    opt_e, opt_c = make_opt(eager.parameters()), make_opt(compiled.parameters())
+    x, y = torch.randn(5, 8, device="ocl"), torch.randint(0, 4, (5,), device="ocl")
+
+    def step(model, opt):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled_step = torch.compile(step, backend="oclcore")
+    for _ in range(4):
+        assert_close(compiled_step(compiled, opt_c), step(eager, opt_e), 1e-5, 1e-6)
+    _assert_same_state(eager, compiled, 1e-5, 1e-6)
+    assert oc.stats()["replays"] >= 3
