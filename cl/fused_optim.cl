@@ -53,6 +53,17 @@ inline CT fo_scale(int flags, CT scale_in, __global const float *scale_t, int sc
   return (flags & F_SCALE_DEV) ? (CT)scale_t[scale_off] : scale_in;
 }
 
+// The gradient of element i as the update uses it: unscaled (and stored back, as torch does)
+// where a grad_scale is given, negated under maximize.
+inline CT fo_grad(__global T *g, int i, int flags, CT scale) {
+  CT grad = LD(g, i);
+  if (flags & F_SCALE) {
+    grad = grad / scale;
+    STO(g, i, grad);
+  }
+  return (flags & F_MAXIMIZE) ? -grad : grad;
+}
+
 // ---- Adam / AdamW ----
 // slot: param p, grad g, exp_avg m, exp_avg_sq v, max_exp_avg_sq w (amsgrad;
 // else any buffer), step s; their element offsets; length n; first
@@ -95,12 +106,7 @@ __kernel void fused_adam(EACH10(ADAM_SLOT) int flags, CT omb1, CT beta2, CT omb2
     int i = base + k * LS;
     if (i >= n) break;
     CT param = LD(p, i);
-    CT grad = LD(g, i);
-    if (flags & F_SCALE) {
-      grad = grad / scale;
-      STO(g, i, grad);
-    }
-    if (flags & F_MAXIMIZE) grad = -grad;
+    CT grad = fo_grad(g, i, flags, scale);
     if (weight_decay != 0) {
       if (flags & F_ADAMW) param = param * decay;
       else grad = grad + weight_decay * param;
@@ -153,12 +159,7 @@ __kernel void fused_sgd(EACH16(SGD_SLOT) int flags, CT weight_decay, CT momentum
     int i = base + k * LS;
     if (i >= n) break;
     CT param = LD(p, i);
-    CT grad = LD(g, i);
-    if (flags & F_SCALE) {
-      grad = grad / scale;
-      STO(g, i, grad);
-    }
-    if (flags & F_MAXIMIZE) grad = -grad;
+    CT grad = fo_grad(g, i, flags, scale);
     if (weight_decay != 0) grad = grad + weight_decay * param;
     if (flags & F_MOMENTUM) {
       CT buf = (flags & F_FIRST) ? grad : LD(b, i) * momentum + omd * grad;

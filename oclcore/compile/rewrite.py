@@ -18,6 +18,14 @@ from ..ops.elementwise import DESCRIPTIONS
 aten = torch.ops.aten
 
 
+def _recompiled(gm, count):
+    """``count``, after regenerating gm's code when a rewrite changed its graph."""
+    if count:
+        gm.graph.lint()
+        gm.recompile()
+    return count
+
+
 def _is_placeholder(node):
     return isinstance(node, torch.fx.Node) and node.op == "placeholder"
 
@@ -119,10 +127,7 @@ def decompose_inference_batch_norm(gm):
             graph.erase_node(u)
         graph.erase_node(bn)
         count += 1
-    if count:
-        graph.lint()
-        gm.recompile()
-    return count
+    return _recompiled(gm, count)
 
 
 def _only_user(node, user):
@@ -173,10 +178,7 @@ def fuse_relu_epilogues(gm):
         graph.erase_node(relu)
         graph.erase_node(producer)
         count += 1
-    if count:
-        graph.lint()
-        gm.recompile()
-    return count
+    return _recompiled(gm, count)
 
 
 def inplace_input_updates(gm):
@@ -191,8 +193,5 @@ def inplace_input_updates(gm):
         return 0
     count = _inplace_batch_norm(graph, copies, position)
     count += _inplace_elementwise(graph, copies, position)
-    if count:
-        graph.lint()
-        gm.recompile()
-    return count
+    return _recompiled(gm, count)
 
