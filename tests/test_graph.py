@@ -77,3 +77,22 @@ def test_random_ops_draw_new_numbers_on_replay():
 def test_replay_needs_capture():
     with pytest.raises(RuntimeError, match="finished capture"):
         Graph().replay()
+
+
+def test_share_memory_reuses_dead_temporaries_and_replays_the_same():
+    x = torch.randn(64, 64, device="ocl")
+    g = Graph()
+    with graph(g):
+        a = torch.tanh(x)          # temporaries whose lifetimes end early
+        b = a * 2 + 1
+        c = torch.sigmoid(b) @ a
+        out = c.sum(0)
+    expected = out.cpu()
+    released = g.share_memory(keep=[x._buf, out._buf])
+    assert released > 0
+    x.copy_(torch.randn(64, 64))   # new input data, same tensor
+    g.replay()
+    xc = x.cpu()
+    a = torch.tanh(xc)
+    assert_close(out, (torch.sigmoid(a * 2 + 1) @ a).sum(0), 1e-5, 1e-5)
+    assert not torch.equal(out.cpu(), expected)
