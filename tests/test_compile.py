@@ -244,6 +244,8 @@ def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 def test_relu_runs_in_the_gemm_and_convolution_epilogue(train, no_fallbacks):
+    """In training the backward reads the pre-activation of every activation but ReLU, so only
+    ReLU moves into epilogues there; in eval GELU and the others do too (see the next test)."""
     make = lambda: torch.nn.Sequential(  # noqa: E731
         torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
         torch.nn.Linear(5 * 6 * 6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4, bias=False), torch.nn.ReLU())
@@ -326,3 +328,35 @@ def test_compiled_step_function_with_a_fused_optimizer(make_opt, no_fallbacks):
         assert_close(compiled_step(compiled, opt_c), step(eager, opt_e), 1e-5, 1e-6)
     _assert_same_state(eager, compiled, 1e-5, 1e-6)
     assert oc.stats()["replays"] >= 3
+
+
+@pytest.mark.parametrize("act", [torch.nn.GELU(), torch.nn.GELU("tanh"), torch.nn.SiLU(), torch.nn.Sigmoid(),
+                                 torch.nn.Tanh(), torch.nn.ReLU6()],
+                         ids=["gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "relu6"])
+def test_inference_activations_run_in_the_gemm_epilogue(act, no_fallbacks):
+    """A transformer MLP on (batch, tokens, features): linear, activation, linear."""
+    make = lambda: torch.nn.Sequential(torch.nn.Linear(12, 24), act, torch.nn.Linear(24, 12))  # noqa: E731
+    eager, compiled = _twins(make)
+    step = torch.compile(compiled, backend="oclcore")
+    x = torch.randn(2, 5, 12, device="ocl")
+    with torch.no_grad():
+        for _ in range(2):
+            assert_close(step(x), eager(x), 1e-5, 1e-6)
+    targets = [n.target for n in oc.runners[0].gm.graph.nodes]
+    assert targets.count(torch.ops.oclcore.gemm.default) == 1
+
+
+@pytest.mark.parametrize("act", ["relu6", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh"])
+def test_gemm_custom_op_activations_forward_and_backward(act, no_fallbacks):
+    a, b, bias = torch.randn(5, 7, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    a[0, 0] = 40.0  # (pushes some outputs past ReLU6's top)
+    cpu = [t.clone().requires_grad_() for t in (a, b, bias)]
+    ocl = [t.to("ocl").requires_grad_() for t in (a, b, bias)]
+    want = torch.ops.oclcore.gemm(*cpu, 0.5, act)
+    got = torch.ops.oclcore.gemm(*ocl, 0.5, act)
+    assert_close(got, want, 1e-9, 1e-9)
+    g = torch.randn_like(want)
+    want.backward(g)
+    got.backward(g.to("ocl"))
+    for x, y in zip(ocl, cpu):
+        assert_close(x.grad, y.grad, 1e-9, 1e-9)

@@ -248,7 +248,7 @@ def test_oclcore_gemm_op_errors_and_fake():
     with pytest.raises(RuntimeError, match="expects"):
         torch.ops.oclcore.gemm(_o(torch.randn(3, 4)), _o(torch.randn(5, 6)))
     with pytest.raises(RuntimeError, match="act"):
-        torch.ops.oclcore.gemm(_o(torch.randn(3, 4)), _o(torch.randn(4, 6)), None, 1.0, "gelu")
+        torch.ops.oclcore.gemm(_o(torch.randn(3, 4)), _o(torch.randn(4, 6)), None, 1.0, "swish")
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
         r = torch.ops.oclcore.gemm(torch.empty(3, 4), torch.empty(4, 6), torch.empty(6), 1.0, "relu")

@@ -18,11 +18,11 @@ runners = []  # every GraphRunner made, for statistics and tests (weakly useful,
 
 def _compile_graph(gm, example_inputs):
     from .fusion import fuse
-    from .rewrite import decompose_inference_batch_norm, fuse_relu_epilogues, inplace_input_updates
+    from .rewrite import decompose_inference_batch_norm, fuse_activation_epilogues, inplace_input_updates
 
     inplace_input_updates(gm)
     decompose_inference_batch_norm(gm)
-    fuse_relu_epilogues(gm)
+    fuse_activation_epilogues(gm)
     fused = fuse(gm)
     runner = GraphRunner(gm)
     runner.stats["fused_groups"] = fused

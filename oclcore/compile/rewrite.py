@@ -1,6 +1,6 @@
 """Rewrites of aten graphs before fusion: functional updates of graph inputs
-back into in-place ops, inference batch norm into elementwise ops, and ReLU
-into the epilogue of the GEMM or convolution that feeds it.
+back into in-place ops, inference batch norm into elementwise ops, and
+activations into the epilogue of the GEMM or convolution that feeds them.
 
 Functionalization makes every mutation of an input explicit: batch norm in
 training returns new running statistics, ``num_batches_tracked + 1`` is a new
@@ -139,43 +139,67 @@ def _float32(node):
     return isinstance(v, torch.Tensor) and v.dtype is torch.float32
 
 
-def _relu_epilogue(producer):
-    """The oclcore op and arguments computing relu(producer) in one launch, or None."""
+def _activation(node):
+    """The epilogue name of an activation node ('relu', 'gelu', ...), or None."""
+    t = node.target
+    if t is aten.relu.default:
+        return "relu"
+    if t is aten.gelu.default:
+        return "gelu_tanh" if node.kwargs.get("approximate", "none") == "tanh" else "gelu"
+    if t is aten.hardtanh.default and tuple(node.args[1:]) == (0.0, 6.0):
+        return "relu6"
+    return {aten.silu.default: "silu", aten.sigmoid.default: "sigmoid", aten.tanh.default: "tanh"}.get(t)
+
+
+def _epilogue(producer, act):
+    """The oclcore op and arguments computing act(producer) in one launch, or None."""
     t = producer.target
     if t is aten.addmm.default and not producer.kwargs:
         bias, a, b = producer.args[:3]
         if bias.meta["val"].dim() == 1:
-            return torch.ops.oclcore.gemm.default, (a, b, bias, 1.0, "relu")
+            return torch.ops.oclcore.gemm.default, (a, b, bias, 1.0, act)
     if t is aten.mm.default:
         a, b = producer.args
-        return torch.ops.oclcore.gemm.default, (a, b, None, 1.0, "relu")
-    if t is aten.convolution.default:
+        return torch.ops.oclcore.gemm.default, (a, b, None, 1.0, act)
+    if t is aten.convolution.default and act == "relu":  # the convolution epilogue has ReLU only
         x, w, bias, stride, padding, dilation, transposed, _output_padding, groups = producer.args
         if not transposed and x.meta["val"].dim() == 4:
             return torch.ops.oclcore.conv2d.default, (x, w, bias, stride, padding, dilation, groups, "relu")
     return None
 
 
-def fuse_relu_epilogues(gm):
-    """relu(addmm / mm / convolution) -> oclcore::gemm / oclcore::conv2d with the ReLU in the
-    GEMM's or convolution's epilogue (when relu is the producer's only reader); returns how many."""
+def fuse_activation_epilogues(gm):
+    """act(addmm / mm) -> oclcore::gemm with the activation (ReLU, ReLU6, GELU, SiLU, sigmoid,
+    tanh) in the GEMM's epilogue, and relu(convolution) -> oclcore::conv2d, where the activation
+    is the producer's only reader (in training the backward usually reads the producer too);
+    returns how many."""
     graph = gm.graph
     count = 0
-    for relu in list(graph.nodes):
-        if relu.target is not aten.relu.default:
+    for node in list(graph.nodes):
+        act = _activation(node) if node.op == "call_function" else None
+        if act is None:
             continue
-        producer = relu.args[0]
-        if not _only_user(producer, relu) or not _float32(producer):
+        producer = node.args[0]
+        if not _only_user(producer, node) or not _float32(producer):
             continue
-        fused = _relu_epilogue(producer)
+        view = None  # linear on 3-D inputs: addmm, then a view back to (batch, tokens, features)
+        if producer.target in (aten.view.default, aten._unsafe_view.default) and \
+                _only_user(producer.args[0], producer):
+            view, producer = producer, producer.args[0]
+        fused = _epilogue(producer, act)
         if fused is None:
             continue
         op, args = fused
-        with graph.inserting_before(relu):
-            node = graph.call_function(op, args)
-        node.meta["val"] = relu.meta.get("val")
-        relu.replace_all_uses_with(node)
-        graph.erase_node(relu)
+        with graph.inserting_before(node):
+            new = graph.call_function(op, args)
+            new.meta["val"] = producer.meta.get("val")
+            if view is not None:
+                new = graph.call_function(view.target, (new,) + tuple(view.args[1:]))
+                new.meta["val"] = view.meta.get("val")
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+        if view is not None:
+            graph.erase_node(view)
         graph.erase_node(producer)
         count += 1
     return _recompiled(gm, count)

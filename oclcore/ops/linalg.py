@@ -157,7 +157,21 @@ def dot(a, b, *, out=None):
 
 # ---- torch.ops.oclcore.gemm ----
 
-_ACTS = ("none", "relu")
+_F = torch.nn.functional
+
+# epilogue activation -> (its torch function, its gradient from (grad, pre-activation)); the GEMM
+# core's epilogue computes each of them (cl/gemm_common.cl)
+ACTIVATIONS = {
+    "none": (lambda z: z, None),
+    "relu": (torch.relu, lambda g, z: aten.threshold_backward(g, z, 0)),
+    "relu6": (lambda z: _F.hardtanh(z, 0.0, 6.0), lambda g, z: aten.hardtanh_backward(g, z, 0.0, 6.0)),
+    "gelu": (_F.gelu, lambda g, z: aten.gelu_backward(g, z)),
+    "gelu_tanh": (lambda z: _F.gelu(z, approximate="tanh"), lambda g, z: aten.gelu_backward(g, z, approximate="tanh")),
+    "silu": (_F.silu, lambda g, z: aten.silu_backward(g, z)),
+    "sigmoid": (torch.sigmoid, lambda g, z: aten.sigmoid_backward(g, torch.sigmoid(z))),
+    "tanh": (torch.tanh, lambda g, z: aten.tanh_backward(g, torch.tanh(z))),
+}
+_ACTS = tuple(ACTIVATIONS)
 torch.library.define(
     "oclcore::gemm",
     "(Tensor a, Tensor b, Tensor? bias=None, float alpha=1.0, str act='none') -> Tensor")
@@ -175,7 +189,7 @@ def _gemm_cpu(a, b, bias=None, alpha=1.0, act="none"):
     r = alpha * (a @ b)
     if bias is not None:
         r = r + bias
-    return r.relu() if act == "relu" else r
+    return ACTIVATIONS[act][0](r)
 
 
 torch.library.impl("oclcore::gemm", "CPU")(_gemm_cpu)
@@ -194,14 +208,18 @@ def gemm_op(a, b, bias=None, alpha=1.0, act="none"):
 
 def _gemm_setup(ctx, inputs, output):
     a, b, bias, alpha, act = inputs
-    ctx.save_for_backward(a, b, output if act == "relu" else None)
+    # relu's gradient needs only the output's sign; the others recompute the pre-activation
+    ctx.save_for_backward(a, b, output if act == "relu" else bias)
     ctx.alpha, ctx.act, ctx.has_bias = alpha, act, bias is not None
 
 
 def _gemm_backward(ctx, grad):
-    a, b, out = ctx.saved_tensors
+    a, b, saved = ctx.saved_tensors
     if ctx.act == "relu":
-        grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        grad = aten.threshold_backward(grad, saved, 0)
+    elif ctx.act != "none":
+        pre = torch.ops.oclcore.gemm(a, b, saved, ctx.alpha, "none")
+        grad = ACTIVATIONS[ctx.act][1](grad, pre)
     ga = (grad @ b.t()) * ctx.alpha if ctx.needs_input_grad[0] else None
     gb = (a.t() @ grad) * ctx.alpha if ctx.needs_input_grad[1] else None
     gbias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
