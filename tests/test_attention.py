@@ -1,5 +1,7 @@
 """scaled_dot_product_attention (math path on the GEMM and softmax kernels) and MultiheadAttention."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -40,3 +42,27 @@ def test_multihead_attention_module(no_fallbacks):
     mo.load_state_dict(mha.state_dict())
     out, _ = mo.to("ocl")(x.to("ocl"), x.to("ocl"), x.to("ocl"))
     assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("need_weights,average", [(False, True), (True, True), (True, False)])
+@pytest.mark.parametrize("padding", [False, True], ids=["no-mask", "key-padding"])
+@pytest.mark.parametrize("shared", [True, False], ids=["self", "cross"])
+def test_multihead_attention_inference_fast_path(need_weights, average, padding, shared, no_fallbacks):
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    mo = copy.deepcopy(mha).to("ocl")
+    q = torch.randn(3, 5, 16)
+    kv = q if shared else torch.randn(3, 7, 16)
+    mask = None
+    if padding:
+        mask = torch.zeros(3, kv.shape[1], dtype=torch.bool)
+        mask[1, -2:] = True
+    with torch.no_grad():
+        want = mha(q, kv, kv, key_padding_mask=mask, need_weights=need_weights, average_attn_weights=average)
+        qo = q.to("ocl")
+        kvo = qo if shared else kv.to("ocl")
+        got = mo(qo, kvo, kvo, key_padding_mask=None if mask is None else mask.to("ocl"),
+                 need_weights=need_weights, average_attn_weights=average)
+    assert_close(got[0], want[0], 1e-5, 1e-5)
+    if need_weights:
+        assert_close(got[1], want[1], 1e-5, 1e-5)

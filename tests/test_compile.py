@@ -275,12 +275,9 @@ NETWORKS = ["alexnet", "resnet18", "resnet50", "convnext_small", "vgg16", "dense
             "squeezenet1_0", "shufflenet_v2_x1_0"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NETWORKS)
-def test_compiled_network_training_step_matches_eager(name, no_fallbacks):
+def _network_twins(name):
     import torchvision
 
-    size = {"inception_v3": 96, "vit_b_16": 224}.get(name, 64)
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
 
     def make():
@@ -290,9 +287,29 @@ def test_compiled_network_training_step_matches_eager(name, no_fallbacks):
                 m.p = 0.0
         return model
 
-    eager, compiled = _twins(make)
+    size = {"inception_v3": 96, "vit_b_16": 224}.get(name, 64)
+    return (*_twins(make), torch.randn(2, 3, size, size, device="ocl"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NETWORKS)
+def test_compiled_network_inference_matches_eager(name, no_fallbacks):
+    eager, compiled, x = _network_twins(name)
+    eager.eval(), compiled.eval()
     step = torch.compile(compiled, backend="oclcore")
-    x = torch.randn(2, 3, size, size, device="ocl")
+    with torch.no_grad():
+        for _ in range(2):  # capture, then replay
+            ye, yc = eager(x), step(x)
+    assert_close(yc, ye, 1e-4, 1e-5)
+    stats = oc.stats()
+    assert stats["captures"] == 1 and stats["replays"] == 1 and stats["eager_calls"] == 0, stats
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NETWORKS)
+def test_compiled_network_training_step_matches_eager(name, no_fallbacks):
+    eager, compiled, x = _network_twins(name)
+    step = torch.compile(compiled, backend="oclcore")
     for _ in range(2):  # capture, then replay
         eager.zero_grad()
         compiled.zero_grad()
