@@ -50,3 +50,24 @@ def native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weig
     if not need_weights:
         return out, out.new_empty((0,))
     return out, attn.mean(dim=1) if average_attn_weights else attn
+
+
+@register(aten._transformer_encoder_layer_fwd.default)
+def transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                                  use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2,
+                                  norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask=None,
+                                  mask_type=None):
+    """nn.TransformerEncoderLayer's inference fast path: self-attention and feed-forward blocks,
+    each with its residual add and layer norm before (norm_first) or after."""
+    def norm(x, w, b):
+        return F.layer_norm(x, (embed_dim,), w, b, eps)
+
+    x = norm(src, norm_weight_1, norm_bias_1) if norm_first else src
+    x = native_multi_head_attention(x, x, x, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                                    mask, False, True, mask_type)[0] + src
+    if not norm_first:
+        x = norm(x, norm_weight_1, norm_bias_1)
+    h = norm(x, norm_weight_2, norm_bias_2) if norm_first else x
+    h = F.linear(h, ffn_weight_1, ffn_bias_1)
+    h = F.linear(F.gelu(h) if use_gelu else F.relu(h), ffn_weight_2, ffn_bias_2) + x
+    return h if norm_first else norm(h, norm_weight_2, norm_bias_2)
