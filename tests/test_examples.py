@@ -6,12 +6,9 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 import oclcore
-
-pytest.importorskip("torchvision")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "examples", "train.py")

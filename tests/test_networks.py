@@ -35,10 +35,9 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 import oclcore
-
-torchvision = pytest.importorskip("torchvision")
-from torchvision.models.vision_transformer import VisionTransformer  # noqa: E402
-from torchvision.ops import StochasticDepth  # noqa: E402
+import torchvision
+from torchvision.models.vision_transformer import VisionTransformer
+from torchvision.ops import StochasticDepth
 
 DEVICE = "ocl"
 BATCH = 2
