@@ -24,11 +24,7 @@ def _kernel(name, dtype, dev, signature):
     key = (name, dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype), "TO": dtypes.storage(dtype),
-                   "STO": dtypes.store_macro(dtype), "CT": ct, "IDX": "int"}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dict(dtypes.kernel_defines(dtype), IDX="int")
         k = runtime.get_kernel(("types.cl", "random.cl", "dropout.cl"), defines, name, signature, dev)
         _kernels[key] = k
     return k

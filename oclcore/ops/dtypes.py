@@ -55,6 +55,19 @@ def is_float_compute(ct):
     return ct in ("float", "double")
 
 
+def kernel_defines(dtype, out_dtype=None, store="STO"):
+    """The -D defines of a kernel built on cl/types.cl that reads ``dtype`` and writes
+    ``out_dtype`` (default: the same): T and LD (input storage type, load macro), TO and the
+    store macro (named ``store``), CT (compute type of ``dtype``), and FP64 where doubles appear."""
+    out_dtype = out_dtype or dtype
+    ct = compute(dtype)
+    defines = {"T": storage(dtype), "LD": load_macro(dtype), "TO": storage(out_dtype),
+               store: store_macro(out_dtype), "CT": ct}
+    if ct == "double" or torch.float64 in (dtype, out_dtype):
+        defines["FP64"] = None
+    return defines
+
+
 def py_scalar(value, ct):
     """A Python number converted for a kernel argument of compute type ``ct``."""
     if ct in ("float", "double"):

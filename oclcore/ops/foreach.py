@@ -65,12 +65,7 @@ def _kernel(name, in_dtype, out_dtype, dev, signature):
     key = (name, in_dtype, out_dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        ct = dtypes.compute(in_dtype)
-        defines = {"T": dtypes.storage(in_dtype), "LD": dtypes.load_macro(in_dtype),
-                   "TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "CT": ct,
-                   "LS": local_size(dev)}
-        if ct == "double" or torch.float64 in (in_dtype, out_dtype):
-            defines["FP64"] = None
+        defines = dict(dtypes.kernel_defines(in_dtype, out_dtype), LS=local_size(dev))
         k = runtime.get_kernel(("types.cl", "pointwise.cl", "foreach.cl"), defines, name, signature, dev,
                                extra_source=_extra_source)
         _kernels[key] = k

@@ -41,13 +41,9 @@ def _kernel(name, dtype, dev):
     key = (name, dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        ct = dtypes.compute(dtype)
-        sc = dtypes.SCALAR_CHAR[ct]
+        sc = dtypes.SCALAR_CHAR[dtypes.compute(dtype)]
         slot, slots, hyper = _SLOT_SIGNATURE[name]
-        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
-                   "STO": dtypes.store_macro(dtype), "CT": ct, "LS": local_size(dev), "ILP": _ILP}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dict(dtypes.kernel_defines(dtype), LS=local_size(dev), ILP=_ILP)
         k = runtime.get_kernel(("types.cl", "fused_optim.cl"), defines, name,
                                slot * slots + "i" + sc * hyper + "BiBiBi" + sc * 2, dev)
         _kernels[key] = k

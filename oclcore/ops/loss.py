@@ -50,11 +50,7 @@ def _kernel(name, dtype, dev, signature):
     key = (name, dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype), "TO": dtypes.storage(dtype),
-                   "STO": dtypes.store_macro(dtype), "CT": ct, "LS": _local_size(dev)}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dict(dtypes.kernel_defines(dtype), LS=_local_size(dev))
         k = runtime.get_kernel(("types.cl", "loss.cl"), defines, name, signature, dev,
                                extra_source=_extra_source)
         _kernels[key] = k

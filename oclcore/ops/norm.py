@@ -104,15 +104,13 @@ def _kernel(name, dtype, pdtype, dev):
         dtypes.check(dtype, "normalisation")
         if not dtype.is_floating_point:
             raise RuntimeError(f"ocl: normalisation needs a floating-point input, got {dtype}")
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
-                   "ST": dtypes.store_macro(dtype), "CT": ct, "PT": dtypes.storage(pdtype),
-                   "LDP": dtypes.load_macro(pdtype), "STP": _STP[dtypes.load_macro(pdtype)],
-                   "WG": _work_group(dev), "AT": "double" if dev.fp64 else ct}
-        if ct == "double" or pdtype is torch.float64 or dev.fp64:
+        defines = dtypes.kernel_defines(dtype, store="ST")
+        defines.update(PT=dtypes.storage(pdtype), LDP=dtypes.load_macro(pdtype), STP=_STP[dtypes.load_macro(pdtype)],
+                       WG=_work_group(dev), AT="double" if dev.fp64 else defines["CT"])
+        if pdtype is torch.float64 or dev.fp64:  # parameters or accumulation in double
             defines["FP64"] = None
         sig, scalars = _SIGNATURES[name]
-        sig += dtypes.SCALAR_CHAR[ct] * scalars
+        sig += dtypes.SCALAR_CHAR[defines["CT"]] * scalars
         k = _kernels[key] = runtime.get_kernel(("types.cl", "norm.cl"), defines, name, sig, dev)
     return k
 

@@ -25,11 +25,8 @@ def _kernel(name, dtype, dev):
     k = _kernels.get(key)
     if k is None:
         dtypes.check(dtype, "padding")
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
-                   "ST": dtypes.store_macro(dtype), "CT": ct}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dtypes.kernel_defines(dtype, store="ST")
+        ct = defines["CT"]
         sig = "BiBiVVVVVii" + dtypes.SCALAR_CHAR[ct] + "i" if name == "pad_forward" else "BiBiiiiiiii"
         k = _kernels[key] = runtime.get_kernel(("types.cl", "pad.cl"), defines, name, sig, dev)
     return k

@@ -27,11 +27,7 @@ def _kernel(name, dtype, index):
     k = _kernels.get(key)
     if k is None:
         dtypes.check(dtype, "pooling")
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
-                   "ST": dtypes.store_macro(dtype), "CT": ct}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dtypes.kernel_defines(dtype, store="ST")
         k = _kernels[key] = runtime.get_kernel(("types.cl", "pool.cl"), defines, name, _SIGNATURES[name],
                                                runtime.device(index))
     return k

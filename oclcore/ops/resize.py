@@ -22,11 +22,8 @@ def _kernel(name, dtype, dev):
     k = _kernels.get(key)
     if k is None:
         dtypes.check(dtype, "upsampling")
-        ct = dtypes.compute(dtype)
-        defines = {"T": dtypes.storage(dtype), "TO": dtypes.storage(dtype), "LD": dtypes.load_macro(dtype),
-                   "ST": dtypes.store_macro(dtype), "CT": ct}
-        if ct == "double":
-            defines["FP64"] = None
+        defines = dtypes.kernel_defines(dtype, store="ST")
+        ct = defines["CT"]
         s = "f" if "nearest" in name else dtypes.SCALAR_CHAR[ct]
         k = _kernels[key] = runtime.get_kernel(("types.cl", "resize.cl"), defines, name,
                                                "BiBiVVV" + s + s + "ii", dev)
