@@ -108,6 +108,15 @@ def devices():
     return _devices
 
 
+def work_group_size(dev, limit=256):
+    """The largest power-of-two work-group size up to ``limit`` that runtime Device ``dev`` allows
+    (what tree reductions in local memory need)."""
+    size = 1
+    while size * 2 <= min(limit, dev.max_work_group_size):
+        size *= 2
+    return size
+
+
 def device(index=0):
     """The runtime Device behind ``ocl:index``."""
     devs = devices()

@@ -53,19 +53,12 @@ _extra_source = "\n".join(f"FOREACH(fe_{op}, {_EXPRESSIONS[op][1]})" for op in _
 _kernels = {}
 
 
-def local_size(dev):
-    """The largest power-of-two work-group size up to 256 that ``dev`` allows."""
-    size = 1
-    while size * 2 <= min(256, dev.max_work_group_size):
-        size *= 2
-    return size
-
 
 def _kernel(name, in_dtype, out_dtype, dev, signature):
     key = (name, in_dtype, out_dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        defines = dict(dtypes.kernel_defines(in_dtype, out_dtype), LS=local_size(dev))
+        defines = dict(dtypes.kernel_defines(in_dtype, out_dtype), LS=runtime.work_group_size(dev))
         k = runtime.get_kernel(("types.cl", "pointwise.cl", "foreach.cl"), defines, name, signature, dev,
                                extra_source=_extra_source)
         _kernels[key] = k
@@ -499,7 +492,7 @@ class _ReducePlan:
         self.groups = []
         for (in_dtype, out_dtype, index), members in groups.items():
             dev = runtime.device(index)
-            ls = local_size(dev)
+            ls = runtime.work_group_size(dev)
             ct = dtypes.compute(in_dtype)
             sc = dtypes.SCALAR_CHAR[ct]
             sizes = tuple(xs[i].numel() for i in members)

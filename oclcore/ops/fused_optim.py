@@ -20,7 +20,7 @@ from ..torch.tensor import OclTensor
 from . import dtypes, pointwise
 from .copy import contiguous
 from .elementwise import scalar_value
-from .foreach import dense_alike, local_size
+from .foreach import dense_alike
 
 aten = torch.ops.aten
 ADAM_SLOTS, SGD_SLOTS = 10, 16  # tensors per launch; fixed by EACH10 / EACH16 in cl/fused_optim.cl
@@ -43,7 +43,7 @@ def _kernel(name, dtype, dev):
     if k is None:
         sc = dtypes.SCALAR_CHAR[dtypes.compute(dtype)]
         slot, slots, hyper = _SLOT_SIGNATURE[name]
-        defines = dict(dtypes.kernel_defines(dtype), LS=local_size(dev), ILP=_ILP)
+        defines = dict(dtypes.kernel_defines(dtype), LS=runtime.work_group_size(dev), ILP=_ILP)
         k = runtime.get_kernel(("types.cl", "fused_optim.cl"), defines, name,
                                slot * slots + "i" + sc * hyper + "BiBiBi" + sc * 2, dev)
         _kernels[key] = k
@@ -146,7 +146,7 @@ def _launch(name, dtype, entries, slots, tail):
     pad_ops = entries[0][0]
     dev = runtime.device(pad_ops[0]._index)
     k = _kernel(name, dtype, dev)
-    ls = local_size(dev)
+    ls = runtime.work_group_size(dev)
     chunk = ls * _ILP
     for start in range(0, len(entries), slots):
         part = entries[start:start + slots]

@@ -39,18 +39,12 @@ _kernels = {}
 _ITEMS_PER_THREAD = 16
 
 
-def _local_size(dev):
-    size = 1
-    while size * 2 <= min(256, dev.max_work_group_size):
-        size *= 2
-    return size
-
 
 def _kernel(name, dtype, dev, signature):
     key = (name, dtype, dev.index)
     k = _kernels.get(key)
     if k is None:
-        defines = dict(dtypes.kernel_defines(dtype), LS=_local_size(dev))
+        defines = dict(dtypes.kernel_defines(dtype), LS=runtime.work_group_size(dev))
         k = runtime.get_kernel(("types.cl", "loss.cl"), defines, name, signature, dev,
                                extra_source=_extra_source)
         _kernels[key] = k
@@ -83,7 +77,7 @@ def _finish(part, groups, mode, scale, out, tw, dev, dtype):
     ct = dtypes.compute(dtype)
     sc = dtypes.SCALAR_CHAR[ct]
     k = _kernel("loss_finish", dtype, dev, "Bii" + sc + "BiBii")
-    ls = _local_size(dev)
+    ls = runtime.work_group_size(dev)
     k.launch((ls,), (ls,), (part._buf, groups, mode, dtypes.py_scalar(scale, ct), out._buf, out.storage_offset(),
                             (tw if tw is not None else out)._buf, tw.storage_offset() if tw is not None else 0, int(tw is not None)))
 
@@ -111,12 +105,12 @@ def _elementwise_forward(name, meta_func, meta_args, x, y, reduction, w=None, q=
     if reduction == _NONE:
         out = empty(shape, dtype, index)
         if n:
-            ls = _local_size(dev)
+            ls = runtime.work_group_size(dev)
             _kernel(name + "_none", dtype, dev, "Bi" + sig).launch((n,), (ls,) if n >= ls else None,
                                                                      (out._buf, 0) + operands)
         return out
     out = empty((), dtype, index)
-    ls = _local_size(dev)
+    ls = runtime.work_group_size(dev)
     groups = _groups(n, ls)
     scale = 1.0 if reduction == _SUM else (1.0 / n if n else math.nan)
     part = _partials(groups, ct, index, out)
@@ -147,7 +141,7 @@ def _elementwise_backward(name, meta_func, meta_args, grad, x, y, reduction, w=N
     else:
         g, g_step = _operand(grad, shape, dtype), 1
     scale = 1.0 / n if reduction == _MEAN else 1.0
-    ls = _local_size(dev)
+    ls = runtime.work_group_size(dev)
     _kernel(name + "_backward", dtype, dev, "BiBii" + sc + "BiBiBiBiii" + sc).launch(
         (n,), (ls,) if n >= ls else None,
         (out._buf, 0, g._buf, g.storage_offset(), g_step, dtypes.py_scalar(scale, ct),
@@ -243,7 +237,7 @@ def _nll_forward(func, x, target, weight, reduction, ignore_index):
     operands = (x._buf, x.storage_offset(), t._buf, t.storage_offset(), (w if w is not None else x)._buf,
                 w.storage_offset() if w is not None else 0, n, c, s, flags, int(ignore_index))
     sig = "BiBiBiiiiil"
-    ls = _local_size(dev)
+    ls = runtime.work_group_size(dev)
     tw = empty((), dtype, index)
     if reduction == _NONE:
         out = empty(out_meta.shape, dtype, index)
@@ -278,7 +272,7 @@ def _nll_backward(func, grad, x, target, weight, reduction, ignore_index, total_
     tw = total_weight if isinstance(total_weight, OclTensor) else g
     if tw.dtype != dtype:
         tw = contiguous(tw, dtype)
-    ls = _local_size(dev)
+    ls = runtime.work_group_size(dev)
     _kernel("nll_backward", dtype, dev, "BiBiiBiiBiBiiiiil").launch(
         (total,), (ls,) if total >= ls else None,
         (out._buf, 0, g._buf, g.storage_offset(), g_step, tw._buf, tw.storage_offset(), int(reduction == _MEAN),

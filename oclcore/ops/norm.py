@@ -55,10 +55,7 @@ def _work_group(dev):
 def _device_shape(index):
     """(work-group size: a power of two, compute units) of device ``index``."""
     dev = runtime.device(index)
-    n = 1
-    while n * 2 <= min(256, dev.max_work_group_size):
-        n *= 2
-    return n, dev.compute_units
+    return runtime.work_group_size(dev), dev.compute_units
 
 
 def _accumulation_dtype(dev):

@@ -49,12 +49,6 @@ _kernels = {}
 _local_sizes = {}
 
 
-def _wg_size(dev):
-    n = 1
-    while n * 2 <= min(256, dev.max_work_group_size):
-        n *= 2
-    return n
-
 
 def _signature(name, s, i):
     if name.startswith("reduce_"):
@@ -75,7 +69,7 @@ def kernel(name, in_dtype, ct, out_dtype, idx, dev):
         return k
     defines = {"TI": dtypes.storage(in_dtype), "LDI": dtypes.load_macro(in_dtype), "CT": ct,
                "TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "IDX": idx,
-               "WG": _wg_size(dev)}
+               "WG": runtime.work_group_size(dev)}
     if not dtypes.is_float_compute(ct):
         defines["CT_IS_INT"] = None
         if ct == "long":
@@ -93,7 +87,7 @@ def group_size(k, dev, span):
     the program's WG and what ``k`` allows, and no larger than needed for ``span``."""
     n = _local_sizes.get(k)
     if n is None:
-        n = _wg_size(dev)
+        n = runtime.work_group_size(dev)
         while n > k.max_work_group_size:
             n //= 2
         _local_sizes[k] = n
