@@ -34,11 +34,12 @@ def layout_input(layout, n, c, h, w):
     return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
 
 
-def compare_forward_backward(f, x, rtol=1e-7, atol=1e-7):
-    """Runs ``f`` on CPU tensor ``x`` and on its ocl copy; compares outputs and input gradients."""
+def compare_forward_backward(f, x, rtol=1e-7, atol=1e-7, f_ocl=None):
+    """Runs ``f`` on CPU tensor ``x`` and ``f_ocl`` (default: ``f``, e.g. a module's ocl copy) on
+    its ocl copy; compares outputs and input gradients."""
     xc = x.clone().requires_grad_()
     xo = x.to(DEVICE).requires_grad_()
-    yc, yo = f(xc), f(xo)
+    yc, yo = f(xc), (f if f_ocl is None else f_ocl)(xo)
     assert_close(yo, yc, rtol, atol)
     g = torch.randn_like(yc)
     yc.backward(g)

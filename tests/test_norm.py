@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import DEVICE, assert_close
+from conftest import DEVICE, assert_close, compare_forward_backward
 from oclcore import _runtime, runtime
 from oclcore.ops import norm
 
@@ -19,14 +19,7 @@ def _compare(module, x, train=True, channels_last=False, rtol=1e-7, atol=1e-7):
     ocl = copy.deepcopy(module).to(DEVICE)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    xc = x.clone().requires_grad_()
-    xo = x.to(DEVICE).requires_grad_()
-    yc, yo = module(xc), ocl(xo)
-    assert_close(yo, yc, rtol, atol)
-    g = torch.randn_like(yc)
-    yc.backward(g)
-    yo.backward(g.to(DEVICE))
-    assert_close(xo.grad, xc.grad, rtol, atol)
+    compare_forward_backward(module, x, rtol, atol, f_ocl=ocl)
     for pc, po in zip(module.parameters(), ocl.parameters()):
         assert_close(po.grad, pc.grad, rtol, atol)
     for bc, bo in zip(module.buffers(), ocl.buffers()):
