@@ -88,7 +88,7 @@ def test_compiled_cnn_training_matches_eager(make_opt, no_fallbacks):
     assert stats["captures"] == 2 and stats["replays"] == 6 and stats["eager_calls"] == 0, stats
     assert stats["fused_groups"] >= 4, stats  # add + silu + mul + sub, relu chains, their backward
     # batch norm updates its running statistics in place, as in eager mode: no copies
-    forward = oc.runners[0].gm.graph
+    forward = oc.runners()[0].gm.graph
     assert not [n for n in forward.nodes if n.target in (torch.ops.aten.copy_.default,
                                                           torch.ops.aten._native_batch_norm_legit_functional.default)]
 
@@ -236,7 +236,7 @@ def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
         for _ in range(2):
             y = step(x.to("ocl"))
         assert_close(y, cpu(x), 1e-5, 1e-5)
-    forward = oc.runners[0].gm.graph
+    forward = oc.runners()[0].gm.graph
     assert not [n for n in forward.nodes if "batch_norm" in str(n.target)]
     kernels = [n for n in forward.nodes if isinstance(n.target, fusion.FusedKernel)]
     assert len(kernels) == 2  # bn + relu6, and the affine-free bn
@@ -262,7 +262,7 @@ def test_relu_runs_in_the_gemm_and_convolution_epilogue(train, no_fallbacks):
     if train:
         for p, q in zip(eager.parameters(), compiled.parameters()):
             assert_close(q.grad, p.grad, 1e-4, 1e-5)
-    forward = oc.runners[0].gm.graph
+    forward = oc.runners()[0].gm.graph
     targets = [n.target for n in forward.nodes]
     assert torch.ops.aten.relu.default not in targets
     assert targets.count(torch.ops.oclcore.gemm.default) == 2
@@ -359,7 +359,7 @@ def test_inference_activations_run_in_the_gemm_epilogue(act, no_fallbacks):
     with torch.no_grad():
         for _ in range(2):
             assert_close(step(x), eager(x), 1e-5, 1e-6)
-    targets = [n.target for n in oc.runners[0].gm.graph.nodes]
+    targets = [n.target for n in oc.runners()[0].gm.graph.nodes]
     assert targets.count(torch.ops.oclcore.gemm.default) == 1
 
 

@@ -2,18 +2,23 @@
 
 Dynamo captures Python code into FX graphs (dynamo.py lets it see ocl
 tensors as tensors); AOTAutograd splits each into forward and backward aten
-graphs; every aten graph is rewritten to update inputs in place where
-functionalization made copies (rewrite.py) and to fuse chains of elementwise
-ops into generated kernels (fusion.py), and then runs as a captured command list that
-later calls replay from Cython with no per-op Python (runner.py). Guards and
-recompilation for new shapes are dynamo's; a graph that cannot be captured
-runs through the eager ops."""
+graphs; every aten graph is rewritten (rewrite.py: inputs updated in place
+where functionalization made copies, inference batch norm as elementwise
+ops, activations in GEMM/convolution epilogues), its elementwise chains are
+fused into generated kernels (fusion.py), and it then runs as a captured
+command list that later calls replay from Cython with no per-op Python
+(runner.py). Guards and recompilation for new shapes are dynamo's; a graph
+that cannot be captured runs through the eager ops."""
+
+import weakref
 
 from .runner import GraphRunner
 
-__all__ = ["backend", "register", "GraphRunner"]
+__all__ = ["backend", "register", "stats", "reset", "runners", "GraphRunner"]
 
-runners = []  # every GraphRunner made, for statistics and tests (weakly useful, cleared by reset())
+# the GraphRunners made so far, weakly: a runner (and the device memory of its captures) lives
+# only as long as torch's compiled code holds it
+_runners = []
 
 
 def _compile_graph(gm, example_inputs):
@@ -26,8 +31,13 @@ def _compile_graph(gm, example_inputs):
     fused = fuse(gm)
     runner = GraphRunner(gm)
     runner.stats["fused_groups"] = fused
-    runners.append(runner)
+    _runners.append(weakref.ref(runner))
     return runner
+
+
+def runners():
+    """The live GraphRunners, oldest first (a model's forward graph comes before its backward)."""
+    return [r for r in (ref() for ref in _runners) if r is not None]
 
 
 def backend(gm, example_inputs, **kwargs):
@@ -39,17 +49,18 @@ def backend(gm, example_inputs, **kwargs):
 
 
 def stats():
-    """Totals over every compiled graph: captures, replays, eager calls, and fused kernels."""
-    total = {"graphs": len(runners), "captures": 0, "replays": 0, "eager_calls": 0, "fused_groups": 0}
-    for r in runners:
+    """Totals over the live compiled graphs: captures, replays, eager calls, and fused kernels."""
+    live = runners()
+    total = {"graphs": len(live), "captures": 0, "replays": 0, "eager_calls": 0, "fused_groups": 0}
+    for r in live:
         for k, v in r.stats.items():
             total[k] += v
     return total
 
 
 def reset():
-    """Forgets the compiled graphs' statistics (torch._dynamo.reset() drops the graphs)."""
-    runners.clear()
+    """Forgets the compiled graphs for statistics (torch._dynamo.reset() drops the graphs)."""
+    _runners.clear()
 
 
 def register():
