@@ -205,24 +205,25 @@ def _kernel_source(g, inputs, outputs):
         lines.append(f"  float t{j} = {expr};")
     for k, m in enumerate(outputs):
         lines.append(f"  out{k}[o_off{k} + i] = {names[m]};")
+    nin = len(inputs)  # at least one: fuse() skips groups without tensor inputs
     params = [f"__global float* out{k}, IDX o_off{k}" for k in range(len(outputs))]
-    params += [f"__global const float* in{k}, IDX in_off{k}, int8 st{k}" for k in range(len(inputs))]
+    params += [f"__global const float* in{k}, IDX in_off{k}, int8 st{k}" for k in range(nin)]
     params += ["IDX n", "int rank", "int8 sz"]
-    body = "\n".join(lines)
-    nin = len(inputs)
+    setup = [f"  offs[{k}] = in_off{k};\n  vstore8(st{k}, 0, st[{k}]);" for k in range(nin)]
     return f"""__kernel void fused({", ".join(params)}) {{
   IDX i = get_global_id(0);
   if (i >= n) return;
-  IDX offs[{max(nin, 1)}];
-  int s[8], st[{max(nin, 1)}][8];
+  IDX offs[{nin}];
+  int s[8], st[{nin}][8];
   vstore8(sz, 0, s);
-{"".join(f"  offs[{k}] = in_off{k}; vstore8(st{k}, 0, st[{k}]);" + chr(10) for k in range(nin))}  IDX r = i;
+{chr(10).join(setup)}
+  IDX r = i;
   for (int d = rank - 1; d >= 0; d--) {{
     IDX c = r % s[d];
     r /= s[d];
     for (int k = 0; k < {nin}; k++) offs[k] += c * st[k][d];
   }}
-{body}
+{chr(10).join(lines)}
 }}
 """
 
