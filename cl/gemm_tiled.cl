@@ -1,21 +1,29 @@
 // Tiled GEMM (CLBlast "xgemm" style, GEMMK=0):
 //   C[b] = alpha * A[b] * B[b] + beta * C[b]   (+ optional epilogue)
-// A and B are pre-packed (gemm_pack.cl) into padded K-major layouts:
-//   A: a[k*a_ld + m], m < Mp (multiple of MWG), k < Kp (multiple of KWG)
-//   B: b[k*b_ld + n], n < Np (multiple of NWG)
-// a_off, a_ld, a_bs (and b_*) must be multiples of VWM (VWN) so that the
-// vector loads are aligned.  C is written with arbitrary strides and edge
-// checks against the true M, N.  Needs gemm_common.cl.
-// Split-K (-DSPLIT_K, ksplit > 1): Kp is the depth of one K chunk; group z along the
-// third launch dimension multiplies chunk z % ksplit of batch entry
-// z / ksplit into C slice z (a workspace that gemm_splitk.cl reduces).
+// Each operand is read either from a pre-packed (gemm_pack.cl) padded
+// K-major buffer or in place from the caller's tensor:
+//   A_KCONT=0: a[k*a_ld + m] (packed, or the caller's M-contiguous matrix)
+//   A_KCONT=1: a[m*a_ld + k] (the caller's K-contiguous matrix; needs SA)
+// and likewise B (B_KCONT=1: b[n*b_ld + k]; needs SB).  K-contiguous
+// operands are transposed while they are staged into local memory, so the
+// row-major layouts of linear layers need no packing pass.  For A_KCONT=0,
+// a_off, a_ld and a_bs must be multiples of VWM (B: VWN) so that the vector
+// loads are aligned.  GUARD=1 bounds-checks the staged loads against M, N, K
+// (zero fill), for in-place operands whose sizes are not multiples of the
+// tile; without it every operand must cover the padded tile grid.  C is
+// written with arbitrary strides and edge checks against M, N.  Needs
+// gemm_common.cl.
+// The loop runs over KC (a multiple of KWG) of depth.  Split-K (-DSPLIT_K,
+// ksplit > 1): group z along the third launch dimension multiplies the KC-deep
+// chunk z % ksplit of batch entry z / ksplit into C slice z (a workspace that
+// gemm_splitk.cl reduces).
 //
 // Parameters (-D): MWG NWG KWG (work-group tile), MDIMC NDIMC (threads),
 // MDIMA NDIMB (threads along M/N when staging A/B into local memory), KWI
 // (inner unroll), VWM VWN (vector widths), STRM STRN (0: each thread owns
 // consecutive vectors, 1: vectors strided by MDIMC/NDIMC), SA SB (stage A/B
 // in local memory).
-// Launch: global (Mp/MWG*MDIMC, Np/NWG*NDIMC, batch*ksplit), local (MDIMC, NDIMC, 1).
+// Launch: global (ceil(M/MWG)*MDIMC, ceil(N/NWG)*NDIMC, batch*ksplit), local (MDIMC, NDIMC, 1).
 
 #ifndef MWG
 #define MWG 64
@@ -60,6 +68,20 @@
 #define SB 1
 #endif
 
+#ifndef A_KCONT
+#define A_KCONT 0
+#endif
+#ifndef B_KCONT
+#define B_KCONT 0
+#endif
+#ifndef GUARD
+#define GUARD 0
+#endif
+
+#if (A_KCONT && !SA) || (B_KCONT && !SB)
+#error "K-contiguous operands are read through local memory (SA/SB)"
+#endif
+
 #define MWI (MWG / MDIMC)
 #define NWI (NWG / NDIMC)
 #define KDIMA ((MDIMC * NDIMC) / MDIMA)
@@ -68,6 +90,14 @@
 #define KWA (KWG / KDIMA)
 #define NWB (NWG / NDIMB)
 #define KWB (KWG / KDIMB)
+#define THREADS (MDIMC * NDIMC)
+// K-contiguous staging: 8 threads along k read 32 consecutive bytes of a row,
+// the rest spread over rows.  The local rows are padded so that a warp's
+// transposed stores (8 k x 4 rows) fall into distinct banks.
+#define KLANES 8
+#define PADV(VW) ((VW) >= 4 ? 1 : 4 / (VW))
+#define ALDV (MWG / VWM + A_KCONT * PADV(VWM))   // local A row length in vectors
+#define BLDV (NWG / VWN + B_KCONT * PADV(VWN))
 
 #if VWM == 1
 typedef REAL realM;
@@ -102,34 +132,49 @@ inline int tiled_vec_n(const int ni) {
 }
 
 __kernel __attribute__((reqd_work_group_size(MDIMC, NDIMC, 1)))
-void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const ACC beta,
+void gemm_tiled(const int M, const int N, const int K, const int KC, const ACC alpha, const ACC beta,
                 const __global REAL* restrict A, const int a_off, const int a_ld, const int a_bs,
                 const __global REAL* restrict B, const int b_off, const int b_ld, const int b_bs,
                 __global REAL* C, const int c_off, const int c_rs, const int c_cs, const int c_bs,
                 const __global REAL* restrict bias, const int bias_off, const int ksplit) {
-  // Split-K: group z computes K chunk s (Kp deep) of batch entry z / ksplit
+  // Split-K: group z computes K chunk s (KC deep) of batch entry z / ksplit
   // and writes C slice z; with ksplit == 1 it is the whole product of batch z.
   const long z = get_group_id(2);
 #ifdef SPLIT_K
-  const long batch = z / ksplit, chunk = (long)(z - batch * ksplit) * Kp;
+  const long batch = z / ksplit, chunk = (long)(z - batch * ksplit) * KC;
 #else
   // Without split-K the chunk arithmetic is left out entirely: on an H200 it cost 16% of the
   // tiled kernel's speed at 4096^3 (ksplit is then 1 and unused).
   const long batch = z, chunk = 0;
 #endif
+#if A_KCONT
+  const __global REAL* restrict ag = A + a_off + batch * a_bs + chunk;
+#else
   const __global realM* restrict agm =
       (const __global realM*)(A + a_off + batch * a_bs + chunk * a_ld);
+#endif
+#if B_KCONT
+  const __global REAL* restrict bg = B + b_off + batch * b_bs + chunk;
+#else
   const __global realN* restrict bgm =
       (const __global realN*)(B + b_off + batch * b_bs + chunk * b_ld);
+#endif
   const int a_ldv = a_ld / VWM, b_ldv = b_ld / VWN;
+#if GUARD
+  // Depth left in this chunk's operands.  (Checking every staged load costs
+  // about 20% on an H200; the planner packs large problems instead.  Checking
+  // only edge tiles, through inlined staging functions, made even unchecked
+  // plans 15% slower there, for reasons not found.)
+  const int krest = K - (int)chunk;
+#endif
   const int gm = get_group_id(0) * (MWG / VWM);  // first A vector of this tile
   const int gn = get_group_id(1) * (NWG / VWN);
   const int tid = get_local_id(0) + MDIMC * get_local_id(1);
 #if SA
-  __local realM alm[KWG * (MWG / VWM)];
+  __local realM alm[KWG * ALDV];
 #endif
 #if SB
-  __local realN blm[KWG * (NWG / VWN)];
+  __local realN blm[KWG * BLDV];
 #endif
 
   ACC acc[NWI * MWI];
@@ -138,8 +183,27 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
   ACC apm[MWI];
   ACC bpm[NWI];
 
-  for (int kwg = 0; kwg < Kp; kwg += KWG) {
-#if SA
+  for (int kwg = 0; kwg < KC; kwg += KWG) {
+#if SA && A_KCONT
+    {
+      __local REAL* als = (__local REAL*)alm;
+      const int lk = tid % KLANES, lr = tid / KLANES;
+#pragma unroll
+      for (int jr = 0; jr < MWG / (THREADS / KLANES); jr++) {
+#pragma unroll
+        for (int jk = 0; jk < KWG / KLANES; jk++) {
+          const int r = lr + jr * (THREADS / KLANES), k = lk + jk * KLANES;
+          const int m = gm * VWM + r;
+#if GUARD
+          const REAL v = (m < M && kwg + k < krest) ? ag[m * a_ld + kwg + k] : (REAL)0;
+#else
+          const REAL v = ag[m * a_ld + kwg + k];
+#endif
+          als[k * (ALDV * VWM) + r] = v;
+        }
+      }
+    }
+#elif SA
     {
       const int la0 = tid % MDIMA, la1 = tid / MDIMA;
 #pragma unroll
@@ -152,12 +216,37 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
           const int mg = la0 + mia * MDIMA;
 #endif
           const int kg = kia + la1 * KWA;
-          alm[kg * (MWG / VWM) + mg] = agm[(kwg + kg) * a_ldv + gm + mg];
+#if GUARD
+          const realM v = ((gm + mg) * VWM < M && kwg + kg < krest)
+                              ? agm[(kwg + kg) * a_ldv + gm + mg] : (realM)0;
+#else
+          const realM v = agm[(kwg + kg) * a_ldv + gm + mg];
+#endif
+          alm[kg * ALDV + mg] = v;
         }
       }
     }
 #endif
-#if SB
+#if SB && B_KCONT
+    {
+      __local REAL* bls = (__local REAL*)blm;
+      const int lk = tid % KLANES, lr = tid / KLANES;
+#pragma unroll
+      for (int jr = 0; jr < NWG / (THREADS / KLANES); jr++) {
+#pragma unroll
+        for (int jk = 0; jk < KWG / KLANES; jk++) {
+          const int r = lr + jr * (THREADS / KLANES), k = lk + jk * KLANES;
+          const int n = gn * VWN + r;
+#if GUARD
+          const REAL v = (n < N && kwg + k < krest) ? bg[n * b_ld + kwg + k] : (REAL)0;
+#else
+          const REAL v = bg[n * b_ld + kwg + k];
+#endif
+          bls[k * (BLDV * VWN) + r] = v;
+        }
+      }
+    }
+#elif SB
     {
       const int lb0 = tid % NDIMB, lb1 = tid / NDIMB;
 #pragma unroll
@@ -170,7 +259,13 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
           const int ng = lb0 + nib * NDIMB;
 #endif
           const int kg = kib + lb1 * KWB;
-          blm[kg * (NWG / VWN) + ng] = bgm[(kwg + kg) * b_ldv + gn + ng];
+#if GUARD
+          const realN v = ((gn + ng) * VWN < N && kwg + kg < krest)
+                              ? bgm[(kwg + kg) * b_ldv + gn + ng] : (realN)0;
+#else
+          const realN v = bgm[(kwg + kg) * b_ldv + gn + ng];
+#endif
+          blm[kg * BLDV + ng] = v;
         }
       }
     }
@@ -185,7 +280,7 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
 #pragma unroll
         for (int mi = 0; mi < MWI / VWM; mi++) {
 #if SA
-          const realM v = alm[k * (MWG / VWM) + tiled_vec_m(mi)];
+          const realM v = alm[k * ALDV + tiled_vec_m(mi)];
 #else
           const realM v = agm[(kwg + k) * a_ldv + gm + tiled_vec_m(mi)];
 #endif
@@ -194,7 +289,7 @@ void gemm_tiled(const int M, const int N, const int Kp, const ACC alpha, const A
 #pragma unroll
         for (int ni = 0; ni < NWI / VWN; ni++) {
 #if SB
-          const realN v = blm[k * (NWG / VWN) + tiled_vec_n(ni)];
+          const realN v = blm[k * BLDV + tiled_vec_n(ni)];
 #else
           const realN v = bgm[(kwg + k) * b_ldv + gn + tiled_vec_n(ni)];
 #endif

@@ -212,6 +212,31 @@ def test_gemm_grad_weight_chunks(no_fallbacks, chosen, monkeypatch, algorithm, R
         _compare(op, [x, w, b], [layout, "nchw", "nchw"], algorithm=algorithm)
 
 
+@pytest.mark.parametrize("images", [2, 5])
+def test_1x1_grad_weight_per_image(no_fallbacks, chosen, monkeypatch, images):
+    """NCHW 1x1 filter gradients as per-image GEMMs read in place, summed in image order over
+    workspace chunks (5 images: one chunk, or chunks of 2 and a short last one); channels-last
+    inputs keep the one deep GEMM."""
+    from oclcore.conv import algorithms
+    from oclcore.ops.conv import conv_context
+    ctx = conv_context(torch.device(DEVICE).index or 0)
+    torch.manual_seed(12)
+    x, w, b = torch.randn(5, 6, 9, 7), torch.randn(11, 6, 1, 1), torch.randn(11)
+    op = lambda x, w, b: F.conv2d(x, w, b)
+    monkeypatch.setattr(ctx, "workspace_bytes", images * 11 * 6 * 4)
+    calls, sums = [], []
+    per_image = algorithms.per_image_grad_weight
+    monkeypatch.setattr(algorithms, "per_image_grad_weight", lambda *a: calls.append(1) or per_image(*a))
+    sum_slices = algorithms.sum_slices
+    monkeypatch.setattr(algorithms, "sum_slices", lambda *a, **k: sums.append(k["beta"]) or sum_slices(*a, **k))
+    _compare(op, [x, w, b], algorithm="gemm_1x1")
+    assert calls == [1] and sums == [0.0] + [1.0] * (-(-5 // images) - 1), (calls, sums)
+    assert dict(chosen)["grad_weight"] == "gemm_1x1", chosen
+    calls.clear()
+    _compare(op, [x, w, b], ["channels_last", "nchw", "nchw"], algorithm="gemm_1x1")
+    assert calls == []
+
+
 # ---- layouts, shapes and dtypes ---------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))

@@ -313,7 +313,8 @@ def _view(flat, off, rows, cols, batch, rs, cs, bs):
 
 
 def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0, kind=None,
-              params=None, dtype="float32", bias=None, act=None, b_shared=False, seed=0, split=None):
+              params=None, dtype="float32", bias=None, act=None, b_shared=False, seed=0, split=None,
+              pack=None):
     """Runs one GEMM through plan_gemm/run_gemm (or the one-call gemm() when kind and params are
     None) on layouts la/lb/lc and checks it against float64 numpy, including that nothing outside
     C's view changed and that C is not read when beta == 0 (it is filled with NaN)."""
@@ -339,7 +340,7 @@ def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0
     mag = abs(alpha) * (np.abs(A) @ np.abs(B)) + (abs(beta) * np.abs(C) if beta != 0 else 0) + np.abs(bvec)
     a, b, c = dev.upload(Af), dev.upload(Bf), dev.upload(Cf)
     bb = dev.upload(biasv) if bias else None
-    if kind is None and params is None and split is None:
+    if kind is None and params is None and split is None and pack is None:
         plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
                                  (crs, ccs, cbs), ao, bo, bias, act)
         planner.gemm(dev.get_kernel, dev.info, a, ao, ars, acs, b, bo, brs, bcs, c, co, crs, ccs, M, N, K,
@@ -347,7 +348,8 @@ def run_check(dev, M, N, K, la="n", lb="n", lc="n", batch=1, alpha=1.0, beta=0.0
                      dev.alloc)
     else:
         plan = planner.plan_gemm(dev.info, M, N, K, batch, dtype, (ars, acs, abs_), (brs, bcs, bbs),
-                                 (crs, ccs, cbs), ao, bo, bias, act, kind=kind, params=params, split=split)
+                                 (crs, ccs, cbs), ao, bo, bias, act, kind=kind, params=params, split=split,
+                                 pack=pack)
         planner.run_gemm(plan, dev.get_kernel, a, ao, b, bo, c, co, alpha, beta, bb, 2 if bias else 0,
                          alloc=dev.alloc)
     out = dev.download(c, csz, npd)
@@ -412,15 +414,69 @@ def test_planner_float16_needs_the_extension(dev):
             planner.plan_gemm(dev.info, 8, 8, 8, dtype="float16")
 
 
-def test_planner_aligned_operands_in_place(dev):
-    """Tiled plans read tile-aligned operands without packing them."""
-    p = P.resolve("tiled", database.lookup(dev.info, "tiled"), dev.info)
-    m, n, k = 2 * p["MWG"], 2 * p["NWG"], 3 * p["KWG"]
-    for la, lb, lc in (("n", "n", "n"), ("t", "t", "t"), ("n", "t", "t")):
-        plan = run_check(dev, m, n, k, la, lb, lc, kind="tiled")
-        if la == lc:   # the operand whose layout matches C's is aligned for the kernel as it is
-            assert "user" in [how for how, _, _ in plan.operands.values()], plan.operands
-        run_check(dev, m, n, k, la, lb, lc, kind="tiled", batch=2)
+# A set that stages both operands in local memory, so both can be read in place.
+STAGED = dict(MWG=64, NWG=64, KWG=16, MDIMC=8, NDIMC=8, MDIMA=8, NDIMB=8, KWI=2, VWM=4, VWN=2,
+              STRM=1, STRN=0, SA=1, SB=1)
+
+
+def _kernel_contiguity(plan):
+    """(A, B) of the kernel problem: 'mcont'/'kcont' where the operand is
+    contiguous along M (N) or K, else None."""
+    (ars, acs, _), (brs, bcs, _) = plan.ka, plan.kb
+    a = "mcont" if ars == 1 else "kcont" if acs == 1 else None
+    b = "mcont" if bcs == 1 else "kcont" if brs == 1 else None
+    return a, b
+
+
+@pytest.mark.parametrize("la,lb,lc", [("n", "n", "n"), ("t", "t", "t"), ("n", "t", "t"), ("t", "n", "n"),
+                                      ("to", "no", "t")])
+def test_tiled_reads_operands_in_place(dev, la, lb, lc):
+    """Row- and column-major operands are read without packing, through the
+    kernel's bounds checks where the sizes are not multiples of the tile."""
+    for i, (M, N, K, batch) in enumerate(((128, 64, 48, 1), (67, 131, 45, 1), (37, 29, 70, 3))):
+        plan = run_check(dev, M, N, K, la, lb, lc, batch=batch, kind="tiled", params=STAGED, seed=40 + i,
+                         pack=False)
+        for op, contiguity in zip("ab", _kernel_contiguity(plan)):
+            how = plan.operands[op][0]
+            if contiguity == "kcont":   # any offset, stride and size
+                assert how == "kcont", (op, plan.operands)
+            elif contiguity == "mcont" and batch == 1 and "o" not in la + lb:
+                # vector loads: needs sizes that are multiples of the vector width
+                rows = plan.kM if op == "a" else plan.kN
+                assert (how == "mcont") == (rows % (4 if op == "a" else 2) == 0), (op, plan.operands)
+        aligned = M % 64 == 0 and N % 64 == 0 and K % 16 == 0
+        assert plan.defines["GUARD"] == int(not aligned and any(
+            how != "packed" for how, _, _ in plan.operands.values()))
+        assert plan.defines["A_KCONT"] == int(plan.operands["a"][0] == "kcont")
+        assert plan.defines["B_KCONT"] == int(plan.operands["b"][0] == "kcont")
+        if i == 0 and "o" not in la + lb:
+            assert not plan.packs, plan.operands
+
+
+def test_tiled_in_place_with_split_k_epilogue_and_shared_operand(dev):
+    """In-place operands under split-K (chunks beyond K), beta, bias, activation, a shared operand."""
+    plan = run_check(dev, 37, 70, 300, "n", "t", "n", beta=0.5, bias="col", act="relu", kind="tiled",
+                     params=STAGED, split=3, seed=45, pack=False)
+    assert plan.split == 3 and not plan.packs and plan.defines["GUARD"] == 1
+    plan = run_check(dev, 29, 64, 230, "t", "n", "t", batch=3, kind="tiled", params=STAGED, split=4,
+                     b_shared=True, seed=46)
+    assert plan.operands["b"] == ("mcont", 64, 0)  # (A's batch stride is not vector-aligned: packed)
+    if dev.info.get("fp64"):
+        run_check(dev, 67, 45, 131, "n", "t", "n", kind="tiled", params=STAGED, dtype="float64", seed=47)
+
+
+def test_tiled_pack_forced_and_sets_that_cannot_read_in_place(dev):
+    """pack=True packs both operands; a set without local staging of B packs a K-contiguous B."""
+    plan = run_check(dev, 67, 131, 45, "n", "t", "n", kind="tiled", params=STAGED, pack=True, seed=48)
+    assert {how for how, _, _ in plan.operands.values()} == {"packed"} and plan.defines["GUARD"] == 0
+    unstaged = dict(STAGED, SB=0)
+    plan = run_check(dev, 67, 131, 45, "n", "n", "n", kind="tiled", params=unstaged, seed=49, pack=False)
+    assert _kernel_contiguity(plan)[1] != "kcont" or plan.operands["b"][0] == "packed"
+    plan = run_check(dev, 64, 128, 45, "n", "t", "t", kind="tiled", params=unstaged, seed=50, pack=False)
+    assert plan.operands["b"][0] != "kcont"
+    assert not P.kcont_possible(dict(STAGED, KWG=4, KWI=2), "a")       # fewer k than staging lanes
+    assert not P.kcont_possible(dict(STAGED, MDIMC=2, NDIMC=2, MDIMA=2, NDIMB=2), "a")
+    assert not P.kcont_possible(STAGED, "a", {"local_mem": 1024})
 
 
 def test_direct_and_tiled_agree(dev):
@@ -603,7 +659,17 @@ def test_h200_plans():
     # resnet50 2048->512 1x1 convolution, weight shared by the batch
     plan = planner.plan_gemm(H200, 512, 49, 2048, 32, a_strides=(2048, 1, 0))
     assert plan.family == "tiled_small" and _groups(plan) >= 4 * 132
-    assert [s.gsize[2] for s in plan.packs if s.operand == "b"] == [1]
+    assert [s.gsize[2] for s in plan.packs if s.operand == "b"] in ([1], [])   # shared: packed once
+    # Where packing pays (measured on the H200): not for the big weight of a
+    # small-batch linear layer, nor for batched 1x1 convolutions; yes for large
+    # square and tall problems, where it is cheap next to the multiplication and
+    # spares the kernel its bounds checks and K-contiguous staging.
+    hows = lambda plan: [plan.operands[op][0] for op in "ab"]
+    assert hows(planner.plan_gemm(H200, 64, 1000, 4096, b_strides=(1, 4096))) == ["kcont", "kcont"]
+    assert hows(planner.plan_gemm(H200, 64, 4096, 25088, b_strides=(1, 25088)))[0] == "kcont"
+    assert hows(planner.plan_gemm(H200, 256, 3136, 64, 32, a_strides=(64, 1, 0))) == ["mcont", "kcont"]
+    assert hows(planner.plan_gemm(H200, 12608, 768, 3072, b_strides=(1, 3072))) == ["packed", "packed"]
+    assert hows(planner.plan_gemm(H200, 4096, 4096, 4096)) == ["mcont", "packed"]
     # well-filled square and tall problems keep the big tuned set, unsplit
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048), (12608, 2304, 768), (12608, 768, 3072)):
         plan = planner.plan_gemm(H200, M, N, K)

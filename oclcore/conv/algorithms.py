@@ -3,6 +3,7 @@ grad_input / grad_weight entry points that overwrite preallocated outputs.
 Tensors are 4-D TensorDescs (any strides unless an algorithm packs them);
 weights [K, C/groups, R, S]. Only kernel launches and GEMM calls happen here;
 choosing among algorithms is planner.py's job."""
+from ..gemm.planner import sum_slices
 from .shapes import TensorDesc, contiguous_strides, is_contiguous
 
 FORWARD, GRAD_INPUT, GRAD_WEIGHT = "forward", "grad_input", "grad_weight"
@@ -243,8 +244,16 @@ class Gemm1x1(Algorithm):
                          g.Cg, g.H * g.W, g.Kg, 1.0, 0.0, g.N, 0, sy[0], sx[0])
 
     def grad_weight(self, ctx, g, dy, x, dw):
-        deep_grad_weight(ctx, g, dy, lambda n0, nb: channel_rows(ctx, x, n0, nb), pack_bytes(x),
-                         (dw.buf, dw.offset, dw.strides[0], dw.strides[1]))
+        dwm = (dw.buf, dw.offset, dw.strides[0], dw.strides[1])
+        # With several NCHW images, one deep GEMM would first copy dy and x
+        # channel-major; per-image products read them in place and cost only
+        # their (small) partial filters when positions outnumber channels.
+        if (g.groups == 1 and pack_bytes(x) and hw_flat(x) and hw_flat(dy)
+                and g.Kg * g.Cg < (g.Kg + g.Cg) * g.H * g.W):
+            per_image_grad_weight(ctx, g, dy, x, dwm)
+        else:
+            deep_grad_weight(ctx, g, dy, lambda n0, nb: channel_rows(ctx, x, n0, nb), pack_bytes(x),
+                             dwm)
 
 
 _IM2COL_SIG = "BiiiiiBiii" + "i" * 14
@@ -277,6 +286,23 @@ def deep_grad_weight(ctx, g, dy, rows, per_image, dw):
                  g.Kg, CgRS, nb * PQ, 1.0, 0.0 if n0 == 0 else 1.0,
                  g.groups, g.Kg * yr, CgRS * xr, g.Kg * dwr)
         ctx.release(yown, xown)
+
+
+def per_image_grad_weight(ctx, g, dy, x, dw):
+    """dW[K, C] = sum over images n of dY[n][K, HW] @ X[n][C, HW]^T for a 1x1
+    convolution (groups 1, (h, w) flat): a GEMM batched over the images of a
+    workspace chunk into per-image partial filters, summed in image order
+    (deterministic) into dw = (buf, offset, row stride, column stride)."""
+    K, C, HW = g.Kg, g.Cg, g.H * g.W
+    dwb, dwo, dwr, dwc = dw
+    for n0, nb in _chunks(g.N, K * C * _F32, ctx.workspace_bytes):
+        part = ctx.temp(nb * K * C)
+        ctx.gemm(dy.buf, dy.offset + n0 * dy.strides[0], dy.strides[1], hw_stride(dy),
+                 x.buf, x.offset + n0 * x.strides[0], hw_stride(x), x.strides[1],
+                 part, 0, C, 1, K, C, HW, 1.0, 0.0, nb, dy.strides[0], x.strides[0], K * C)
+        sum_slices(ctx.get_kernel, None, part, nb, C, K, dwb, dwo, dwc, dwr,
+                   beta=0.0 if n0 == 0 else 1.0)
+        ctx.release(part)
 
 
 class Im2colGemm(Algorithm):
@@ -449,35 +475,168 @@ def _dw_w(w):
 
 
 def _dw_geo(g):
-    return (g.R, g.S, g.P, g.Q, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
+    return (g.H, g.W, g.P, g.Q, g.R, g.S, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+_DW_VP = 4                # output rows per work-item (VP in conv_depthwise.cl)
+_DW_PARTS = 16            # WG_PARTS in conv_depthwise.cl
+_DW_LOCAL = 32 << 10      # local-memory bytes a tiled depthwise work-group may use
+_DW_SPECIAL = ((3, 3), (5, 5), (7, 7))
+
+
+def _dw_defines(g):
+    """Compile-time geometry for the common kernel sizes (stride 1 or 2,
+    no dilation); other problems share one program with runtime geometry."""
+    if (g.R, g.S) in _DW_SPECIAL and g.sh == g.sw in (1, 2) and g.dh == g.dw == 1:
+        return dict(KR=g.R, KS=g.S, KSH=g.sh, KSW=g.sw, KDH=1, KDW=1)
+    return {}
+
+
+def _dw_tile(rows, cols, nt, nb, span_h, span_w, RS):
+    """(LX, LY, LZ, TH, TW) of a tiled kernel over a rows x cols output plane
+    whose work-items own nt x nb outputs and whose LY*nt x LX*nb tile reads a
+    span_h(LY*nt) x span_w(LX*nb) input tile: the least modelled cost (outputs
+    computed including the overhang, half the staged inputs, a fixed cost per
+    tile) that fits in local memory, with LZ planes per work-group so that it
+    has at least 64 work-items; None when no tile fits."""
+    best = None
+    for lx in (8, 16, 32):
+        for ly in (1, 2, 4, 8):
+            th, tw = span_h(ly * nt), span_w(lx * nb)
+            lz = min(max(1, 64 // (lx * ly)), _DW_LOCAL // ((RS + th * tw) * _F32))
+            if lz == 0:
+                continue
+            cost = _cdiv(rows, ly * nt) * _cdiv(cols, lx * nb) * (lx * ly * nt * nb + th * tw / 2 + 32)
+            if best is None or cost < best[0]:
+                best = (cost, lx, ly, lz, th, tw)
+    return best and best[1:]
+
+
+def _dw_forward_tile(g):
+    return _dw_tile(g.P, g.Q, _DW_VP, 1, lambda n: (n - 1) * g.sh + (g.R - 1) * g.dh + 1,
+                    lambda n: (n - 1) * g.sw + (g.S - 1) * g.dw + 1, g.R * g.S)
+
+
+def _dw_grad_input_tile(g):
+    """Tile, rows and columns per work-item, and the origin (hs, ws) of the
+    tiles in h' = h + pad, w' = w + pad, the largest multiples of the strides
+    up to the padding, so that a tile of n outputs reads n / stride dy rows
+    plus the kernel's reach whenever n is a multiple of the stride (always
+    with compile-time geometry, whose work-items own whole stride phases)."""
+    spec = bool(_dw_defines(g))
+
+    def span(n, stride, k, dil):
+        if n % stride == 0:
+            return n // stride + _cdiv((k - 1) * dil, stride)
+        return (n - 1 + (k - 1) * dil) // stride + 2
+    nt, nb = (_DW_VP * g.sh, g.sw) if spec else (_DW_VP, 1)
+    hs, ws = g.pt - g.pt % g.sh, g.pl - g.pl % g.sw
+    tile = _dw_tile(g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, lambda n: span(n, g.sh, g.R, g.dh),
+                    lambda n: span(n, g.sw, g.S, g.dw), g.R * g.S)
+    return tile, nt, nb, hs, ws
+
+
+def _dw_weight_blocks(g):
+    """(NI, PB, BP, TQ, XR, XC, LX, LY, blocks) of the weight gradient's stage
+    1: blocks of NI images x PB output rows, enough of them for about 2048
+    work-groups over K channels but each with at least ~1024 dy elements;
+    columns in chunks of TQ; XR x XC input tile per image; None when even a
+    one-element tile does not fit in local memory."""
+    RS = g.R * g.S
+    want = max(_cdiv(g.N * g.P, _cdiv(2048, g.K)), _cdiv(1024, g.Q))
+    PB, NI = (g.P, max(1, min(g.N, want // g.P))) if want >= g.P else (want, 1)
+    TQ = min(g.Q, 256)
+    while True:
+        LX = min((8, 16, 32), key=lambda lx: (_cdiv(TQ, lx) * lx, -lx))
+        LY = 1 << max(1, min(NI * PB, 256 // LX, _DW_LOCAL // (2 * _F32 * RS * LX))).bit_length() - 1
+        XR, XC = (PB - 1) * g.sh + (g.R - 1) * g.dh + 1, (TQ - 1) * g.sw + (g.S - 1) * g.dw + 1
+        if (NI * XR * XC + RS * (LX * LY + _DW_PARTS)) * _F32 <= _DW_LOCAL:
+            break
+        if NI > 1:
+            NI //= 2
+        elif PB > 1:
+            PB //= 2
+        elif TQ > 1:
+            TQ //= 2
+        else:
+            return None
+    BP = _cdiv(g.P, PB)
+    return NI, PB, BP, TQ, XR, XC, LX, LY, _cdiv(g.N, NI) * BP
 
 
 class Depthwise(Algorithm):
-    """Direct depthwise kernels (groups == C, K = C * multiplier)."""
+    """Depthwise kernels (groups == C, K = C * multiplier): tiled through
+    local memory, compile-time geometry for the common kernel sizes, a
+    two-stage deterministic weight gradient; per-element direct kernels
+    when a tile does not fit."""
     name = "depthwise"
+    _plans = {}
 
     def supports(self, g, pass_=FORWARD):
         return g.is_depthwise
 
+    def _plan(self, g, pass_, make):
+        key = (g, pass_, _DW_LOCAL)
+        p = self._plans.get(key)
+        if p is None:
+            p = self._plans[key] = make(g)
+        return p
+
     def forward(self, ctx, g, x, w, bias, y, relu=False):
         b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
-        launch_ew(ctx, "conv_depthwise.cl", "dw_forward",
-                  "Biiiii" "Biiii" "Biiiii" "Biii" + "i" * 14,
-                  (g.P * g.Q, g.K, g.N),
-                  _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.H, g.W, g.K, g.K // g.C)
-                  + _dw_geo(g))
+        head = _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.N * g.K, g.K, g.K // g.C) + _dw_geo(g)
+        sig = "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12
+        tile = self._plan(g, FORWARD, _dw_forward_tile)
+        defines = _dw_defines(g)
+        if tile is None:
+            launch_ew(ctx, "conv_depthwise.cl", "dw_forward_direct", sig, (g.P * g.Q, g.K, g.N),
+                      head, defines)
+            return
+        LX, LY, LZ, TH, TW = tile
+        tq = _cdiv(g.Q, LX)
+        ctx.kernel("conv_depthwise.cl", "dw_forward", sig + "iiiZ", defines).launch(
+            (tq * _cdiv(g.N * g.K, LZ) * LX, _cdiv(g.P, LY * _DW_VP) * LY, LZ), (LX, LY, LZ),
+            head + (tq, TH, TW, LZ * (g.R * g.S + TH * TW) * _F32))
 
     def grad_input(self, ctx, g, dy, w, dx):
-        launch_ew(ctx, "conv_depthwise.cl", "dw_grad_input", "Biiiii" "Biiii" "Biiiii" + "i" * 14,
-                  (g.H * g.W, g.C, g.N),
-                  _d4(dy) + _dw_w(w) + _d4(dx) + (g.H, g.W, g.C, g.K // g.C) + _dw_geo(g))
+        head = _d4(dy) + _dw_w(w) + _d4(dx) + (g.N * g.C, g.C, g.K // g.C) + _dw_geo(g)
+        sig = "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12
+        tile, nt, nb, hs, ws = self._plan(g, GRAD_INPUT, _dw_grad_input_tile)
+        defines = _dw_defines(g)
+        if tile is None:
+            launch_ew(ctx, "conv_depthwise.cl", "dw_grad_input_direct", sig, (g.H * g.W, g.C, g.N),
+                      head, defines)
+            return
+        LX, LY, LZ, TH, TW = tile
+        tq = _cdiv(g.W + g.pl - ws, LX * nb)
+        ctx.kernel("conv_depthwise.cl", "dw_grad_input", sig + "iiiiiZ", defines).launch(
+            (tq * _cdiv(g.N * g.C, LZ) * LX, _cdiv(g.H + g.pt - hs, LY * nt) * LY, LZ), (LX, LY, LZ),
+            head + (hs, ws, tq, TH, TW, LZ * (g.R * g.S + TH * TW) * _F32))
 
     def grad_weight(self, ctx, g, dy, x, dw):
-        ctx.kernel("conv_depthwise.cl", "dw_grad_weight",
-                   "Biiiii" "Biiiii" "Biiii" + "i" * 14 + "Z").launch(
-            (_RED, g.K * g.R * g.S, 1), (_RED, 1, 1),
-            _d4(dy) + _d4(x) + _dw_w(dw) + (g.N, g.H, g.W, g.K // g.C) + _dw_geo(g)
-            + (_RED * _F32,))
+        RS, defines = g.R * g.S, _dw_defines(g)
+        head = _d4(dy) + _d4(x)
+        tail = (g.N, g.K, g.K // g.C) + _dw_geo(g)
+        plan = self._plan(g, GRAD_WEIGHT, _dw_weight_blocks)
+        if plan is None:
+            ctx.kernel("conv_depthwise.cl", "dw_grad_weight_direct",
+                       "Biiiii" "Biiiii" "Biiii" "iii" + "i" * 12 + "Z", defines).launch(
+                (_RED, g.K * RS, 1), (_RED, 1, 1), head + _dw_w(dw) + tail + (_RED * _F32,))
+            return
+        NI, PB, BP, TQ, XR, XC, LX, LY, blocks = plan
+        part = ctx.temp(blocks * g.K * RS)
+        local = (NI * XR * XC + RS * (LX * LY + _DW_PARTS)) * _F32
+        ctx.kernel("conv_depthwise.cl", "dw_grad_weight_part",
+                   "Biiiii" "Biiiii" "Bi" "iii" + "i" * 12 + "iiiiiiZ", defines).launch(
+            (blocks * g.K * LX, LY), (LX, LY),
+            head + (part, 0) + tail + (NI, PB, BP, TQ, XR, XC, local))
+        launch_ew(ctx, "conv_depthwise.cl", "dw_grad_weight_sum", "Biiiii" "Biiii", (g.K * RS, 1, 1),
+                  (part, 0, blocks, g.K, g.R, g.S) + _dw_w(dw), defines)
+        ctx.release(part)
 
 
 ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), Depthwise())}

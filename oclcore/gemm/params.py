@@ -27,9 +27,36 @@ def _divides(a, b):
     return a > 0 and b % a == 0
 
 
-def tiled_local_bytes(p, dtype="float32"):
-    """Local memory (bytes) the tiled kernel needs for parameter set p."""
-    return (p["SA"] * p["KWG"] * p["MWG"] + p["SB"] * p["KWG"] * p["NWG"]) * DTYPE_SIZE[dtype]
+KCONT_LANES = 8  # threads along k that stage a K-contiguous operand (gemm_tiled.cl KLANES)
+
+
+def kcont_pad(vw):
+    """Elements of padding per local row of a K-contiguous operand (gemm_tiled.cl PADV)."""
+    return vw if vw >= 4 else 4
+
+
+def tiled_local_bytes(p, dtype="float32", a_kcont=False, b_kcont=False):
+    """Local memory (bytes) the tiled kernel needs for parameter set p, with
+    A and/or B staged from K-contiguous memory (padded local rows)."""
+    a_row = p["MWG"] + (kcont_pad(p["VWM"]) if a_kcont else 0)
+    b_row = p["NWG"] + (kcont_pad(p["VWN"]) if b_kcont else 0)
+    return (p["SA"] * p["KWG"] * a_row + p["SB"] * p["KWG"] * b_row) * DTYPE_SIZE[dtype]
+
+
+def kcont_possible(p, operand, device_info=None, dtype="float32"):
+    """True when the tiled kernel with set p can stage operand 'a'/'b' from
+    K-contiguous memory: staged in local memory, the thread count and tile
+    divisible by the staging layout, and the padded rows fit."""
+    threads = p["MDIMC"] * p["NDIMC"]
+    tile, staged = (p["MWG"], p["SA"]) if operand == "a" else (p["NWG"], p["SB"])
+    if not staged or threads % KCONT_LANES or p["KWG"] % KCONT_LANES:
+        return False
+    if tile % (threads // KCONT_LANES):
+        return False
+    if device_info is None:
+        return True
+    need = tiled_local_bytes(p, dtype, operand == "a", operand == "b")
+    return need <= int(device_info.get("local_mem", 32768))
 
 
 def direct_local_bytes(p, dtype="float32"):

@@ -2,7 +2,8 @@
 
 plan_gemm() decides, for one problem shape/layout on one device, between the
 direct kernel (no packing; small or skinny problems) and the tiled kernel
-(operands packed into padded K-major layouts first), using the crossover and
+(operands read in place when they are contiguous along M/N or along K,
+else packed into padded K-major layouts first), using the crossover and
 parameters from the database.  Tiled plans pick between the big ("tiled") and
 small ("tiled_small") parameter sets and a split of K into S chunks (partial
 products into a workspace, then a fixed-order reduction that applies alpha,
@@ -96,16 +97,21 @@ def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
 # Relative time in units of one compute unit's multiply-add; only the ranking
 # of candidates matters.  BYTE_COST: multiply-adds a compute unit does while
 # the whole device moves compute_units bytes (GPUs: ~3-10).  LAUNCH_COST: one
-# extra launch (a few microseconds).  A work-group tile of MWG x NWG with a
+# extra launch (a few microseconds).  Operands read in place instead of
+# packed cost KCONT_COST more multiply-add time each when K-contiguous, and
+# GUARD_COST more when the loads need bounds checks (H200: 4096^3 with a
+# K-contiguous operand 2-6% slower than packed, guarded plans ~20% slower).  A work-group tile of MWG x NWG with a
 # register tile of MWI x NWI runs at efficiency
 #   min(1, MWI*NWI / (MWI+NWI) / 4) * min(1, sqrt(MWG*NWG / (MWG+NWG) / 48))
 # (local-memory and global traffic per multiply-add), and a compute unit is
 # saturated by max(1, 512 / work-group size) resident groups.
-BYTE_COST = 5.0
+BYTE_COST = 10.0
 LAUNCH_COST = 1.0e6
+KCONT_COST = 0.05
+GUARD_COST = 0.2
 SPLIT_MIN_K = 1024       # deeper problems are worth a split-K when the grid is small
 SPLIT_MIN_CHUNK = 128    # shallowest K chunk of a split
-SPLIT_MAX = 64
+SPLIT_MAX = 1024         # tiny outputs of very deep products (filter gradients) need many chunks
 
 
 def _compute_units(device_info):
@@ -119,16 +125,21 @@ def tile_efficiency(prm):
     return min(1.0, mwi * nwi / float(mwi + nwi) / 4.0) * min(1.0, (tile / 48.0) ** 0.5)
 
 
-def tiled_cost(device_info, prm, kM, kN, K, batch, split, esize, pack_elems):
+def tiled_cost(device_info, prm, kM, kN, K, batch, split, esize, pack_elems, kcont=0, guard=False):
     """Estimated relative time of the tiled kernel with set prm on a batch of
     kM x kN x K problems in split K chunks, moving pack_elems elements
-    through the pack kernels (read and write)."""
+    through the pack kernels (read and write), with kcont operands read in
+    place along K and bounds-checked loads when guard."""
     cu = _compute_units(device_info)
     occ = max(1, 512 // (prm["MDIMC"] * prm["NDIMC"]))
     groups = -(-kM // prm["MWG"]) * -(-kN // prm["NWG"]) * batch * split
     waves = -(-groups // (cu * occ))
     chunk = _ceil(-(-K // split), prm["KWG"])
     t = waves * prm["MWG"] * prm["NWG"] * chunk * occ / tile_efficiency(prm)
+    # The in-place penalties slow the multiply-adds, so they weigh in
+    # proportion to the tiles' useful part.
+    useful = kM * kN / float(_ceil(kM, prm["MWG"]) * _ceil(kN, prm["NWG"]))
+    t *= 1 + (KCONT_COST * kcont + GUARD_COST * guard) * useful
     t += BYTE_COST * pack_elems * esize / cu + LAUNCH_COST * (1 + (pack_elems > 0))
     if split > 1:
         t += BYTE_COST * (split + 2) * kM * kN * batch * esize / cu + LAUNCH_COST
@@ -143,13 +154,13 @@ def _split_candidates(K, kwg, allowed):
     out, s = [1], 2
     while s <= top:
         out.append(s)
-        s += 1 if s < 8 else (2 if s < 16 else 4)
+        s += 1 if s < 8 else (2 if s < 16 else (4 if s < 64 else s // 2))
     return tuple(out)
 
 
 def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_strides=None,
               c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None,
-              split=None):
+              split=None, pack=None):
     """Plan C = alpha*A@B + beta*C (+ bias, activation) on one device.
 
     a_strides/b_strides/c_strides: (row stride, col stride[, batch stride])
@@ -160,7 +171,10 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
     linear) or 'row' (bias[m], as in convolution).  act: a key of ACTIVATIONS.
     kind/params force the kernel family / its parameter set (tuner, tests);
     split forces the number of K chunks of a tiled plan (1: no split-K;
-    forcing it, or params, also keeps the big/small choice to that set).
+    forcing it, or params, also keeps the big/small choice to that set);
+    tiled plans read operands in place or pack them, whichever the cost model
+    prefers; pack=True makes them pack both, pack=False read both in place
+    where the kernel can (tests, benchmarks).
     Returns a GemmPlan, or None when there is nothing to do (M or N or batch 0).
     """
     if dtype not in DTYPES:
@@ -260,14 +274,21 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         splits = (split,) if split is not None else _split_candidates(
             K, q["KWG"], can_split and tiles < 2 * _compute_units(device_info))
         for S in splits:
-            layout = _tiled_layout(q, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize,
-                                   defines["PACK_TILE"])
-            cost = tiled_cost(device_info, q, kM, kN, K, batch, S, esize, layout["pack_elems"])
-            if best is None or cost < best[0]:
-                best = (cost, family, q, S, layout)
+            choices = {True: (("a", "b"),), False: ((),)}.get(pack, ((), ("a",), ("b",), ("a", "b")))
+            for packed in choices:
+                layout = _tiled_layout(q, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize,
+                                       defines["PACK_TILE"], device_info, dtype, packed)
+                cost = tiled_cost(device_info, q, kM, kN, K, batch, S, esize, layout["pack_elems"],
+                                  sum(o[0] == "kcont" for o in layout["operands"].values()),
+                                  layout["guard"])
+                if best is None or cost < best[0]:
+                    best = (cost, family, q, S, layout)
     _, family, prm, S, layout = best
     common["params"] = prm
     defines.update(P.tiled_defines(prm))
+    defines["A_KCONT"] = int(layout["operands"]["a"][0] == "kcont")
+    defines["B_KCONT"] = int(layout["operands"]["b"][0] == "kcont")
+    defines["GUARD"] = int(layout["guard"])
     lsize = (prm["MDIMC"], prm["NDIMC"], 1)
     gsize = (layout["Mp"] // prm["MWG"] * prm["MDIMC"], layout["Np"] // prm["NWG"] * prm["NDIMC"],
              batch * S)
@@ -279,20 +300,39 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
                            if k not in ("EPILOGUE", "ACT", "BIAS_COL", "BIAS_ROW")}
         partial_defines["SPLIT_K"] = 1
         _check_int("split-K workspace size", S * batch * kM * kN)
-        rx = min(64, int(device_info.get("max_work_group_size", 256)))
-        ry = max(1, min(4, int(device_info.get("max_work_group_size", 256)) // rx))
+        rgs, rls = _reduce_geometry(device_info, kM, kN, batch)
         reduce = dict(files=SPLITK_FILES, defines={k: v for k, v in defines.items()
                                                     if k in ("REAL", "ACC", "EPILOGUE", "ACT",
                                                              "BIAS_COL", "BIAS_ROW")},
                       name="gemm_splitk_reduce", signature="iii" + scalar * 2 + SPLITK_SIGNATURE_TAIL,
-                      gsize=(_ceil(kM, rx), _ceil(kN, ry), batch), lsize=(rx, ry, 1),
+                      gsize=rgs, lsize=rls,
                       nbytes=S * batch * kM * kN * esize)
         defines = partial_defines
     return GemmPlan(files=TILED_FILES, defines=defines, name="gemm_tiled", family=family,
-                    signature="iii" + scalar * 2 + TILED_SIGNATURE_TAIL, gsize=gsize, lsize=lsize,
+                    signature="iiii" + scalar * 2 + TILED_SIGNATURE_TAIL, gsize=gsize, lsize=lsize,
                     packs=layout["packs"], operands=layout["operands"], Mp=layout["Mp"],
                     Np=layout["Np"], Kp=layout["Kp"], Kc=layout["Kc"], split=S, reduce=reduce,
                     pack_lsize=(defines["PACK_TILE"], defines["PACK_TILE"], 1), **common)
+
+
+def _reduce_geometry(device_info, M, N, batch):
+    """Launch sizes of gemm_splitk_reduce over M x N outputs of batch entries."""
+    rx = min(64, int(device_info.get("max_work_group_size", 256)))
+    ry = max(1, min(4, int(device_info.get("max_work_group_size", 256)) // rx))
+    return (_ceil(M, rx), _ceil(N, ry), batch), (rx, ry, 1)
+
+
+def sum_slices(get_kernel, device_info, W, S, M, N, C, c_off, c_rs, c_cs, alpha=1.0, beta=0.0,
+               dtype="float32"):
+    """C = alpha * (sum of the S slices of W, in order) + beta * C, slice s
+    holding element (m, n) at W[(s*N + n)*M + m]: the split-K reduction,
+    also the deterministic sum of per-image filter gradients.  C is not read
+    when beta == 0.  device_info may be None (work-groups of 64)."""
+    real, acc, scalar, _ = DTYPES[dtype]
+    k = get_kernel(SPLITK_FILES, {"REAL": real, "ACC": acc}, "gemm_splitk_reduce",
+                   "iii" + scalar * 2 + SPLITK_SIGNATURE_TAIL)
+    gsize, lsize = _reduce_geometry(device_info or {"max_work_group_size": 64}, M, N, 1)
+    return k.launch(gsize, lsize, (M, N, S, alpha, beta, W, C, c_off, c_rs, c_cs, 0, C, 0))
 
 
 def _small_params(device_info, dtype, big):
@@ -305,24 +345,47 @@ def _small_params(device_info, dtype, big):
     return P.derive_small(big, device_info, dtype)
 
 
-def _tiled_layout(prm, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize, pack_tile):
+def _in_place(prm, op, rows, K, Kp, si, sj, sb, off, batch, esize, device_info, dtype):
+    """How the tiled kernel with set prm can read operand op ('a': kM x K,
+    'b': K x kN seen as kN x K) in place: 'mcont' (contiguous along rows,
+    vector-aligned), 'kcont' (contiguous along K, staged through local
+    memory), or None (it must be packed).  Also whether that read needs the
+    kernel's bounds checks (sizes not covering the tile grid)."""
+    tile, vw, staged = ((prm["MWG"], prm["VWM"], prm["SA"]) if op == "a"
+                        else (prm["NWG"], prm["VWN"], prm["SB"]))
+    exact = rows % tile == 0 and K == Kp
+    if _max_index(off, rows, K, si, sj, batch, sb) > _INT_MAX:
+        return None, False
+    if (si == 1 and sj >= rows and sj % vw == 0 and off % vw == 0
+            and (batch == 1 or sb % vw == 0) and (exact or (staged and rows % vw == 0))):
+        return "mcont", not exact
+    if (sj == 1 or K == 1) and si >= K and P.kcont_possible(prm, op, device_info, dtype):
+        return "kcont", not exact
+    return None, False
+
+
+def _tiled_layout(prm, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize, pack_tile, device_info,
+                  dtype, pack=()):
     """Padded sizes, pack steps and operand sources of the tiled kernel with
-    set prm and S K chunks of Kc (K padded to Kp = S*Kc).  An operand that
-    is already K-major, tile-aligned and unpadded is read in place; one
-    shared by every batch entry (batch stride 0) is packed once."""
+    set prm and S K chunks of Kc (K padded to Kp = S*Kc).  Operands are read
+    in place where the kernel can (see _in_place) unless named in pack; the
+    others are packed, once when shared by every batch entry (batch stride 0)."""
     Mp, Np = _ceil(kM, prm["MWG"]), _ceil(kN, prm["NWG"])
     Kc = _ceil(-(-K // S), prm["KWG"])
     Kp = S * Kc
-    packs, operands, pack_elems = [], {}, 0
-    # Kernel A (kM x K) wants a[k*Mp + m]; kernel B (K x kN) wants b[k*Np + n].
-    for op, rows, (si, sj, sb), off, Ip, vw in (("a", kM, ka, ka_off, Mp, prm["VWM"]),
-                                                  ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np, prm["VWN"])):
+    packs, operands, pack_elems, guard = [], {}, 0, False
+    # Packed kernel A (kM x K) is a[k*Mp + m]; packed kernel B (K x kN) is b[k*Np + n].
+    for op, rows, (si, sj, sb), off, Ip in (("a", kM, ka, ka_off, Mp),
+                                             ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np)):
         shared = batch > 1 and sb == 0
-        in_place = (si == 1 and rows == Ip and K == Kp and sj >= rows and sj % vw == 0
-                    and off % vw == 0 and (batch == 1 or sb % vw == 0)
-                    and _max_index(off, rows, K, si, sj, batch, sb) <= _INT_MAX)
-        if in_place:
-            operands[op] = ("user", sj, sb if batch > 1 else 0)
+        how, guarded = (None, False) if op in pack else _in_place(
+            prm, op, rows, K, Kp, si, sj, sb, off, batch, esize, device_info, dtype)
+        if how == "kcont" and op == "b" and operands["a"][0] == "kcont" and P.tiled_local_bytes(
+                prm, dtype, True, True) > int(device_info.get("local_mem", 32768)):
+            how, guarded = None, False
+        if how is not None:
+            operands[op] = (how, si if how == "kcont" else sj, sb if batch > 1 else 0)
+            guard |= guarded
             continue
         copies = 1 if shared else batch
         _check_int("packed size", copies * Kp * Ip)
@@ -333,7 +396,7 @@ def _tiled_layout(prm, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize, pack_
         operands[op] = ("packed", Ip, 0 if shared else Kp * Ip)
         pack_elems += copies * (rows * K + Kp * Ip)
     return dict(Mp=Mp, Np=Np, Kc=Kc, Kp=Kp, packs=tuple(packs), operands=operands,
-                pack_elems=pack_elems)
+                pack_elems=pack_elems, guard=guard)
 
 
 PACK_SIGNATURE = "iiiiBiiiiBiii"
@@ -407,13 +470,13 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
         if how == "packed":
             ops += [packed[op], 0, ld, bs]
         else:
-            if src[op][1] % vw:
+            if how == "mcont" and src[op][1] % vw:
                 raise ValueError("gemm: offset %d is not aligned as the plan assumed" % src[op][1])
             ops += [src[op][0], src[op][1], ld, bs]
     kc = plan.kc
     k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
     if plan.reduce is None:
-        args = [plan.kM, plan.kN, plan.Kc, alpha, beta] + ops + [
+        args = [plan.kM, plan.kN, plan.K, plan.Kc, alpha, beta] + ops + [
             C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off, 1]
         events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
         return events
@@ -421,7 +484,7 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
         raise ValueError("gemm: the split-K plan needs an alloc(nbytes) callable for its workspace")
     r = plan.reduce
     work = alloc(r["nbytes"])
-    args = [plan.kM, plan.kN, plan.Kc, 1.0, 0.0] + ops + [
+    args = [plan.kM, plan.kN, plan.K, plan.Kc, 1.0, 0.0] + ops + [
         work, 0, 1, plan.kM, plan.kM * plan.kN, work, 0, plan.split]
     events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
     k = get_kernel(r["files"], r["defines"], r["name"], r["signature"])
