@@ -13,7 +13,8 @@ import os
 from . import _runtime as rt  # noqa: F401  (also reached as runtime.rt)
 
 _devices = None  # ocl index -> _runtime.Device, after OCLCORE_DEVICE reordering
-_kernels = {}
+_kernels = {}  # (device, files, sorted defines, name, extra source) -> Kernel
+_kernels_by_call = {}  # the same with the defines in the caller's order: found without sorting them
 _sources = {}
 
 
@@ -158,6 +159,10 @@ def get_kernel(files, defines, name, signature, dev=None, extra_source=""):
         files = (files,)
     if dev is None:
         dev = device(0)
+    call = (dev.index, tuple(files), tuple(defines.items()), name, extra_source)
+    k = _kernels_by_call.get(call)
+    if k is not None:
+        return k
     key = (dev.index, tuple(files), tuple(sorted(defines.items())), name, extra_source)
     k = _kernels.get(key)
     if k is None:
@@ -166,4 +171,5 @@ def get_kernel(files, defines, name, signature, dev=None, extra_source=""):
         prog = dev.build(src, options(defines), label)
         k = prog.kernel(name, signature)
         _kernels[key] = k
+    _kernels_by_call[call] = k
     return k

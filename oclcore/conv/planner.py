@@ -20,6 +20,8 @@ _forced = []
 _benchmark = {"on": os.environ.get("OCLCORE_CONV_BENCHMARK", "0") == "1"}
 _winners = {}           # path -> {key: name}
 _lock = threading.Lock()
+_heuristic_choices = {}  # (ConvGeometry, pass) -> the heuristic's Algorithm (a pure function of both)
+_CHOICES_LIMIT = 4096    # problems kept; the cache starts over when full
 
 
 def _stack():
@@ -164,4 +166,9 @@ def choose(ctx, g, pass_, layout="nchw", run=None, algorithm=None):
             return ALGORITHMS[cached]
         name = benchmark(ctx, g, pass_, layout, run)
         return ALGORITHMS[name]
-    return ALGORITHMS[heuristic(g, pass_)]
+    alg = _heuristic_choices.get((g, pass_))
+    if alg is None:
+        if len(_heuristic_choices) >= _CHOICES_LIMIT:
+            _heuristic_choices.clear()
+        alg = _heuristic_choices[(g, pass_)] = ALGORITHMS[heuristic(g, pass_)]
+    return alg

@@ -10,10 +10,10 @@ import torch
 
 from .. import conv as _conv
 from ..torch.dispatch import cpu_fallback, register
-from ..torch.tensor import OclTensor, empty
+from ..torch.tensor import empty, wrap
 from . import pointwise
 from .linalg import device_context
-from .meta import infer
+from .meta import call_key, infer
 
 aten = torch.ops.aten
 _contexts = {}
@@ -50,7 +50,7 @@ def _desc(t):
 def _tensor(d, index):
     if d is None:
         return None
-    return OclTensor(d.buf, d.shape, d.strides, d.offset, torch.float32, index)
+    return wrap(d.buf, d.shape, d.strides, d.offset, torch.float32, index)
 
 
 def _float32(t):
@@ -79,7 +79,7 @@ def _as2d(t):
         return t
     n, c, length = t.shape
     s0, s1, s2 = t.stride()
-    return OclTensor(t._buf, (n, c, 1, length), (s0, s1, length * s2, s2), t.storage_offset(), t.dtype, t._index)
+    return wrap(t._buf, (n, c, 1, length), (s0, s1, length * s2, s2), t.storage_offset(), t.dtype, t._index)
 
 
 def _as1d(t):
@@ -87,7 +87,7 @@ def _as1d(t):
         return None
     n, c, _, length = t.shape
     s0, s1, _, s3 = t.stride()
-    return OclTensor(t._buf, (n, c, length), (s0, s1, s3), t.storage_offset(), t.dtype, t._index)
+    return wrap(t._buf, (n, c, length), (s0, s1, s3), t.storage_offset(), t.dtype, t._index)
 
 
 def _pair(v, one_d, fill):
@@ -95,53 +95,96 @@ def _pair(v, one_d, fill):
     return ([fill] + v) if one_d else v
 
 
+# ---- per-signature call plans: torch's checks and the 2-D arguments, once per signature ----
+
+class _Call:
+    """A convolution call signature that passed torch's checks and runs on the device: the
+    2-D form of its arguments, and whether the tensors need conversion (1-D, not float32)."""
+
+    def __init__(self, tensors, x, stride, padding, dilation, output_padding):
+        self.one_d = x.dim() == 3
+        # descriptors of the tensors as they are
+        self.direct = not self.one_d and all(t is None or t.dtype is torch.float32 for t in tensors)
+        self.stride, self.padding = _pair(stride, self.one_d, 1), _pair(padding, self.one_d, 0)
+        self.dilation, self.output_padding = _pair(dilation, self.one_d, 1), _pair(output_padding, self.one_d, 0)
+
+
+_calls = {}  # call signature -> _Call
+_CALLS_LIMIT = 4096  # distinct signatures kept; the cache starts over when full
+
+
+def _plan(func, tensors, args, x, w, stride, padding, dilation, output_padding):
+    """The _Call for ``func(*tensors, *args)`` (input ``x``, weight ``w``) after torch's checks, or
+    None when it falls back to the CPU. Cached per signature."""
+    key = call_key(tensors, args)
+    call = _calls.get(key) if key is not None else None
+    if call is None:
+        infer(func, (*tensors, *args))
+        if not _supported(x, w):
+            return None
+        call = _Call(tensors, x, stride, padding, dilation, output_padding)
+        if key is not None:
+            if len(_calls) >= _CALLS_LIMIT:
+                _calls.clear()
+            _calls[key] = call
+    return call
+
+
 @register(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
-    infer(aten.convolution.default, (x, w, bias, stride, padding, dilation, transposed, output_padding, groups))
-    if not _supported(x, w):
+    call = _plan(aten.convolution.default, (x, w, bias), (stride, padding, dilation, transposed, output_padding,
+                                                          groups), x, w, stride, padding, dilation, output_padding)
+    if call is None:
         return cpu_fallback(aten.convolution.default,
                             (x, w, bias, stride, padding, dilation, transposed, output_padding, groups), {})
-    one_d = x.dim() == 3
-    dtype = x.dtype
     ctx = conv_context(x._index)
-    xs, ws = _desc(_as2d(_float32(x))), _desc(_as2d(_float32(w)))
-    bs = _desc(_float32(bias))
-    stride, padding = _pair(stride, one_d, 1), _pair(padding, one_d, 0)
-    dilation, output_padding = _pair(dilation, one_d, 1), _pair(output_padding, one_d, 0)
-    if transposed:
-        y = _conv.conv_transpose2d_forward(ctx, xs, ws, bs, stride, padding, output_padding, groups, dilation)
+    if call.direct:
+        xs, ws, bs = _desc(x), _desc(w), _desc(bias)
     else:
-        y = _conv.conv2d_forward(ctx, xs, ws, bs, stride, padding, dilation, groups)
+        xs, ws = _desc(_as2d(_float32(x))), _desc(_as2d(_float32(w)))
+        bs = _desc(_float32(bias))
+    if transposed:
+        y = _conv.conv_transpose2d_forward(ctx, xs, ws, bs, call.stride, call.padding, call.output_padding, groups,
+                                           call.dilation)
+    else:
+        y = _conv.conv2d_forward(ctx, xs, ws, bs, call.stride, call.padding, call.dilation, groups)
     out = _tensor(y, x._index)
-    if one_d:
+    if call.direct:
+        return out
+    if call.one_d:
         out = _as1d(out)
-    return _cast(out, dtype)
+    return _cast(out, x.dtype)
 
 
 @register(aten.convolution_backward.default)
 def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                          groups, output_mask):
-    infer(aten.convolution_backward.default, (grad, x, w, bias_sizes, stride, padding, dilation, transposed,
-                                              output_padding, groups, output_mask))
-    if not _supported(x, w):
+    call = _plan(aten.convolution_backward.default, (grad, x, w), (bias_sizes, stride, padding, dilation,
+                                                                   transposed, output_padding, groups,
+                                                                   output_mask), x, w, stride, padding, dilation,
+                 output_padding)
+    if call is None:
         return cpu_fallback(aten.convolution_backward.default,
                             (grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                              groups, output_mask), {})
-    one_d = x.dim() == 3
-    dtype = x.dtype
     ctx = conv_context(x._index)
-    g, xs, ws = (_desc(_as2d(_float32(t))) for t in (grad, x, w))
-    stride, padding = _pair(stride, one_d, 1), _pair(padding, one_d, 0)
-    dilation, output_padding = _pair(dilation, one_d, 1), _pair(output_padding, one_d, 0)
-    mask = tuple(bool(m) for m in output_mask)
-    if transposed:
-        gi, gw, gb = _conv.conv_transpose2d_backward(ctx, g, xs, ws, mask, stride, padding, output_padding,
-                                                     groups, dilation)
+    if call.direct:
+        g, xs, ws = _desc(grad), _desc(x), _desc(w)
     else:
-        gi, gw, gb = _conv.conv2d_backward(ctx, g, xs, ws, mask, stride, padding, dilation, groups)
-    gi, gw, gb = (_tensor(d, x._index) for d in (gi, gw, gb))
-    if one_d:
+        g, xs, ws = (_desc(_as2d(_float32(t))) for t in (grad, x, w))
+    mask = tuple(map(bool, output_mask))
+    if transposed:
+        gi, gw, gb = _conv.conv_transpose2d_backward(ctx, g, xs, ws, mask, call.stride, call.padding,
+                                                     call.output_padding, groups, call.dilation)
+    else:
+        gi, gw, gb = _conv.conv2d_backward(ctx, g, xs, ws, mask, call.stride, call.padding, call.dilation, groups)
+    index = x._index
+    gi, gw, gb = _tensor(gi, index), _tensor(gw, index), _tensor(gb, index)
+    if call.direct:
+        return gi, gw, gb
+    if call.one_d:
         gi, gw = _as1d(gi), _as1d(gw)
+    dtype = x.dtype
     return _cast(gi, dtype), _cast(gw, dtype), _cast(gb, dtype)
 
 

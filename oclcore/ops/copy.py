@@ -24,11 +24,14 @@ def dense_strides(t):
     """Strides that keep ``t``'s dim order (as torch's preserve_format) if it is dense and
     non-overlapping, else contiguous strides."""
     size, stride = tuple(t.shape), t.stride()
+    contiguous = contiguous_strides(size)
+    if stride == contiguous:  # the common case, and what the general rule below gives for it
+        return contiguous
     order = sorted(range(len(size)), key=lambda d: (stride[d], size[d]), reverse=True)
     expected = 1
     for d in reversed(order):
         if size[d] != 1 and stride[d] != expected:
-            return contiguous_strides(size)
+            return contiguous
         expected *= size[d]
     out = [0] * len(size)
     acc = 1

@@ -5,10 +5,11 @@ import math
 
 import torch
 
-from ..torch.dispatch import register
+from ..torch.dispatch import register, unregistered
 from ..torch.tensor import OclTensor, empty, resize_out
 from . import pointwise
 from .copy import dense_strides
+from .meta import infer
 from .random import randperm_into
 
 aten = torch.ops.aten
@@ -55,6 +56,35 @@ def full_like(x, fill_value, dtype=None, layout=None, device=None, pin_memory=No
     else:
         stride = None
     return fill_(empty(x.shape, dtype or x.dtype, index, stride), fill_value)
+
+
+@register(aten.zeros_like.default)
+def zeros_like(x, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    # (torch's decomposition, registered to skip the detour)
+    return full_like(x, False if (dtype or x.dtype) == torch.bool else 0, dtype, layout, device, pin_memory,
+                     memory_format)
+
+
+@register(aten.ones_like.default)
+def ones_like(x, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    return full_like(x, True if (dtype or x.dtype) == torch.bool else 1, dtype, layout, device, pin_memory,
+                     memory_format)
+
+
+@register(aten.empty_like.default)
+def empty_like(x, **kwargs):
+    """torch's empty_like: the layout its meta kernel gives (preserve_format keeps a dense input's
+    strides); other devices and layouts, and a device without index, go the way of unregistered ops."""
+    device, layout = kwargs.get("device"), kwargs.get("layout")
+    index = x._index
+    if device is not None:
+        device = torch.device(device)
+        index = device.index if device.type == "ocl" else None
+    if index is None or layout not in (None, torch.strided) or kwargs.get("pin_memory"):
+        return unregistered(aten.empty_like.default, (x,), kwargs)
+    meta = infer(aten.empty_like.default, (x,), {"dtype": kwargs.get("dtype"),
+                                                 "memory_format": kwargs.get("memory_format")})
+    return empty(meta.shape, meta.dtype, index, meta.stride())
 
 
 @register(aten.resize_.default)

@@ -11,9 +11,9 @@ import warnings
 import torch
 
 from ..torch.dispatch import cpu_fallback, register
-from ..torch.tensor import OclTensor, empty, resize_out
+from ..torch.tensor import OclTensor, contiguous_strides, empty, resize_out
 from . import dtypes, pointwise
-from .meta import check_overlap, infer
+from .meta import check_input_overlap, check_overlap, infer
 
 aten = torch.ops.aten
 _INF = math.inf
@@ -95,8 +95,8 @@ def _make(func, describe, compare):
             out = args[0] if kind == "inplace" else empty(shape, dtype, args[0]._index if type(args[0]) is
                                                            OclTensor else _index(args), stride)
             op, inputs, params = describe(*args, **kwargs)
-            if kind == "inplace":
-                check_overlap(out, inputs)
+            if kind == "inplace":  # (out's own geometry passed check_overlap when this key was checked)
+                check_input_overlap(out, inputs)
             if plan is not None and op == plan_op:  # (some ops pick a kernel by a scalar's value)
                 return pointwise.launch(plan, out, inputs, params, ct)
             return pointwise.run(op, out, inputs, params, ct)
@@ -127,8 +127,9 @@ def _make(func, describe, compare):
             plan = pointwise.prepare(op, out, inputs, ct)
             pointwise.launch(plan, out, inputs, params, ct)
         if key is not None:
-            checked[key] = (tuple(meta.shape), meta.stride(), meta.dtype, ct, op,
-                            None if plan is None or plan[3] else plan)
+            shape, stride = tuple(meta.shape), meta.stride()
+            stride = None if stride == contiguous_strides(shape) else stride  # (made without strides: faster)
+            checked[key] = (shape, stride, meta.dtype, ct, op, None if plan is None or plan.big else plan)
         return out
 
     return impl

@@ -26,7 +26,7 @@ import torch.utils._foreach_utils as _foreach_utils
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, empty
+from ..torch.tensor import OclTensor, alias, contiguous_strides, empty
 from . import dtypes, pointwise
 from .copy import dense_strides
 from .elementwise import scalar_value
@@ -192,8 +192,10 @@ class _Plan:
             if not fast:
                 self.singles.append(i)
                 continue
-            if o is None:
-                self.allocs.append((i, tuple(a.shape), a.dtype, a._index, a.stride()))
+            if o is None:  # (contiguous outputs are made without strides: faster)
+                shape, stride = tuple(a.shape), a.stride()
+                stride = None if stride == contiguous_strides(shape) else stride
+                self.allocs.append((i, shape, a.dtype, a._index, stride))
             if a.numel():
                 groups.setdefault((a.dtype, a.dtype if o is None else o.dtype), []).append(i)
         order, sizes, self.groups = [], [], []
@@ -257,12 +259,13 @@ class _Plan:
                         pointwise.run("copy", converted, [s])
                         s = converted
                     sv, sv_off, dev_flag = s._buf, s.storage_offset(), 1
-                p = [dtypes.py_scalar(v, ct) for v in params] + [dtypes.py_scalar(0, ct)] * (3 - len(params))
-                zero = dtypes.py_scalar(0, ct)
+                conv = float if dtypes.is_float_compute(ct) else int  # (what dtypes.py_scalar does)
+                zero = conv(0)
+                p = [conv(v) for v in params] + [zero] * (3 - len(params))
                 if isinstance(values, (list, tuple)):
-                    s = [dtypes.py_scalar(values[i], ct) for i in order]
+                    s = [conv(values[i]) for i in order]
                 else:
-                    s = itertools.repeat(dtypes.py_scalar(0.0 if values is None else values, ct))
+                    s = itertools.repeat(conv(0.0 if values is None else values))
                 # slot arguments of the group, in slot order: o, its offset, a, b, c likewise, numel, scalar
                 begin, end = launches[0][0], launches[-1][1]
                 slots = list(itertools.chain.from_iterable(zip(

@@ -38,6 +38,24 @@ def _sig(x, floats=True):
     return x
 
 
+def call_key(tensors, others=()):
+    """A cache key for an op's call: per tensor argument its dtype, shape, strides and device (None
+    for an absent one), then the other arguments (hashable, lists as tuples). None when a tensor is
+    not an ocl tensor: such calls (mixed devices) take the checked path every time. For ops that
+    cache a plan of their own per call signature, after :func:`infer` passed once."""
+    key = []
+    for t in tensors:
+        if t is None:
+            key.append(None)
+        elif type(t) is OclTensor:
+            key.append((t.dtype, t.shape, t.stride(), t._index))
+        else:
+            return None
+    for a in others:
+        key.append(tuple(a) if type(a) is list else a)
+    return tuple(key)
+
+
 def _to_meta(x):
     if isinstance(x, OclTensor):
         return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
@@ -125,6 +143,12 @@ def check_overlap(out, inputs):
     if any(n > 1 and s == 0 for n, s in zip(out.shape, out.stride())):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
+    check_input_overlap(out, inputs)
+
+
+def check_input_overlap(out, inputs):
+    """The part of :func:`check_overlap` that depends on the operands' memory, not only on their
+    geometry: for callers that checked this geometry of ``out`` before."""
     for x in inputs:
         if x is out or not isinstance(x, OclTensor) or x._buf is not out._buf or not x.numel() or not out.numel():
             continue

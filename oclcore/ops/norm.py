@@ -15,10 +15,10 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import empty
+from ..torch.tensor import contiguous_strides, empty
 from . import copy as _copy
 from . import dtypes
-from .meta import infer
+from .meta import call_key, infer
 
 aten = torch.ops.aten
 
@@ -140,9 +140,15 @@ def _ncs(t):
 
 def _new_ncs(m, index):
     """A new tensor for meta result ``m``, in its layout when (N, C, S) can address it."""
-    if _spatial_stride(tuple(m.shape), m.stride()) is None:
-        return empty(m.shape, m.dtype, index)
-    return empty(m.shape, m.dtype, index, m.stride())
+    shape, dtype, stride = _new_ncs_geometry(m)
+    return empty(shape, dtype, index, stride)
+
+
+def _new_ncs_geometry(m):
+    """(shape, dtype, strides) of the tensor :func:`_new_ncs` makes for meta result ``m``."""
+    shape = tuple(m.shape)
+    stride = m.stride() if _spatial_stride(shape, m.stride()) is not None else contiguous_strides(shape)
+    return shape, m.dtype, stride
 
 
 class _Params:
@@ -150,16 +156,33 @@ class _Params:
     stats that had to be converted are written back by ``finish``."""
 
     def __init__(self, x, weight, bias, running_mean=None, running_var=None):
-        present = [t for t in (weight, bias, running_mean, running_var) if t is not None]
-        self.dtype = present[0].dtype if present else stats_dtype(x.dtype)
+        self.dtype = self.dtype_for(x, weight, bias, running_mean, running_var)
         self.weight, self.bias = self._fit(weight), self._fit(bias)
         self.running = [(t, self._fit(t)) for t in (running_mean, running_var)]
         self.running_mean, self.running_var = self.running[0][1], self.running[1][1]
 
+    @staticmethod
+    def dtype_for(x, *tensors):
+        present = [t for t in tensors if t is not None]
+        return present[0].dtype if present else stats_dtype(x.dtype)
+
     def _fit(self, t):
-        if t is None or (t.dtype is self.dtype and (t.dim() == 0 or t.stride(-1) == 1 or t.numel() <= 1)):
+        if t is None or self.fits(t, self.dtype):
             return t
         return _copy.contiguous(t, self.dtype)
+
+    @staticmethod
+    def fits(t, dtype):
+        """True when ``t`` is used as it is (a function of its dtype, shape and strides)."""
+        return t.dtype is dtype and (t.dim() == 0 or t.stride(-1) == 1 or t.numel() <= 1)
+
+    @classmethod
+    def as_given(cls, dtype, weight, bias, running_mean=None, running_var=None):
+        """The parameters of a call whose tensors all fit (nothing to convert or write back)."""
+        p = cls.__new__(cls)
+        p.dtype, p.weight, p.bias, p.running = dtype, weight, bias, ()
+        p.running_mean, p.running_var = running_mean, running_var
+        return p
 
     def finish(self):
         for orig, used in self.running:
@@ -171,39 +194,61 @@ def _geometry(g2, p, q, sg1, sg2, sp, sq):
     return (g2, p, q, sg1, sg2, sp, sq, 0)
 
 
-def _launch(k, ck, chunks, args):
-    wg = _work_group(k.device)
+@functools.lru_cache(maxsize=1024)
+def _passes(backward, index, dtype, pdtype, groups, gx, flags, tunables):
+    """How one forward or backward norm call with these flags runs (a pure function of its
+    arguments, so cached): (flags with _PARTIALS where partials are used, ck, partials length or 0,
+    (first kernel, global, local) or None, (main kernel, global, local))."""
+    dev = runtime.device(index)
+    ck = _split_cached(*_device_shape(index), groups, gx, *tunables)
+    chunks = ck[1]
+    wg = _work_group(dev)
     tiles = -(-ck[3] // ck[0])
-    k.launch((tiles * wg, chunks), (wg, 1), args)
+    grid, local = (tiles * wg, chunks), (wg, 1)
+    if backward:
+        sums = not flags & _RUNNING or (flags & _GROUP_PARAMS and flags & (_GRAD_WEIGHT | _GRAD_BIAS))
+        first_name, main_name = "norm_grad_sums", "norm_backward"
+        # without grad_input only the first chunk's work-groups have work: the group's grads
+        main_grid = grid if flags & _GRAD_INPUT else (tiles * wg, 1)
+    else:
+        sums = not flags & _RUNNING
+        first_name, main_name = "norm_stats", "norm_forward"
+        main_grid = grid
+    first, part = None, 0
+    if chunks > 1 and sums:
+        first = (_kernel(first_name, dtype, pdtype, dev), grid, local)
+        part = groups * chunks * 2
+        flags |= _PARTIALS
+    return flags, ck, part, first, (_kernel(main_name, dtype, pdtype, dev), main_grid, local)
+
+
+def _plan_passes(backward, x, pdtype, groups, gx, flags):
+    return _passes(backward, x._index, x.dtype, pdtype, groups, tuple(gx), flags,
+                   (WAVES, MIN_PER_ITEM, MAX_CHUNKS, INTERLEAVE))
+
+
+def _partials(part, x):
+    return empty((part,), _accumulation_dtype(runtime.device(x._index)), x._index) if part else None
 
 
 def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=None, rstd=None):
-    dev = runtime.device(x._index)
-    ck = _split(dev, groups, gx)
-    chunks = ck[1]
     if params.weight is not None:
         flags |= _WEIGHT
     if params.bias is not None:
         flags |= _BIAS
     if mean is not None:
         flags |= _SAVE
-    part = None
-    if chunks > 1 and not flags & _RUNNING:
-        part = empty((groups * chunks * 2,), _accumulation_dtype(dev), x._index)
-        k = _kernel("norm_stats", x.dtype, params.dtype, dev)
-        _launch(k, ck, chunks, (part._buf, 0, x._buf, x.storage_offset(), gx, ck))
-        flags |= _PARTIALS
-    k = _kernel("norm_forward", x.dtype, params.dtype, dev)
-    _launch(k, ck, chunks, (
+    flags, ck, part, first, (k, grid, local) = _plan_passes(False, x, params.dtype, groups, gx, flags)
+    part = _partials(part, x)
+    if first is not None:
+        first[0].launch(first[1], first[2], (part._buf, 0, x._buf, x.storage_offset(), gx, ck))
+    k.launch(grid, local, (
         y._buf, y.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x), *_buf(params.bias, x),
         *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x),
         *_buf(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
 
 
 def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps, gw=None, gb=None):
-    dev = runtime.device(x._index)
-    ck = _split(dev, groups, gx)
-    chunks = ck[1]
     if params.weight is not None:
         flags |= _WEIGHT
     if gi is not None:
@@ -212,18 +257,14 @@ def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps,
         flags |= _GRAD_WEIGHT
     if gb is not None:
         flags |= _GRAD_BIAS
+    flags, ck, part, first, (k, grid, local) = _plan_passes(True, x, params.dtype, groups, gx, flags)
     stats = (*_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x))
-    sums = not flags & _RUNNING or (flags & _GROUP_PARAMS and (gw is not None or gb is not None))
-    part = None
-    if chunks > 1 and sums:
-        part = empty((groups * chunks * 2,), _accumulation_dtype(dev), x._index)
-        k = _kernel("norm_grad_sums", x.dtype, params.dtype, dev)
-        _launch(k, ck, chunks, (part._buf, 0, dy._buf, dy.storage_offset(), x._buf, x.storage_offset(),
-                                *_buf(params.weight, x), *stats, gx, gd, pc, ck, flags, float(eps)))
-        flags |= _PARTIALS
-    k = _kernel("norm_backward", x.dtype, params.dtype, dev)
-    # without grad_input only the first chunk's work-groups have work: the group's grads
-    _launch(k, ck, chunks if gi is not None else 1, (
+    part = _partials(part, x)
+    if first is not None:
+        first[0].launch(first[1], first[2], (part._buf, 0, dy._buf, dy.storage_offset(), x._buf, x.storage_offset(),
+                                             *_buf(params.weight, x), *stats, gx, gd, pc, ck,
+                                             flags & ~_PARTIALS, float(eps)))
+    k.launch(grid, local, (
         *_buf(gi, x), dy._buf, dy.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x),
         *stats, *_buf(gw, x), *_buf(gb, x), *_buf(part, x), gx, gd, gg, pc, ck, flags, float(eps)))
 
@@ -253,33 +294,83 @@ def _bn_geometry(strides, n, s):
 _BN_PARAM_INDEX = (1, 0, 0, 0, 0, 0, 0, 0)
 
 
+_CALLS_LIMIT = 1024  # batch norm call signatures kept per pass; the caches start over when full
+_forward_calls = {}   # call signature -> _BatchNormForward
+_backward_calls = {}  # call signature -> _BatchNormBackward
+
+
+def _cached(calls, key, make):
+    call = calls.get(key) if key is not None else None
+    if call is None:
+        call = make()
+        if key is not None:
+            if len(calls) >= _CALLS_LIMIT:
+                calls.clear()
+            calls[key] = call
+    return call
+
+
+def _ncs_geometry(shape, stride, n, s):
+    """The batch norm geometry of a tensor of ``shape`` and ``stride`` as :func:`_ncs` walks it (its
+    contiguous copy if needed), and whether the tensor is walked as it is."""
+    shape = tuple(shape)
+    ss = _spatial_stride(shape, stride)
+    direct = ss is not None
+    if not direct:
+        stride = contiguous_strides(shape)
+        ss = _spatial_stride(shape, stride)
+    return _bn_geometry((stride[0], stride[1], ss), n, s), direct
+
+
+class _BatchNormForward:
+    """What a batch norm call's signature decides, found once after torch's checks: the output's
+    and statistics' geometry, the kernels' geometry and flags, which tensors need copies."""
+
+    def __init__(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        meta = infer(aten.native_batch_norm.default, (x, weight, bias, running_mean, running_var, training,
+                                                      momentum, eps))
+        self.out = _new_ncs_geometry(meta[0])
+        c = x.shape[1]
+        self.stats = ((c,) if training else (0,), stats_dtype(x.dtype))
+        self.training, self.c, self.empty = training, c, x.numel() == 0
+        if self.empty:
+            return
+        self.pdtype = _Params.dtype_for(x, weight, bias, running_mean, running_var)
+        self.params_fit = all(t is None or _Params.fits(t, self.pdtype)
+                              for t in (weight, bias, running_mean, running_var))
+        n = x.shape[0]
+        s = x.numel() // (n * c)
+        self.gx, self.x_direct = _ncs_geometry(x.shape, x.stride(), n, s)
+        shape, _, stride = self.out
+        self.gy = _ncs_geometry(shape, stride, n, s)[0]
+        self.flags = _RUNNING if not training else _UPDATE if running_mean is not None else 0
+
+    def run(self, x, weight, bias, running_mean, running_var, momentum, eps):
+        index = x._index
+        shape, dtype, stride = self.out
+        out = empty(shape, dtype, index, stride)
+        shape, dtype = self.stats
+        mean, rstd = empty(shape, dtype, index), empty(shape, dtype, index)
+        if self.empty:
+            return out, mean, rstd
+        if self.params_fit:
+            params = _Params.as_given(self.pdtype, weight, bias, running_mean, running_var)
+        else:
+            params = _Params(x, weight, bias, running_mean, running_var)
+        xv = x if self.x_direct else _copy.contiguous(x)
+        training = self.training
+        _forward(xv, out, params, self.c, self.gx, self.gy, _BN_PARAM_INDEX, self.flags, eps, momentum,
+                 mean if training else None, rstd if training else None)
+        params.finish()
+        return out, mean, rstd
+
+
 def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
     """(out, save_mean, save_invstd) of batch norm; updates the running stats in training."""
-    meta = infer(aten.native_batch_norm.default, (x, weight, bias, running_mean, running_var, training,
-                                                  momentum, eps))
-    out = _new_ncs(meta[0], x._index)
-    c = x.shape[1]
-    sdt = stats_dtype(x.dtype)
-    if training:
-        mean, rstd = empty((c,), sdt, x._index), empty((c,), sdt, x._index)
-    else:
-        mean, rstd = empty((0,), sdt, x._index), empty((0,), sdt, x._index)
-    if x.numel() == 0:
-        return out, mean, rstd
-    params = _Params(x, weight, bias, running_mean, running_var)
-    n = x.shape[0]
-    xv, xs = _ncs(x)
-    s = x.numel() // (n * c)
-    _, ys = _ncs(out)
-    flags = 0
-    if not training:
-        flags |= _RUNNING
-    elif params.running_mean is not None:
-        flags |= _UPDATE
-    _forward(xv, out, params, c, _bn_geometry(xs, n, s), _bn_geometry(ys, n, s), _BN_PARAM_INDEX, flags, eps,
-             momentum, mean if training else None, rstd if training else None)
-    params.finish()
-    return out, mean, rstd
+    key = call_key((x, weight, bias, running_mean, running_var), (training,))
+    call = _cached(_forward_calls, key, lambda: _BatchNormForward(x, weight, bias, running_mean, running_var,
+                                                                  training, momentum, eps))
+    return call.run(x, weight, bias, running_mean, running_var, momentum, eps)
 
 
 @register(aten.native_batch_norm.default)
@@ -309,34 +400,66 @@ def _native_batch_norm_legit_functional(x, weight, bias, running_mean, running_v
     return out, mean, rstd, new_mean, new_var
 
 
+class _BatchNormBackward:
+    """What a batch norm backward call's signature decides (see _BatchNormForward)."""
+
+    def __init__(self, dy, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps, output_mask):
+        meta = infer(aten.native_batch_norm_backward.default, (dy, x, weight, running_mean, running_var, save_mean,
+                                                               save_invstd, train, eps, output_mask))
+        c = x.shape[1]
+        self.c, self.train = c, train
+        self.gi = _new_ncs_geometry(meta[0]) if output_mask[0] else None
+        self.pdtype = weight.dtype if weight is not None else x.dtype
+        self.gw, self.gb = bool(output_mask[1]), bool(output_mask[2])
+        self.nothing = self.gi is None and not self.gw and not self.gb
+        self.empty = x.numel() == 0
+        if self.nothing or self.empty:
+            return
+        running = (None, None) if train else (running_mean, running_var)
+        self.params_dtype = _Params.dtype_for(x, weight, None, *running)
+        self.params_fit = all(t is None or _Params.fits(t, self.params_dtype) for t in (weight, *running))
+        n = x.shape[0]
+        s = x.numel() // (n * c)
+        self.gx, self.x_direct = _ncs_geometry(x.shape, x.stride(), n, s)
+        self.gd, self.dy_direct = _ncs_geometry(dy.shape, dy.stride(), n, s)
+        self.gg = self.gx if self.gi is None else _ncs_geometry(self.gi[0], self.gi[2], n, s)[0]
+        self.flags = _GROUP_PARAMS | (0 if train else _RUNNING)
+
+    def run(self, dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps):
+        index, c = x._index, self.c
+        gi = None
+        if self.gi is not None:
+            shape, dtype, stride = self.gi
+            gi = empty(shape, dtype, index, stride)
+        gw = empty((c,), self.pdtype, index) if self.gw else None
+        gb = empty((c,), self.pdtype, index) if self.gb else None
+        if self.nothing:
+            return None, None, None
+        if self.empty:
+            for t in (gw, gb):
+                if t is not None and t.numel():
+                    t.zero_()
+            return gi, gw, gb
+        train = self.train
+        running = (None, None) if train else (running_mean, running_var)
+        if self.params_fit:
+            params = _Params.as_given(self.params_dtype, weight, None, *running)
+        else:
+            params = _Params(x, weight, None, *running)
+        xv = x if self.x_direct else _copy.contiguous(x)
+        dv = dy if self.dy_direct else _copy.contiguous(dy)
+        _backward(dv, xv, gi, params, save_mean if train else None, save_invstd if train else None, c,
+                  self.gx, self.gd, self.gg, _BN_PARAM_INDEX, self.flags, eps, gw, gb)
+        return gi, gw, gb
+
+
 def batch_norm_backward(dy, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
                         output_mask):
     """(grad_input, grad_weight, grad_bias) of batch norm, each None where output_mask is False."""
-    meta = infer(aten.native_batch_norm_backward.default, (dy, x, weight, running_mean, running_var, save_mean,
-                                                           save_invstd, train, eps, output_mask))
-    c = x.shape[1]
-    pdtype = weight.dtype if weight is not None else x.dtype
-    gi = _new_ncs(meta[0], x._index) if output_mask[0] else None
-    gw = empty((c,), pdtype, x._index) if output_mask[1] else None
-    gb = empty((c,), pdtype, x._index) if output_mask[2] else None
-    if gi is None and gw is None and gb is None:
-        return None, None, None
-    if x.numel() == 0:
-        for t in (gw, gb):
-            if t is not None and t.numel():
-                t.zero_()
-        return gi, gw, gb
-    params = _Params(x, weight, None, None if train else running_mean, None if train else running_var)
-    n = x.shape[0]
-    s = x.numel() // (n * c)
-    xv, xs = _ncs(x)
-    dv, ds = _ncs(dy)
-    flags = _GROUP_PARAMS | (0 if train else _RUNNING)
-    gs = _ncs(gi)[1] if gi is not None else xs
-    _backward(dv, xv, gi, params, save_mean if train else None, save_invstd if train else None, c,
-              _bn_geometry(xs, n, s), _bn_geometry(ds, n, s), _bn_geometry(gs, n, s), _BN_PARAM_INDEX,
-              flags, eps, gw, gb)
-    return gi, gw, gb
+    key = call_key((dy, x, weight, running_mean, running_var, save_mean, save_invstd), (train, output_mask))
+    call = _cached(_backward_calls, key, lambda: _BatchNormBackward(
+        dy, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps, output_mask))
+    return call.run(dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps)
 
 
 @register(aten.native_batch_norm_backward.default)

@@ -92,6 +92,20 @@ _plans = {}
 _BIG_BYTES = 2**31  # buffers this large may need 64-bit indices: their plans are not reused
 
 
+class Plan:
+    """A prepared launch for one signature of operands: the kernel, the bit mask of scalar inputs,
+    the collapsed geometry, whether 64-bit indices are needed, and the launch size and trailing
+    arguments, which depend on the geometry only."""
+
+    __slots__ = ("kernel", "scalars", "rank", "sizes", "strides", "big", "gsize", "lsize", "tail")
+
+    def __init__(self, kernel, scalars, rank, sizes, strides, big, n):
+        self.kernel, self.scalars, self.rank, self.sizes, self.strides, self.big = (
+            kernel, scalars, rank, sizes, strides, big)
+        self.gsize, self.lsize = (n,), (256,) if n >= 256 else None
+        self.tail = (scalars, n, rank, sizes) + strides
+
+
 def _plan(op, out, inputs, ct):
     """Kernel and collapsed geometry for one signature of operands (cached by the caller)."""
     shape = out.shape
@@ -115,8 +129,7 @@ def _plan(op, out, inputs, ct):
         isinstance(x, OclTensor) and x._buf.nbytes // max(x.element_size(), 1) > _INT32_MAX
         for x in (out, *inputs))
     k = kernel(op, tuple(in_dtypes), out.dtype, ct, "long" if big else "int", runtime.device(out._index))
-    geometry = (rank, tuple(sizes), tuple(tuple(s) for s in st))
-    return k, scalars, geometry, big
+    return Plan(k, scalars, rank, tuple(sizes), tuple(tuple(s) for s in st), big, n)
 
 
 def compute_type(out, inputs):
@@ -127,15 +140,14 @@ def compute_type(out, inputs):
 
 
 def prepare(op, out, inputs, ct):
-    """The launch plan (kernel, scalar mask, collapsed geometry, needs 64-bit indices) for these
-    operands; cached by their dtypes, shapes and strides."""
+    """The launch Plan for these operands; cached by their dtypes, shapes and strides."""
     key = (op, ct, out.dtype, out.shape, out.stride(), out._index,
            tuple([(x.dtype, x.shape, x.stride()) if type(x) is OclTensor else None for x in inputs]))
     plan = _plans.get(key)
     if plan is None or out._buf.nbytes >= _BIG_BYTES or any(
             type(x) is OclTensor and x._buf.nbytes >= _BIG_BYTES for x in inputs):
         plan = _plan(op, out, inputs, ct)
-        if not plan[3]:  # the index width depends on buffer sizes: only small-index plans are reused
+        if not plan.big:  # the index width depends on buffer sizes: only small-index plans are reused
             _plans[key] = plan
     return plan
 
@@ -150,27 +162,32 @@ def run(op, out, inputs, params=(), ct=None):
     return launch(prepare(op, out, inputs, ct), out, inputs, params, ct)
 
 
+_NO_PARAMS = (0, 0, 0)
+
+
 def launch(plan, out, inputs, params, ct):
     """Enqueues a prepared plan on these operands (same geometry as when it was prepared)."""
-    k, scalars, (rank, sizes, st), _ = plan
-    n = out.numel()
-    conv = dtypes.py_scalar
-    np_ = len(params)
-    p0 = conv(params[0], ct) if np_ > 0 else 0
-    p1 = conv(params[1], ct) if np_ > 1 else 0
-    p2 = conv(params[2], ct) if np_ > 2 else 0
-    if rank <= MAX_DIMS:
-        args = [out._buf, out.storage_offset()]
+    conv = float if ct == "float" or ct == "double" else int  # (what dtypes.py_scalar does)
+    n_params = len(params)
+    if n_params == 0:
+        p = _NO_PARAMS
+    else:
+        p = (conv(params[0]), conv(params[1]) if n_params > 1 else 0, conv(params[2]) if n_params > 2 else 0)
+    if plan.rank <= MAX_DIMS:
+        buf = out._buf
+        args = [buf, out.storage_offset()]
         for x in inputs:
             if type(x) is OclTensor:
                 args += (x._buf, x.storage_offset(), 0)
             else:
-                args += (out._buf, 0, conv(x, ct))
-        args += (p0, p1, p2, scalars, n, rank, sizes) + st
-        k.launch((n,), (256,) if n >= 256 else None, tuple(args))
+                args += (buf, 0, conv(x))
+        args += p
+        args += plan.tail
+        plan.kernel.launch(plan.gsize, plan.lsize, tuple(args))
         return out
-    p = (p0, p1, p2)
-    values = [0 if isinstance(x, OclTensor) else conv(x, ct) for x in inputs]
+    rank, sizes, st = plan.rank, plan.sizes, plan.strides
+    n = out.numel()
+    values = [0 if isinstance(x, OclTensor) else conv(x) for x in inputs]
     bufs = [out._buf] + [x._buf if isinstance(x, OclTensor) else out._buf for x in inputs]
     offsets = [out.storage_offset()] + [x.storage_offset() if isinstance(x, OclTensor) else 0 for x in inputs]
     # More dims than the kernel walks: launch once per index of the leading dims.
@@ -179,7 +196,7 @@ def launch(plan, out, inputs, params, ct):
     inner_n = n // math.prod(lead)
     for pos in itertools.product(*(range(m) for m in lead)):
         offs = [o + sum(i * s for i, s in zip(pos, sv)) for o, sv in zip(offsets, st)]
-        _launch(k, bufs, offs, values, p, scalars, inner_n, MAX_DIMS, inner, inner_st)
+        _launch(plan.kernel, bufs, offs, values, p, plan.scalars, inner_n, MAX_DIMS, inner, inner_st)
     return out
 
 

@@ -90,7 +90,7 @@ def t(x):
 
 @register(aten.alias.default, aten.detach.default, aten.lift_fresh.default)
 def same(x):
-    return alias(x, tuple(x.shape), x.stride(), x.storage_offset())
+    return alias(x, x.shape, x.stride(), x.storage_offset())
 
 
 @register(aten.expand.default)

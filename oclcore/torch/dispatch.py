@@ -84,6 +84,12 @@ def reset_fallbacks():
     _fallback_counts.clear()
 
 
+def unregistered(func, args, kwargs):
+    """Runs ``func`` the way an op without an implementation runs: torch's decompositions, else
+    the CPU fallback (for implementations that handle only some cases)."""
+    return _unhandled(func, args, kwargs)
+
+
 def _unhandled(func, args, kwargs):
     active = getattr(_decomposing, "ops", None)
     if active is None:

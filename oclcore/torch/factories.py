@@ -14,8 +14,10 @@ _lib = None
 def _index(device):
     if device is None:
         return 0
-    device = torch.device(device)
-    return device.index if device.index is not None else 0
+    if type(device) is not torch.device:
+        device = torch.device(device)
+    index = device.index
+    return index if index is not None else 0
 
 
 def _empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):

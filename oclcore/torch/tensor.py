@@ -151,31 +151,51 @@ def _dispatch(func, args, kwargs):  # replaced by dispatch.install()
     raise RuntimeError("oclcore dispatch is not installed")
 
 
-_alloc = {}  # device index -> its allocation function (the hot path skips the device lookup)
+_make = torch.Tensor._make_wrapper_subclass
+_allocators = {}  # device index -> (torch device, allocation function, has float64): the hot path skips lookups
+
+
+def _allocator(index):
+    a = _allocators.get(index)
+    if a is None:
+        dev = runtime.device(index)
+        a = _allocators[index] = (torch_device(index), dev.alloc, dev.fp64)
+    return a
 
 
 def empty(size, dtype, index, stride=None, requires_grad=False):
     """A new uninitialised ocl tensor with the given size (and strides)."""
-    size = tuple(size)
-    if stride is None:
-        stride = contiguous_strides(size)
-        nbytes = math.prod(size) * dtype.itemsize
-    else:
-        stride = tuple(stride)
-        nbytes = storage_bytes(size, stride, dtype.itemsize)
-    alloc = _alloc.get(index)
-    if alloc is None or dtype is torch.float64:
+    device, alloc, fp64 = _allocators.get(index) or _allocator(index)
+    if type(size) is not tuple:
+        size = tuple(size)
+    if dtype is torch.float64 and not fp64:
         dev = runtime.device(index)
-        if dtype is torch.float64 and not dev.fp64:
-            raise TypeError(f"ocl:{index} ({dev.name}) does not support float64 (it lacks cl_khr_fp64); "
-                            "use float32")
-        alloc = _alloc[index] = dev.alloc
-    return OclTensor(alloc(nbytes), size, stride, 0, dtype, index, requires_grad)
+        raise TypeError(f"ocl:{index} ({dev.name}) does not support float64 (it lacks cl_khr_fp64); "
+                        "use float32")
+    # (torch gives a tensor made without strides the contiguous ones: cheaper than passing them)
+    if stride is None:
+        buf = alloc(math.prod(size) * dtype.itemsize)
+        t = _make(OclTensor, size, dtype=dtype, device=device, requires_grad=requires_grad)
+    else:
+        buf = alloc(storage_bytes(size, stride, dtype.itemsize))
+        t = _make(OclTensor, size, strides=stride, dtype=dtype, device=device, requires_grad=requires_grad)
+    t._buf = buf
+    t._index = index
+    return t
+
+
+def wrap(buf, size, stride, offset, dtype, index):
+    """An ocl tensor over ``buf`` with this geometry: OclTensor(...) without the class call's cost."""
+    t = _make(OclTensor, size, strides=stride, storage_offset=offset, dtype=dtype,
+              device=_torch_devices.get(index) or torch_device(index))
+    t._buf = buf
+    t._index = index
+    return t
 
 
 def alias(t, size, stride, offset):
     """A view of ``t``'s data with other geometry (and t's dtype)."""
-    return OclTensor(t._buf, size, stride, offset, t.dtype, t._index)
+    return wrap(t._buf, size, stride, offset, t.dtype, t._index)
 
 
 def rebind(t, buf, size, stride, offset=0):
