@@ -13,7 +13,8 @@
 //                    images x rows) accumulates all R*S partials at once (each
 //                    dy element read once, x from the local tile) and reduces
 //                    them in a fixed order into part[block][k][R*S];
-//   dw_grad_weight_sum   stage 2: dw = the blocks' partials summed in order.
+// Stage 2 (the blocks' partials summed in order into dw) is the GEMM core's
+// split-K reduction (oclcore.gemm.planner.sum_slices).
 // With -DKR, KS, KSH, KSW, KDH, KDW (kernel size, stride, dilation) the
 // geometry is compile-time: loops unroll, weights and repeated tile reads
 // stay in registers. Without them the same code takes the kernel arguments.
@@ -73,6 +74,19 @@ inline void stage_tile(__local float* t, int rows, int cols, __global const floa
     }
 }
 
+// Plane (n*K + k, or n*C + c) of this work-item in a launch whose dimension 0
+// runs over tiles_q column tiles of each group of local_size(2) planes.
+inline int dw_plane(int tiles_q)
+{
+    return get_group_id(0) / tiles_q * get_local_size(2) + get_local_id(2);
+}
+
+// First column (in tiles of get_local_size(0) * per) of this work-group.
+inline int dw_tile_col(int tiles_q, int per)
+{
+    return get_group_id(0) % tiles_q * get_local_size(0) * per;
+}
+
 inline void stage_weights(__local float* wl, __global const float* w, int swr, int sws, int R, int S)
 {
     const int ls = get_local_size(0) * get_local_size(1);
@@ -92,11 +106,9 @@ __kernel void dw_forward(__global const float* restrict x, int x_off, int sxn, i
                          int NK, int K, int mult, GEOM, int tiles_q, int TH, int TW, __local float* lm)
 {
     const int lx = get_local_id(0), ly = get_local_id(1), lz = get_local_id(2);
-    const int LX = get_local_size(0), LY = get_local_size(1);
-    const int gx = get_group_id(0), pg = gx / tiles_q;
-    const int plane = pg * get_local_size(2) + lz, live = plane < NK;
+    const int plane = dw_plane(tiles_q), live = plane < NK;
     const int n = live ? plane / K : 0, k = live ? plane - n * K : 0, c = k / mult;
-    const int p0 = get_group_id(1) * LY * VP, q0 = (gx - pg * tiles_q) * LX;
+    const int p0 = get_group_id(1) * get_local_size(1) * VP, q0 = dw_tile_col(tiles_q, 1);
     __local float* wl = lm + lz * (R_ * S_ + TH * TW);
     __local float* t = wl + R_ * S_;
     stage_weights(wl, w + w_off + k * swk, swr, sws, R_, S_);
@@ -148,11 +160,9 @@ __kernel void dw_grad_input(__global const float* restrict dy, int y_off, int sy
                             __local float* lm)
 {
     const int lx = get_local_id(0), ly = get_local_id(1), lz = get_local_id(2);
-    const int LX = get_local_size(0), LY = get_local_size(1);
-    const int gx = get_group_id(0), pg = gx / tiles_q;
-    const int plane = pg * get_local_size(2) + lz, live = plane < NC;
+    const int plane = dw_plane(tiles_q), live = plane < NC;
     const int n = live ? plane / C : 0, c = live ? plane - n * C : 0;
-    const int hg = hs + get_group_id(1) * LY * NT, wg = ws + (gx - pg * tiles_q) * LX * NB;
+    const int hg = hs + get_group_id(1) * get_local_size(1) * NT, wg = ws + dw_tile_col(tiles_q, NB);
     const int pt = floor_div(hg - (R_ - 1) * DH_, SH_), qt = floor_div(wg - (S_ - 1) * DW_, SW_);
     const int hb = hg + ly * NT, wb = wg + lx * NB;
 #ifdef KR
@@ -291,20 +301,6 @@ __kernel void dw_grad_weight_part(__global const float* restrict dy, int y_off, 
             sum += red2[i * WG_PARTS + j];
         part[part_off + g * RS + i] = sum;
     }
-}
-
-// Stage 2 of dw: one work-item per weight, summing the blocks in order.
-__kernel void dw_grad_weight_sum(__global const float* restrict part, int part_off, int blocks, int K, int R, int S,
-                                 __global float* restrict dw_, int w_off, int swk, int swr, int sws)
-{
-    const int i = get_global_id(0), RS = R * S, KRS = K * RS;
-    if (i >= KRS)
-        return;
-    float sum = 0.0f;
-    for (int b = 0; b < blocks; ++b)
-        sum += part[part_off + b * KRS + i];
-    const int k = i / RS, rs = i - k * RS, r = rs / S;
-    dw_[w_off + k * swk + r * swr + (rs - r * S) * sws] = sum;
 }
 
 // ---- direct fallbacks (runtime geometry, bounds checks per tap) -------------

@@ -568,11 +568,28 @@ def _dw_weight_blocks(g):
     return NI, PB, BP, TQ, XR, XC, LX, LY, _cdiv(g.N, NI) * BP
 
 
+def _dw_launch(ctx, g, name, sig, head, tile, direct_grid, planes, rows, cols, nt, nb, extra):
+    """Launches tiled depthwise kernel name over planes output planes of rows x
+    cols (work-items owning nt x nb outputs, tile = (LX, LY, LZ, TH, TW)),
+    with extra ints after head; its per-element <name>_direct over
+    direct_grid when no tile fits (tile None)."""
+    defines = _dw_defines(g)
+    if tile is None:
+        launch_ew(ctx, "conv_depthwise.cl", name + "_direct", sig, direct_grid, head, defines)
+        return
+    LX, LY, LZ, TH, TW = tile
+    tq = _cdiv(cols, LX * nb)
+    ctx.kernel("conv_depthwise.cl", name, sig + "i" * (len(extra) + 3) + "Z", defines).launch(
+        (tq * _cdiv(planes, LZ) * LX, _cdiv(rows, LY * nt) * LY, LZ), (LX, LY, LZ),
+        head + extra + (tq, TH, TW, LZ * (g.R * g.S + TH * TW) * _F32))
+
+
 class Depthwise(Algorithm):
     """Depthwise kernels (groups == C, K = C * multiplier): tiled through
     local memory, compile-time geometry for the common kernel sizes, a
-    two-stage deterministic weight gradient; per-element direct kernels
-    when a tile does not fit."""
+    two-stage deterministic weight gradient (per-block partials, then the
+    GEMM core's ordered sum_slices); per-element direct kernels when a tile
+    does not fit."""
     name = "depthwise"
     _plans = {}
 
@@ -589,33 +606,15 @@ class Depthwise(Algorithm):
     def forward(self, ctx, g, x, w, bias, y, relu=False):
         b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
         head = _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.N * g.K, g.K, g.K // g.C) + _dw_geo(g)
-        sig = "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12
-        tile = self._plan(g, FORWARD, _dw_forward_tile)
-        defines = _dw_defines(g)
-        if tile is None:
-            launch_ew(ctx, "conv_depthwise.cl", "dw_forward_direct", sig, (g.P * g.Q, g.K, g.N),
-                      head, defines)
-            return
-        LX, LY, LZ, TH, TW = tile
-        tq = _cdiv(g.Q, LX)
-        ctx.kernel("conv_depthwise.cl", "dw_forward", sig + "iiiZ", defines).launch(
-            (tq * _cdiv(g.N * g.K, LZ) * LX, _cdiv(g.P, LY * _DW_VP) * LY, LZ), (LX, LY, LZ),
-            head + (tq, TH, TW, LZ * (g.R * g.S + TH * TW) * _F32))
+        _dw_launch(ctx, g, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head,
+                   self._plan(g, FORWARD, _dw_forward_tile), (g.P * g.Q, g.K, g.N),
+                   g.N * g.K, g.P, g.Q, _DW_VP, 1, ())
 
     def grad_input(self, ctx, g, dy, w, dx):
         head = _d4(dy) + _dw_w(w) + _d4(dx) + (g.N * g.C, g.C, g.K // g.C) + _dw_geo(g)
-        sig = "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12
         tile, nt, nb, hs, ws = self._plan(g, GRAD_INPUT, _dw_grad_input_tile)
-        defines = _dw_defines(g)
-        if tile is None:
-            launch_ew(ctx, "conv_depthwise.cl", "dw_grad_input_direct", sig, (g.H * g.W, g.C, g.N),
-                      head, defines)
-            return
-        LX, LY, LZ, TH, TW = tile
-        tq = _cdiv(g.W + g.pl - ws, LX * nb)
-        ctx.kernel("conv_depthwise.cl", "dw_grad_input", sig + "iiiiiZ", defines).launch(
-            (tq * _cdiv(g.N * g.C, LZ) * LX, _cdiv(g.H + g.pt - hs, LY * nt) * LY, LZ), (LX, LY, LZ),
-            head + (hs, ws, tq, TH, TW, LZ * (g.R * g.S + TH * TW) * _F32))
+        _dw_launch(ctx, g, "dw_grad_input", "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12, head, tile,
+                   (g.H * g.W, g.C, g.N), g.N * g.C, g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, (hs, ws))
 
     def grad_weight(self, ctx, g, dy, x, dw):
         RS, defines = g.R * g.S, _dw_defines(g)
@@ -634,8 +633,9 @@ class Depthwise(Algorithm):
                    "Biiiii" "Biiiii" "Bi" "iii" + "i" * 12 + "iiiiiiZ", defines).launch(
             (blocks * g.K * LX, LY), (LX, LY),
             head + (part, 0) + tail + (NI, PB, BP, TQ, XR, XC, local))
-        launch_ew(ctx, "conv_depthwise.cl", "dw_grad_weight_sum", "Biiiii" "Biiii", (g.K * RS, 1, 1),
-                  (part, 0, blocks, g.K, g.R, g.S) + _dw_w(dw), defines)
+        # Stage 2: the blocks' partials (part[blk][k][rs]) summed in block order.
+        with _Flat(ctx, dw, True, need=is_contiguous) as dwv:
+            sum_slices(ctx.get_kernel, None, part, blocks, RS, g.K, dwv.buf, dwv.offset, 1, RS)
         ctx.release(part)
 
 

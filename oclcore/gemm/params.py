@@ -43,10 +43,11 @@ def tiled_local_bytes(p, dtype="float32", a_kcont=False, b_kcont=False):
     return (p["SA"] * p["KWG"] * a_row + p["SB"] * p["KWG"] * b_row) * DTYPE_SIZE[dtype]
 
 
-def kcont_possible(p, operand, device_info=None, dtype="float32"):
+def kcont_possible(p, operand, device_info=None, dtype="float32", a_kcont=False):
     """True when the tiled kernel with set p can stage operand 'a'/'b' from
     K-contiguous memory: staged in local memory, the thread count and tile
-    divisible by the staging layout, and the padded rows fit."""
+    divisible by the staging layout, and the padded rows fit (for 'b', with
+    A's rows padded too when a_kcont)."""
     threads = p["MDIMC"] * p["NDIMC"]
     tile, staged = (p["MWG"], p["SA"]) if operand == "a" else (p["NWG"], p["SB"])
     if not staged or threads % KCONT_LANES or p["KWG"] % KCONT_LANES:
@@ -55,7 +56,7 @@ def kcont_possible(p, operand, device_info=None, dtype="float32"):
         return False
     if device_info is None:
         return True
-    need = tiled_local_bytes(p, dtype, operand == "a", operand == "b")
+    need = tiled_local_bytes(p, dtype, operand == "a" or a_kcont, operand == "b")
     return need <= int(device_info.get("local_mem", 32768))
 
 

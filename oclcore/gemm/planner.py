@@ -100,8 +100,9 @@ def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
 # extra launch (a few microseconds).  Operands read in place instead of
 # packed cost KCONT_COST more multiply-add time each when K-contiguous, and
 # GUARD_COST more when the loads need bounds checks (H200: 4096^3 with a
-# K-contiguous operand 2-6% slower than packed, guarded plans ~20% slower).  A work-group tile of MWG x NWG with a
-# register tile of MWI x NWI runs at efficiency
+# K-contiguous operand 2-6% slower than packed, guarded plans ~20% slower).
+# A work-group tile of MWG x NWG with a register tile of MWI x NWI runs at
+# efficiency
 #   min(1, MWI*NWI / (MWI+NWI) / 4) * min(1, sqrt(MWG*NWG / (MWG+NWG) / 48))
 # (local-memory and global traffic per multiply-add), and a compute unit is
 # saturated by max(1, 512 / work-group size) resident groups.
@@ -266,6 +267,8 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         small = _small_params(device_info, dtype, prm)
         if small != prm:
             candidates.append(("tiled_small", small))
+    # Operands to pack: every combination, or as forced.
+    pack_choices = {True: (("a", "b"),), False: ((),)}.get(pack, ((), ("a",), ("b",), ("a", "b")))
     best = None
     for family, q in candidates:
         # Only grids that cannot fill the device (fewer than two groups per
@@ -274,8 +277,7 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         splits = (split,) if split is not None else _split_candidates(
             K, q["KWG"], can_split and tiles < 2 * _compute_units(device_info))
         for S in splits:
-            choices = {True: (("a", "b"),), False: ((),)}.get(pack, ((), ("a",), ("b",), ("a", "b")))
-            for packed in choices:
+            for packed in pack_choices:
                 layout = _tiled_layout(q, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize,
                                        defines["PACK_TILE"], device_info, dtype, packed)
                 cost = tiled_cost(device_info, q, kM, kN, K, batch, S, esize, layout["pack_elems"],
@@ -345,12 +347,13 @@ def _small_params(device_info, dtype, big):
     return P.derive_small(big, device_info, dtype)
 
 
-def _in_place(prm, op, rows, K, Kp, si, sj, sb, off, batch, esize, device_info, dtype):
+def _in_place(prm, op, rows, K, Kp, si, sj, sb, off, batch, device_info, dtype, a_kcont):
     """How the tiled kernel with set prm can read operand op ('a': kM x K,
     'b': K x kN seen as kN x K) in place: 'mcont' (contiguous along rows,
     vector-aligned), 'kcont' (contiguous along K, staged through local
-    memory), or None (it must be packed).  Also whether that read needs the
-    kernel's bounds checks (sizes not covering the tile grid)."""
+    memory; a_kcont: A already is), or None (it must be packed).  Also
+    whether that read needs the kernel's bounds checks (sizes not covering
+    the tile grid)."""
     tile, vw, staged = ((prm["MWG"], prm["VWM"], prm["SA"]) if op == "a"
                         else (prm["NWG"], prm["VWN"], prm["SB"]))
     exact = rows % tile == 0 and K == Kp
@@ -359,7 +362,7 @@ def _in_place(prm, op, rows, K, Kp, si, sj, sb, off, batch, esize, device_info, 
     if (si == 1 and sj >= rows and sj % vw == 0 and off % vw == 0
             and (batch == 1 or sb % vw == 0) and (exact or (staged and rows % vw == 0))):
         return "mcont", not exact
-    if (sj == 1 or K == 1) and si >= K and P.kcont_possible(prm, op, device_info, dtype):
+    if (sj == 1 or K == 1) and si >= K and P.kcont_possible(prm, op, device_info, dtype, a_kcont):
         return "kcont", not exact
     return None, False
 
@@ -378,11 +381,9 @@ def _tiled_layout(prm, S, kM, kN, K, batch, ka, kb, ka_off, kb_off, esize, pack_
     for op, rows, (si, sj, sb), off, Ip in (("a", kM, ka, ka_off, Mp),
                                              ("b", kN, (kb[1], kb[0], kb[2]), kb_off, Np)):
         shared = batch > 1 and sb == 0
+        a_kcont = op == "b" and operands["a"][0] == "kcont"
         how, guarded = (None, False) if op in pack else _in_place(
-            prm, op, rows, K, Kp, si, sj, sb, off, batch, esize, device_info, dtype)
-        if how == "kcont" and op == "b" and operands["a"][0] == "kcont" and P.tiled_local_bytes(
-                prm, dtype, True, True) > int(device_info.get("local_mem", 32768)):
-            how, guarded = None, False
+            prm, op, rows, K, Kp, si, sj, sb, off, batch, device_info, dtype, a_kcont)
         if how is not None:
             operands[op] = (how, si if how == "kcont" else sj, sb if batch > 1 else 0)
             guard |= guarded
