@@ -4,18 +4,26 @@
 // im2col takes its image and row strides (scn, scc), so it can write
 // col[n][c*R*S + r*S + s][p*Q + q] (the forward GEMMs, col2im's layout) or
 // col[c*R*S + r*S + s][n][p*Q + q] (the filter gradient, whose reduction
-// index n*P*Q + p*Q + q then has stride 1), for the images n0 .. n0+gridDim(2)-1.
+// index n*P*Q + p*Q + q then has stride 1), for the images n0 .. n0+nb-1.
 // col2im gathers (one work-item per input element, fixed summation order),
-// so it is deterministic and needs no atomics.
+// so it is deterministic and needs no atomics. Both run one work-item per
+// element over a flat range (see copy4d below for why).
+
+// (n, c, h, w) of element i of a dense N x C x H x W range.
+inline int4 nchw_of(int i, int C, int H, int W) {
+  const int w = i % W, t = i / W, h = t % H, u = t / H;
+  return (int4)(u / C, u % C, h, w);
+}
 
 __kernel void im2col(__global const float* x, int x_off,
                      int sxn, int sxc, int sxh, int sxw,
                      __global float* col, int col_off, int scn, int scc,
                      int C, int H, int W, int R, int S, int P, int Q,
-                     int sh, int sw, int ph, int pw, int dh, int dw, int n0)
+                     int sh, int sw, int ph, int pw, int dh, int dw, int n0, int nb)
 {
-    const int pq = get_global_id(0), crs = get_global_id(1), n = get_global_id(2);
-    if (pq >= P * Q || crs >= C * R * S) return;
+    const int i = get_global_id(0), PQ = P * Q, CRS = C * R * S;
+    if (i >= nb * CRS * PQ) return;
+    const int pq = i % PQ, t = i / PQ, crs = t % CRS, n = t / CRS;
     const int p = pq / Q, q = pq - p * Q;
     const int c = crs / (R * S), rs = crs - c * (R * S);
     const int r = rs / S, s = rs - r * S;
@@ -30,11 +38,12 @@ __kernel void col2im(__global const float* col, int col_off,
                      __global float* x, int x_off,
                      int sxn, int sxc, int sxh, int sxw,
                      int C, int H, int W, int R, int S, int P, int Q,
-                     int sh, int sw, int ph, int pw, int dh, int dw, int n0)
+                     int sh, int sw, int ph, int pw, int dh, int dw, int n0, int nb)
 {
-    const int hw = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
-    if (hw >= H * W || c >= C) return;
-    const int h = hw / W, w = hw - h * W;
+    const int i = get_global_id(0);
+    if (i >= nb * C * H * W) return;
+    const int4 e = nchw_of(i, C, H, W);
+    const int n = e.x, c = e.y, h = e.z, w = e.w;
     const int PQ = P * Q;
     __global const float* cn = col + col_off + (n * C + c) * R * S * PQ;
     float acc = 0.0f;
@@ -54,24 +63,26 @@ __kernel void col2im(__global const float* col, int col_off,
     x[x_off + (n0 + n) * sxn + c * sxc + h * sxh + w * sxw] = acc;
 }
 
-// Strided 4-D copy: the fallback that turns any view into the layout an
-// algorithm needs.
+// Strided 4-D copy and fill: the fallbacks that turn any view into the
+// layout an algorithm needs. One work-item per element of a flat 1-D range
+// (work-groups of 256): a 3-D grid with one image row per group left most of
+// an H200 idle on small images (1 TB/s for a channel-major copy).
 __kernel void copy4d(__global const float* src, int s_off, int ssn, int ssc, int ssh, int ssw,
                      __global float* dst, int d_off, int dsn, int dsc, int dsh, int dsw,
                      int N, int C, int H, int W)
 {
-    const int hw = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
-    if (hw >= H * W || c >= C || n >= N) return;
-    const int h = hw / W, w = hw - h * W;
-    dst[d_off + n * dsn + c * dsc + h * dsh + w * dsw] =
-        src[s_off + n * ssn + c * ssc + h * ssh + w * ssw];
+    const int i = get_global_id(0);
+    if (i >= N * C * H * W) return;
+    const int4 p = nchw_of(i, C, H, W);
+    dst[d_off + p.x * dsn + p.y * dsc + p.z * dsh + p.w * dsw] =
+        src[s_off + p.x * ssn + p.y * ssc + p.z * ssh + p.w * ssw];
 }
 
 __kernel void fill4d(__global float* dst, int d_off, int dsn, int dsc, int dsh, int dsw,
                      int N, int C, int H, int W, float value)
 {
-    const int hw = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
-    if (hw >= H * W || c >= C || n >= N) return;
-    const int h = hw / W, w = hw - h * W;
-    dst[d_off + n * dsn + c * dsc + h * dsh + w * dsw] = value;
+    const int i = get_global_id(0);
+    if (i >= N * C * H * W) return;
+    const int4 p = nchw_of(i, C, H, W);
+    dst[d_off + p.x * dsn + p.y * dsc + p.z * dsh + p.w * dsw] = value;
 }

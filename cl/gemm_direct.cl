@@ -13,7 +13,12 @@
 // VWND consecutive outputs; local reads are vectorised by these), PADA PADB
 // (local-memory row padding against bank conflicts), GEMM_IDX (index type
 // for operand addressing: int, or long for views beyond 2^31 elements).
-// Launch: global (ceil(M/WGD)*MDIMCD, ceil(N/WGD)*NDIMCD, batch),
+// Split-K (-DSPLIT_K): group z along the third launch dimension multiplies
+// the KC-deep chunk z % ksplit (the last one shorter) of batch entry
+// z / ksplit into C slice z (a workspace that gemm_splitk.cl reduces; the
+// host passes alpha 1, beta 0 and no epilogue).  Without it KC and ksplit
+// are unused.
+// Launch: global (ceil(M/WGD)*MDIMCD, ceil(N/WGD)*NDIMCD, batch*ksplit),
 //         local (MDIMCD, NDIMCD, 1).
 
 #ifndef WGD
@@ -143,19 +148,30 @@ inline void gemm_direct_body(const int M, const int N, const int K, const ACC al
   }
 }
 
+#ifdef SPLIT_K
+#define DIRECT_CHUNK(z)                                                                     \
+  const long batch = (z) / ksplit, chunk = ((z) - batch * ksplit) * (long)KC;              \
+  const int depth = min(KC, K - (int)chunk);
+#else
+// Without split-K the chunk arithmetic is left out (as in gemm_tiled.cl).
+#define DIRECT_CHUNK(z) const long batch = (z), chunk = 0; const int depth = K;
+#endif
+
 #define GEMM_DIRECT_KERNEL(NAME, A_KFAST, B_NFAST)                                          \
   __kernel __attribute__((reqd_work_group_size(MDIMCD, NDIMCD, 1))) void NAME(              \
-      const int M, const int N, const int K, const ACC alpha, const ACC beta,               \
+      const int M, const int N, const int K, const int KC, const ACC alpha, const ACC beta, \
       const __global REAL* A, const int a_off, const int a_rs, const int a_cs, const int a_bs, \
       const __global REAL* B, const int b_off, const int b_rs, const int b_cs, const int b_bs, \
       __global REAL* C, const int c_off, const int c_rs, const int c_cs, const int c_bs,    \
-      const __global REAL* bias, const int bias_off) {                                      \
+      const __global REAL* bias, const int bias_off, const int ksplit) {                    \
     __local REAL alm[WGD * ALDD];                                                           \
     __local REAL blm[WGD * BLDD];                                                           \
-    const long batch = get_group_id(2);                                                     \
-    gemm_direct_body(M, N, K, alpha, beta, A + a_off + batch * a_bs, a_rs, a_cs,            \
-                     B + b_off + batch * b_bs, b_rs, b_cs, C + c_off + batch * c_bs, c_rs,  \
-                     c_cs, bias, bias_off, alm, blm, A_KFAST, B_NFAST);                     \
+    const long z = get_group_id(2);                                                         \
+    DIRECT_CHUNK(z)                                                                         \
+    gemm_direct_body(M, N, depth, alpha, beta, A + a_off + batch * a_bs + chunk * a_cs,     \
+                     a_rs, a_cs, B + b_off + batch * b_bs + chunk * b_rs, b_rs, b_cs,       \
+                     C + c_off + z * c_bs, c_rs, c_cs, bias, bias_off, alm, blm, A_KFAST,   \
+                     B_NFAST);                                                              \
   }
 
 GEMM_DIRECT_KERNEL(gemm_direct_ak_bn, 1, 1)

@@ -13,18 +13,16 @@
 
 // Adds element i's offset along the collapsed dims to o0, o1, o2.
 inline void locate3(long i, int rank, int8 sz, int8 s0, int8 s1, int8 s2, long* o0, long* o1, long* o2) {
-  int s[8], a[8], b[8], c[8];
-  vstore8(sz, 0, s);
-  vstore8(s0, 0, a);
-  vstore8(s1, 0, b);
-  vstore8(s2, 0, c);
   long r = i;
-  for (int d = rank - 1; d >= 0; d--) {
-    long q = r % s[d];
-    r /= s[d];
-    *o0 += q * a[d];
-    *o1 += q * b[d];
-    *o2 += q * c[d];
+#pragma unroll
+  for (int d = 7; d >= 0; d--) {
+    if (d < rank) {
+      const long s = INT8_AT(sz, d), q = r % s;
+      r /= s;
+      *o0 += q * INT8_AT(s0, d);
+      *o1 += q * INT8_AT(s1, d);
+      *o2 += q * INT8_AT(s2, d);
+    }
   }
 }
 

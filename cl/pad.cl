@@ -17,19 +17,16 @@ __kernel void pad_forward(__global T* y, int y_off, __global const T* x, int x_o
                           int8 xs8, int8 ys8, int8 pb8, int rank, int mode, CT value, int total) {
   int t = get_global_id(0);
   if (t >= total) return;
-  int osz[8], isz[8], xs[8], ys[8], pb[8];
-  vstore8(osz8, 0, osz);
-  vstore8(isz8, 0, isz);
-  vstore8(xs8, 0, xs);
-  vstore8(ys8, 0, ys);
-  vstore8(pb8, 0, pb);
   int r = t, yo = y_off, xo = x_off;
   bool inside = true;
-  for (int d = rank - 1; d >= 0; d--) {
-    int o = r % osz[d], in = isz[d];
-    r /= osz[d];
-    yo += o * ys[d];
-    int i = o - pb[d];
+#pragma unroll
+  for (int d = 7; d >= 0; d--) {
+    if (d >= rank) continue;
+    const int os = INT8_AT(osz8, d), in = INT8_AT(isz8, d);
+    int o = r % os;
+    r /= os;
+    yo += o * INT8_AT(ys8, d);
+    int i = o - INT8_AT(pb8, d);
     if (mode == PAD_REFLECT) {
       if (i < 0) i = -i;
       if (i >= in) i = 2 * (in - 1) - i;
@@ -40,7 +37,7 @@ __kernel void pad_forward(__global T* y, int y_off, __global const T* x, int x_o
     } else if (i < 0 || i >= in) {
       inside = false;
     }
-    xo += i * xs[d];
+    xo += i * INT8_AT(xs8, d);
   }
   ST(y, yo, inside ? LD(x, xo) : value);
 }

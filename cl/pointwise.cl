@@ -22,17 +22,16 @@
   if (rank == 0) {                                                           \
     for (int k = 0; k < NOPS; k++) offs[k] += i;                             \
   } else {                                                                   \
-    int s[8], st[4][8];                                                      \
-    vstore8(sz, 0, s);                                                       \
-    vstore8(so, 0, st[0]);                                                   \
-    vstore8(sa, 0, st[1]);                                                   \
-    vstore8(sb, 0, st[2]);                                                   \
-    vstore8(sc, 0, st[3]);                                                   \
     IDX r = i;                                                               \
-    for (int d = rank - 1; d >= 0; d--) {                                    \
-      IDX c = r % s[d];                                                      \
-      r /= s[d];                                                             \
-      for (int k = 0; k < NOPS; k++) offs[k] += c * st[k][d];                \
+    for (int d = 7; d >= 0; d--) {                                           \
+      if (d < rank) {                                                        \
+        const IDX sd = INT8_AT(sz, d), c = r % sd;                           \
+        r /= sd;                                                             \
+        offs[0] += c * INT8_AT(so, d);                                       \
+        if (NOPS > 1) offs[1] += c * INT8_AT(sa, d);                         \
+        if (NOPS > 2) offs[2] += c * INT8_AT(sb, d);                         \
+        if (NOPS > 3) offs[3] += c * INT8_AT(sc, d);                         \
+      }                                                                      \
     }                                                                        \
   }
 

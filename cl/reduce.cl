@@ -53,13 +53,14 @@
 // Offset of the element at position i of dims (rank, sizes, strides), row-major.
 inline IDX locate(IDX i, int rank, int8 sz, int8 st) {
   if (rank <= 1) return rank ? i * st.s0 : 0;
-  int s[8], t[8];
-  vstore8(sz, 0, s);
-  vstore8(st, 0, t);
   IDX off = 0;
-  for (int d = rank - 1; d >= 0; d--) {
-    off += (i % s[d]) * t[d];
-    i /= s[d];
+#pragma unroll
+  for (int d = 7; d >= 0; d--) {
+    if (d < rank) {
+      const IDX s = INT8_AT(sz, d);
+      off += (i % s) * INT8_AT(st, d);
+      i /= s;
+    }
   }
   return off;
 }

@@ -1,9 +1,9 @@
 """The GEMM core on ocl: the torch ops built on it (mm, addmm, bmm, baddbmm,
 linear, mv, dot, matmul, torch.ops.oclcore.gemm) with their gradients, and
 oclcore.gemm.planner directly on runtime buffers (edge shapes, the four
-transpositions, strided/offset/batched operands, alpha/beta, float64, split-K,
-the small tile set, shared batch operands, every shipped database entry), all against float64 references with a K-scaled
-tolerance."""
+transpositions, strided/offset/batched operands, alpha/beta, float64, split-K of
+both kernels, the small tile set, shared batch operands, every shipped
+database entry), all against float64 references with a K-scaled tolerance."""
 
 import itertools
 import json
@@ -677,3 +677,104 @@ def test_h200_plans():
         plan = planner.plan_gemm(H200, M, N, K)
         assert plan.family == "tiled" and plan.split == 1, plan
     assert planner.plan_gemm(H200, 1024, 1024, 1024).split > 1
+
+
+# ---- split-K of the direct kernel ---------------------------------------------------------------
+
+def _check_direct_split(plan, S, K):
+    """A direct plan split into S chunks of a multiple of WGD, the last one holding the rest of K."""
+    assert plan.kind == "direct" and plan.split == S and plan.reduce is not None, plan
+    assert plan.defines.get("SPLIT_K") == 1 and "EPILOGUE" not in plan.defines
+    assert plan.Kc % plan.params["WGD"] == 0 and (S - 1) * plan.Kc < K <= S * plan.Kc, (plan.Kc, S, K)
+    assert plan.gsize[2] == plan.batch * S
+
+
+@pytest.mark.parametrize("la,lb", list(itertools.product("nt", repeat=2)))
+def test_direct_split_k_forced_transpositions(dev, la, lb):
+    """Forced direct split-K on odd shapes (K not a multiple of WGD), every transposition of A and B."""
+    for i, (M, N, K, S, lc) in enumerate(((8, 33, 1000, 3, "n"), (7, 1, 2345, 5, "t"), (33, 8, 1111, 2, "so"))):
+        plan = run_check(dev, M, N, K, la, lb, lc, kind="direct", split=S, seed=60 + i)
+        _check_direct_split(plan, S, K)
+
+
+def test_direct_split_k_batched_alpha_beta_epilogue(dev):
+    """Batches with their own strides or a shared operand, alpha/beta with a non-zero C, bias and
+    activation in the reduction, chunks beyond K, a deep product."""
+    plan = run_check(dev, 33, 8, 3001, "to", "s", "u", batch=3, alpha=-2.0, beta=0.25, kind="direct", split=4,
+                     seed=64)
+    _check_direct_split(plan, 4, 3001)
+    run_check(dev, 8, 7, 1500, "n", "t", "n", batch=4, kind="direct", split=6, b_shared=True, seed=65)
+    run_check(dev, 1, 33, 2000, "t", "n", "t", batch=2, b_shared=True, alpha=0.5, beta=2.0, bias="row",
+              act="relu", kind="direct", split=3, seed=66)
+    plan = run_check(dev, 33, 7, 1200, bias="col", act="relu", beta=1.0, kind="direct", split=5, seed=67)
+    assert "EPILOGUE" in plan.reduce["defines"]
+    run_check(dev, 7, 8, 100, "t", "n", "n", alpha=1.5, kind="direct", split=8, seed=68)  # chunks of padding only
+    _check_direct_split(run_check(dev, 1, 7, 70001, "n", "t", "n", batch=2, kind="direct", split=40, seed=69),
+                        40, 70001)
+    with pytest.raises(ValueError, match="split"):
+        planner.plan_gemm(dev.info, 8, 8, 2000, kind="direct", split=0)
+
+
+def test_direct_split_k_automatic(dev, no_fallbacks):
+    """A tiny output of a deep product is split without being asked (one work-group for 2 compute
+    units here), through gemm() and torch; a shallow one is not."""
+    plan = run_check(dev, 8, 8, 5000, "t", "n", "t", alpha=0.5, beta=2.0, bias="row", act="relu", seed=70)
+    assert plan.split > 1
+    _check_direct_split(plan, plan.split, 5000)
+    plan = planner.plan_gemm(dev.info, 8, 8, 1000)
+    assert plan.kind == "direct" and plan.split == 1 and plan.reduce is None and "SPLIT_K" not in plan.defines
+    torch.manual_seed(71)
+    x, g = torch.randn(5000, 8), torch.randn(5000, 7)      # a filter-gradient-like x^T @ g
+    _torch_check(_o(x).t() @ _o(g), x.double().t() @ g.double(), x.double().abs().t() @ g.double().abs(),
+                 5000)
+
+
+def test_h200_direct_split_plans():
+    """Planning only: small-grid deep direct problems on an H200 are split to fill it; wide,
+    shallow or large-batch ones and float16 are not."""
+    cu = H200["compute_units"]
+    for M, N, K, batch, a_strides in ((8, 72, 50176, 6, None), (8, 72, 50176, 6, (1, 8, 8 * 50176)),
+                                      (8, 8, 50176, 96, None), (8, 8, 50176, 1, None), (72, 8, 70001, 16, None)):
+        assert planner.choose_kind(H200, M, N, K, batch=batch) == "direct"
+        plan = planner.plan_gemm(H200, M, N, K, batch, a_strides=a_strides)
+        _check_direct_split(plan, plan.split, K)
+        assert plan.Kc >= planner.SPLIT_MIN_CHUNK and plan.split <= planner.SPLIT_MAX
+        assert _groups(plan) >= 2 * cu and (_groups(plan) <= 5 * cu or plan.Kc == planner.SPLIT_MIN_CHUNK), plan
+    for M, N, K, batch in ((8, 4096, 64, 1), (8, 72, 512, 6), (8, 20000, 5000, 1), (8, 72, 50176, 880)):
+        plan = planner.plan_gemm(H200, M, N, K, batch)
+        assert plan.kind == "direct" and plan.split == 1 and plan.reduce is None, plan
+    assert planner.plan_gemm(H200, 8, 72, 50176, 6, dtype="float16").split == 1
+    with pytest.raises(ValueError, match="split"):
+        planner.plan_gemm(H200, 8, 72, 50176, 6, dtype="float16", kind="direct", split=2)
+    # deep problems wide enough for the tiled kernel still go there
+    assert planner.choose_kind(H200, 64, 64, 50000) == "tiled"
+    plan = planner.plan_gemm(H200, 64, 64, 50000)
+    assert plan.kind == "tiled" and plan.split > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("M,N", list(itertools.product((1, 7, 8, 33), repeat=2)), ids=str)
+def test_direct_split_k_sweep(dev, M, N):
+    """Forced and automatic direct splits over odd shapes, depths up to 70001, all transpositions."""
+    for i, (K, (la, lb)) in enumerate(zip((1000, 4999, 20011, 70001), itertools.product("nt", repeat=2))):
+        S = max(2, K // 1500)
+        _check_direct_split(run_check(dev, M, N, K, la, lb, "nt"[i % 2], batch=1 + i % 3, alpha=0.75,
+                                      beta=-0.5, kind="direct", split=S, b_shared=i == 2, seed=i), S, K)
+        run_check(dev, M, N, K, lb, la, "n", seed=10 + i)
+    if dev.info.get("fp64"):
+        run_check(dev, M, N, 3001, "t", "n", "t", batch=2, alpha=0.5, beta=2.0, kind="direct", split=3,
+                  dtype="float64")
+
+
+def test_h200_batched_problems_that_fill_the_device_go_tiled():
+    """Planning only: on an H200 (database key batched_tiled_fill) batched 1x1-convolution-like
+    products go tiled once their small-tile grid fills the device, while the same product
+    alone, a batch too small to fill it, a tiny dimension and PoCL keep the size crossover."""
+    for M, N, K in ((144, 3136, 24), (40, 784, 144), (480, 196, 80), (1152, 49, 192)):
+        assert planner.choose_kind(H200, M, N, K, batch=64) == "tiled"
+        assert planner.choose_kind(H200, M, N, K, batch=1) == "direct"
+    assert planner.choose_kind(H200, 40, 49, 144, batch=2) == "direct"
+    assert planner.choose_kind(H200, 8, 3136, 24, batch=64) == "direct"
+    pocl = dict(H200, name="cpu", vendor="pocl", platform="Portable Computing Language", type="CPU",
+                compute_units=2)
+    assert database.lookup(pocl, "crossover").get("batched_tiled_fill") is None

@@ -72,18 +72,24 @@ def _d4(t):
 
 # ---- layout helpers ---------------------------------------------------------
 
+def _launch_flat(ctx, name, sig, n, args):
+    """Launch a conv_im2col.cl kernel over n elements, one work-item each."""
+    if n > 0:
+        ctx.kernel("conv_im2col.cl", name, sig).launch((_ceil(n, 256),), (256,), args)
+
+
 def copy4d(ctx, src, dst):
     """dst[...] = src[...] for two 4-D descriptors of equal shape."""
     N, C, H, W = src.shape
-    launch_ew(ctx, "conv_im2col.cl", "copy4d", "Biiiii" "Biiiii" "iiii", (H * W, C, N),
-              _d4(src) + _d4(dst) + (N, C, H, W))
+    _launch_flat(ctx, "copy4d", "Biiiii" "Biiiii" "iiii", N * C * H * W,
+                 _d4(src) + _d4(dst) + (N, C, H, W))
 
 
 def fill4d(ctx, dst, value=0.0):
     """dst[...] = value."""
     N, C, H, W = dst.shape
-    launch_ew(ctx, "conv_im2col.cl", "fill4d", "Biiiii" "iiiif", (H * W, C, N),
-              _d4(dst) + (N, C, H, W, float(value)))
+    _launch_flat(ctx, "fill4d", "Biiiii" "iiiif", N * C * H * W,
+                 _d4(dst) + (N, C, H, W, float(value)))
 
 
 def packed(ctx, t):
@@ -256,12 +262,12 @@ class Gemm1x1(Algorithm):
                              dwm)
 
 
-_IM2COL_SIG = "BiiiiiBiii" + "i" * 14
-_COL2IM_SIG = "BiBiiiii" + "i" * 14
+_IM2COL_SIG = "BiiiiiBiii" + "i" * 15
+_COL2IM_SIG = "BiBiiiii" + "i" * 15
 
 
-def _col_args(g, n0):
-    return (g.C, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, n0)
+def _col_args(g, n0, nb):
+    return (g.C, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, n0, nb)
 
 
 def _chunks(n, per_image, budget):
@@ -322,8 +328,8 @@ class Im2colGemm(Algorithm):
             sy = yv.strides
             for n0, nb in _chunks(g.N, CRS * PQ * _F32, ctx.workspace_bytes):
                 col = ctx.temp(nb * CRS * PQ)
-                launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
-                          _d4(x) + (col, 0, CRS * PQ, PQ) + _col_args(g, n0))
+                _launch_flat(ctx, "im2col", _IM2COL_SIG, nb * CRS * PQ,
+                             _d4(x) + (col, 0, CRS * PQ, PQ) + _col_args(g, n0, nb))
                 for gi in range(g.groups):
                     ctx.gemm(wv.buf, wv.offset + gi * g.Kg * CgRS, CgRS, 1,
                              col, gi * CgRS * PQ, PQ, 1,
@@ -345,8 +351,8 @@ class Im2colGemm(Algorithm):
                              sy[1], hw_stride(dyv),
                              col, gi * CgRS * PQ, PQ, 1,
                              CgRS, PQ, g.Kg, 1.0, 0.0, nb, 0, sy[0], CRS * PQ)
-                launch_ew(ctx, "conv_im2col.cl", "col2im", _COL2IM_SIG, (g.H * g.W, g.C, nb),
-                          (col, 0) + _d4(dx) + _col_args(g, n0))
+                _launch_flat(ctx, "col2im", _COL2IM_SIG, nb * g.C * g.H * g.W,
+                             (col, 0) + _d4(dx) + _col_args(g, n0, nb))
                 ctx.release(col)
 
     def grad_weight(self, ctx, g, dy, x, dw):
@@ -354,8 +360,8 @@ class Im2colGemm(Algorithm):
 
         def rows(n0, nb):   # col[crs][n][pq]: the reduction index n*PQ + pq has stride 1
             col = ctx.temp(CRS * nb * PQ)
-            launch_ew(ctx, "conv_im2col.cl", "im2col", _IM2COL_SIG, (PQ, CRS, nb),
-                      _d4(x) + (col, 0, PQ, nb * PQ) + _col_args(g, n0))
+            _launch_flat(ctx, "im2col", _IM2COL_SIG, nb * CRS * PQ,
+                         _d4(x) + (col, 0, PQ, nb * PQ) + _col_args(g, n0, nb))
             return col, 0, nb * PQ, 1, col
         with _Flat(ctx, dw, True, need=is_contiguous) as dwv:
             deep_grad_weight(ctx, g, dy, rows, CRS * PQ * _F32,
@@ -639,4 +645,5 @@ class Depthwise(Algorithm):
         ctx.release(part)
 
 
-ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), Depthwise())}
+from .grouped import Grouped  # noqa: E402  (grouped.py builds on this module's helpers)
+ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), Depthwise(), Grouped())}

@@ -57,6 +57,9 @@ def heuristic(g, pass_):
     ok = set(candidates(g, pass_))
     if "depthwise" in ok:
         return "depthwise"
+    # Narrow groups waste most of a GEMM tile and cost a GEMM launch per group.
+    if "grouped" in ok and (g.Cg <= 16 or g.Kg <= 16):
+        return "grouped"
     if "gemm_1x1" in ok:
         return "gemm_1x1"
     # Winograd saves 2.25x multiplies but adds transform traffic: it pays
@@ -74,9 +77,11 @@ def heuristic(g, pass_):
     # Measured on an H200 (bench/conv.py, resnet50 b32): explicit im2col + the tuned GEMM
     # beats the implicit kernel on every strided and 7x7 layer in both gradients (3.1 vs
     # 11.9 ms for a stride-2 3x3 layer's backward; the 7x7 stem's data gradient took 67 ms
-    # implicitly) and in the forward pass once the reduction CgRS is deep (0.4-0.7 vs
-    # 0.9-1.6 ms); the implicit kernel keeps thin forward reductions such as an RGB stem.
-    if pass_ == FORWARD and g.Cg * g.R * g.S < 192:
+    # implicitly) and in the forward pass, RGB stems included since im2col runs one
+    # work-item per element over a flat range (resnet50's 7x7 stem 0.75 vs 0.97 ms,
+    # mobilenet_v2's 0.19 vs 0.22 ms); the implicit kernel keeps thin grouped forward
+    # reductions, where im2col would run one GEMM per group.
+    if pass_ == FORWARD and g.Cg * g.R * g.S < 192 and g.groups > 1:
         return "implicit_gemm"
     return "im2col"
 

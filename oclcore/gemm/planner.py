@@ -9,7 +9,9 @@ small ("tiled_small") parameter sets and a split of K into S chunks (partial
 products into a workspace, then a fixed-order reduction that applies alpha,
 beta and the epilogue) by a relative cost model of occupancy, padding,
 packing and launches, so that skinny-deep and mid-size problems fill the
-device.  run_gemm() enqueues the launches through the
+device.  Direct plans whose grid cannot fill the device split K the same way
+(tiny outputs of very deep products, such as convolution filter gradients).
+run_gemm() enqueues the launches through the
 runtime's get_kernel(files, defines, name, signature).launch(gsize, lsize,
 args) convention.  gemm() does both in one call.
 
@@ -29,6 +31,8 @@ DIRECT_FILES = ("gemm_common.cl", "gemm_direct.cl")
 SPLITK_FILES = ("gemm_common.cl", "gemm_splitk.cl")
 TILED_SIGNATURE_TAIL = "BiiiBiiiBiiiiBii"
 SPLITK_SIGNATURE_TAIL = "BBiiiiBi"
+DIRECT_SIGNATURE_TAIL = "BiiiiBiiiiBiiiiBii"
+EPILOGUE_DEFINES = ("EPILOGUE", "ACT", "BIAS_COL", "BIAS_ROW")
 ACTIVATIONS = {None: 0, "none": 0, "relu": 1, "relu6": 2, "gelu_tanh": 3, "silu": 4,
                "sigmoid": 5, "gelu": 6, "tanh": 7}
 DEFAULT_CROSSOVER = {"min_indirect_size": 256, "min_indirect_dim": 16}
@@ -74,9 +78,11 @@ def _max_index(off, rows, cols, rs, cs, batch, bs):
 
 def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
     """'direct' or 'tiled' for a batch of M x N x K problems by the database
-    crossover (on the total work M*N*K*batch), except that deep problems
-    whose direct grid cannot fill the device go tiled, where split-K
-    spreads them."""
+    crossover (on the total work M*N*K*batch).  Problems with a dimension
+    below the crossover's min_indirect_dim stay direct however deep (a tiny
+    M or N would be mostly padding in a tiled tile; the direct plan splits
+    K itself when its grid is small); deep problems wide enough for the
+    tiled kernel whose direct grid cannot fill the device go tiled."""
     if K == 0:
         return "direct"
     x = database.lookup(device_info, "crossover", dtype) or DEFAULT_CROSSOVER
@@ -86,6 +92,14 @@ def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
         return "direct"
     if M * N * K * batch >= size ** 3:
         return "tiled"
+    fill = x.get("batched_tiled_fill")
+    if fill and batch > 1:
+        # The crossover is tuned on single square problems; a batch whose small-tile grid fills
+        # the device runs faster tiled (H200: resnet/mobilenet/regnet 1x1 convolutions as GEMMs,
+        # batch 64, 1.3x in total).
+        t = database.lookup(device_info, "tiled_small", dtype) or database.lookup(device_info, "tiled", dtype)
+        if -(-M // t["MWG"]) * -(-N // t["NWG"]) * batch >= fill * _compute_units(device_info):
+            return "tiled"
     wgd = (database.lookup(device_info, "direct", dtype) or {}).get("WGD", 32)
     direct_groups = -(-M // wgd) * -(-N // wgd) * batch
     if dtype != "float16" and K >= SPLIT_MIN_K and direct_groups < _compute_units(device_info):
@@ -113,6 +127,7 @@ GUARD_COST = 0.2
 SPLIT_MIN_K = 1024       # deeper problems are worth a split-K when the grid is small
 SPLIT_MIN_CHUNK = 128    # shallowest K chunk of a split
 SPLIT_MAX = 1024         # tiny outputs of very deep products (filter gradients) need many chunks
+DIRECT_SPLIT_FILL = 3    # a split direct grid aims at this many work-groups per compute unit
 
 
 def _compute_units(device_info):
@@ -159,6 +174,37 @@ def _split_candidates(K, kwg, allowed):
     return tuple(out)
 
 
+def _direct_split(device_info, K, groups, wgd):
+    """K chunks of a direct plan with groups work-groups per chunk: only
+    grids below two groups per compute unit with K >= SPLIT_MIN_K are split,
+    into enough chunks for about DIRECT_SPLIT_FILL groups per compute unit,
+    each a multiple of wgd and at least SPLIT_MIN_CHUNK deep."""
+    cu = _compute_units(device_info)
+    if K < SPLIT_MIN_K or groups >= 2 * cu:
+        return 1
+    S = min(SPLIT_MAX, -(-DIRECT_SPLIT_FILL * cu // groups), K // _ceil(SPLIT_MIN_CHUNK, wgd))
+    if S < 2:
+        return 1
+    return -(-K // _ceil(-(-K // S), wgd))   # chunks rounded up to wgd may need fewer of them
+
+
+def _split_reduce(defines, device_info, kM, kN, batch, S, scalar, esize):
+    """(defines of the partial-product program, reduce launch) of a plan
+    split into S chunks of K: the partial products take the plan's program
+    without its epilogue, with SPLIT_K, and write slices of a workspace of
+    reduce['nbytes']; gemm_splitk_reduce applies alpha, beta, bias and
+    activation."""
+    partial = {k: v for k, v in defines.items() if k not in EPILOGUE_DEFINES}
+    partial["SPLIT_K"] = 1
+    _check_int("split-K workspace size", S * batch * kM * kN)
+    rgs, rls = _reduce_geometry(device_info, kM, kN, batch)
+    reduce = dict(files=SPLITK_FILES,
+                  defines={k: v for k, v in defines.items() if k in ("REAL", "ACC") + EPILOGUE_DEFINES},
+                  name="gemm_splitk_reduce", signature="iii" + scalar * 2 + SPLITK_SIGNATURE_TAIL,
+                  gsize=rgs, lsize=rls, nbytes=S * batch * kM * kN * esize)
+    return partial, reduce
+
+
 def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_strides=None,
               c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None,
               split=None, pack=None):
@@ -171,7 +217,7 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
     already-aligned operand in place.  bias: None, 'col' (bias[n], as in
     linear) or 'row' (bias[m], as in convolution).  act: a key of ACTIVATIONS.
     kind/params force the kernel family / its parameter set (tuner, tests);
-    split forces the number of K chunks of a tiled plan (1: no split-K;
+    split forces the number of K chunks (1: no split-K; for tiled plans
     forcing it, or params, also keeps the big/small choice to that set);
     tiled plans read operands in place or pack them, whichever the cost model
     prefers; pack=True makes them pack both, pack=False read both in place
@@ -214,6 +260,10 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         kM, kN, ka, kb, kc, ka_off, kb_off, kbias = M, N, a_strides, b_strides, c_strides, a_off, b_off, bias
 
     real, acc, scalar, esize = DTYPES[dtype]
+    # Partials are stored as REAL, so a split would round float16 sums twice.
+    can_split = real == acc
+    if split is not None and (split < 1 or (split > 1 and not can_split)):
+        raise ValueError("gemm: split=%d is not possible for %s" % (split, dtype))
     if kind is None:
         kind = choose_kind(device_info, M, N, K, dtype, batch)
     if kind == "tiled" and K == 0:
@@ -249,17 +299,21 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         b_cont_n = abs(kb[1]) <= abs(kb[0])
         name = "gemm_direct_%s_%s" % ("ak" if a_cont_k else "am", "bn" if b_cont_n else "bk")
         wgd = prm["WGD"]
-        gsize = (-(-kM // wgd) * prm["MDIMCD"], -(-kN // wgd) * prm["NDIMCD"], batch)
+        groups = -(-kM // wgd) * -(-kN // wgd) * batch
+        S = split if split is not None else _direct_split(device_info, K, groups, wgd) if can_split else 1
+        S = S if K > 0 else 1
+        Kc = _ceil(-(-K // S), wgd) if S > 1 else K
+        _check_int("split-K depth", S * Kc)
+        reduce = None
+        if S > 1:
+            defines, reduce = _split_reduce(defines, device_info, kM, kN, batch, S, scalar, esize)
+        gsize = (-(-kM // wgd) * prm["MDIMCD"], -(-kN // wgd) * prm["NDIMCD"], batch * S)
         lsize = (prm["MDIMCD"], prm["NDIMCD"], 1)
-        return GemmPlan(files=DIRECT_FILES, defines=defines, name=name, family="direct", split=1,
-                        signature="iii" + scalar * 2 + "BiiiiBiiiiBiiiiBi",
+        return GemmPlan(files=DIRECT_FILES, defines=defines, name=name, family="direct", split=S,
+                        Kc=Kc, reduce=reduce, signature="iiii" + scalar * 2 + DIRECT_SIGNATURE_TAIL,
                         gsize=gsize, lsize=lsize, packs=(), **common)
 
     defines["PACK_TILE"] = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
-    # Partials are stored as REAL, so a split would round float16 sums twice.
-    can_split = DTYPES[dtype][0] == DTYPES[dtype][1]
-    if split is not None and (split < 1 or (split > 1 and not can_split)):
-        raise ValueError("gemm: split=%d is not possible for %s" % (split, dtype))
     if params is not None or split is not None:
         candidates = [(family, prm)]
     else:
@@ -296,20 +350,7 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
              batch * S)
     reduce = None
     if S > 1:
-        # The partial products take the plain tiled program (no epilogue); the
-        # reduction applies alpha, beta, bias and activation.
-        partial_defines = {k: v for k, v in defines.items()
-                           if k not in ("EPILOGUE", "ACT", "BIAS_COL", "BIAS_ROW")}
-        partial_defines["SPLIT_K"] = 1
-        _check_int("split-K workspace size", S * batch * kM * kN)
-        rgs, rls = _reduce_geometry(device_info, kM, kN, batch)
-        reduce = dict(files=SPLITK_FILES, defines={k: v for k, v in defines.items()
-                                                    if k in ("REAL", "ACC", "EPILOGUE", "ACT",
-                                                             "BIAS_COL", "BIAS_ROW")},
-                      name="gemm_splitk_reduce", signature="iii" + scalar * 2 + SPLITK_SIGNATURE_TAIL,
-                      gsize=rgs, lsize=rls,
-                      nbytes=S * batch * kM * kN * esize)
-        defines = partial_defines
+        defines, reduce = _split_reduce(defines, device_info, kM, kN, batch, S, scalar, esize)
     return GemmPlan(files=TILED_FILES, defines=defines, name="gemm_tiled", family=family,
                     signature="iiii" + scalar * 2 + TILED_SIGNATURE_TAIL, gsize=gsize, lsize=lsize,
                     packs=layout["packs"], operands=layout["operands"], Mp=layout["Mp"],
@@ -429,10 +470,10 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
     strides as given to plan_gemm).  bias: buffer of the bias vector when the
     plan has one.  Tiled plans may read an aligned operand in place, so
     a_off/b_off must equal those given to plan_gemm modulo the vector width.
-    alloc(nbytes) -> buffer provides pack and split-K workspaces
-    (tiled plans only).  Returns the list of what the launches returned (pack
-    launches first; the runtime returns events only when timing=True, which
-    asks for profiled events)."""
+    alloc(nbytes) -> buffer provides pack and split-K workspaces (plans
+    with packs or split > 1).  Returns the list of what the launches
+    returned (pack launches first; the runtime returns events only when
+    timing=True, which asks for profiled events)."""
     if plan is None:
         return []
     for name, v in (("a_off", a_off), ("b_off", b_off), ("c_off", c_off), ("bias_off", bias_off)):
@@ -442,16 +483,13 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
     if plan.swap:
         A, a_off, B, b_off = B, b_off, A, a_off
     bias_buf = bias if bias is not None else C
-    events = []
     if plan.kind == "direct":
-        ka, kb, kc = plan.ka, plan.kb, plan.kc
-        args = (plan.kM, plan.kN, plan.K, alpha, beta,
-                A, a_off, ka[0], ka[1], ka[2] if plan.batch > 1 else 0,
-                B, b_off, kb[0], kb[1], kb[2] if plan.batch > 1 else 0,
-                C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off)
-        k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
-        events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
-        return events
+        ka, kb = plan.ka, plan.kb
+        ops = [A, a_off, ka[0], ka[1], ka[2] if plan.batch > 1 else 0,
+               B, b_off, kb[0], kb[1], kb[2] if plan.batch > 1 else 0]
+        return _run_product(plan, get_kernel, ops, C, c_off, alpha, beta, bias_buf, bias_off, alloc,
+                            timing)
+    events = []
     src = {"a": (A, a_off), "b": (B, b_off)}
     packed = {}
     for step in plan.packs:
@@ -474,20 +512,28 @@ def run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha=1.0, beta=0.0
             if how == "mcont" and src[op][1] % vw:
                 raise ValueError("gemm: offset %d is not aligned as the plan assumed" % src[op][1])
             ops += [src[op][0], src[op][1], ld, bs]
+    return events + _run_product(plan, get_kernel, ops, C, c_off, alpha, beta, bias_buf, bias_off,
+                                 alloc, timing)
+
+
+def _run_product(plan, get_kernel, ops, C, c_off, alpha, beta, bias_buf, bias_off, alloc, timing):
+    """Launches the plan's product kernel (arguments M, N, K, KC, alpha, beta,
+    the operand arguments ops, C, bias, ksplit) into C; with a split of K,
+    into a workspace from alloc followed by gemm_splitk_reduce.  Returns the
+    list of what the launches returned."""
     kc = plan.kc
     k = get_kernel(plan.files, plan.defines, plan.name, plan.signature)
     if plan.reduce is None:
         args = [plan.kM, plan.kN, plan.K, plan.Kc, alpha, beta] + ops + [
             C, c_off, kc[0], kc[1], kc[2] if plan.batch > 1 else 0, bias_buf, bias_off, 1]
-        events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
-        return events
+        return [_launch(k, plan.gsize, plan.lsize, args, timing)]
     if alloc is None:
         raise ValueError("gemm: the split-K plan needs an alloc(nbytes) callable for its workspace")
     r = plan.reduce
     work = alloc(r["nbytes"])
     args = [plan.kM, plan.kN, plan.K, plan.Kc, 1.0, 0.0] + ops + [
         work, 0, 1, plan.kM, plan.kM * plan.kN, work, 0, plan.split]
-    events.append(_launch(k, plan.gsize, plan.lsize, args, timing))
+    events = [_launch(k, plan.gsize, plan.lsize, args, timing)]
     k = get_kernel(r["files"], r["defines"], r["name"], r["signature"])
     args = (plan.kM, plan.kN, plan.split, alpha, beta, work, C, c_off, kc[0], kc[1],
             kc[2] if plan.batch > 1 else 0, bias_buf, bias_off)
@@ -520,9 +566,9 @@ def gemm(get_kernel, device_info, A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C,
     buffers with element offsets and (row, col, batch) strides.  bias (a
     buffer) is indexed by column n (bias_dim='col') or row m ('row').  C is
     not read when beta == 0.  alloc(nbytes) -> buffer supplies temporary pack
-    workspaces.  Plans are cached per process (keyed by device, shape,
-    strides, offset alignment; refreshed when the user database is written).
-    Returns the launch events."""
+    and split-K workspaces.  Plans are cached per process (keyed by device,
+    shape, strides, offset alignment; refreshed when the user database is
+    written).  Returns the launch events."""
     plan = _cached_plan(device_info, M, N, K, batch, dtype, (a_rs, a_cs, a_bs), (b_rs, b_cs, b_bs),
                      (c_rs, c_cs, c_bs), a_off, b_off, bias_dim if bias is not None else None, act)
     return run_gemm(plan, get_kernel, A, a_off, B, b_off, C, c_off, alpha, beta, bias, bias_off,

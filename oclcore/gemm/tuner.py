@@ -91,7 +91,7 @@ def _measure(get_kernel, device_info, prob, kind, p, reps):
     try:
         # split=1: time the kernel itself, not a split-K pair of launches.
         plan = plan_gemm(device_info, prob.M, prob.N, prob.K, 1, prob.dtype, kind=kind, params=p,
-                         split=1 if kind == "tiled" else None)
+                         split=1)
         run = lambda: run_gemm(plan, get_kernel, prob.a, 0, prob.b, 0, prob.c, 0, 1.0, 0.0,
                                alloc=prob.alloc, timing=True)
         run()
