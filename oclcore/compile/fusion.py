@@ -192,7 +192,7 @@ def _kernel_source(g, inputs, outputs):
     names = {x: f"v{k}" for k, x in enumerate(inputs)}
     lines = []
     for k, x in enumerate(inputs):
-        lines.append(f"  float v{k} = in{k}[offs[{k}]];")
+        lines.append(f"  float v{k} = in{k}[off{k}];")
     for j, m in enumerate(g.nodes):
         op, operands, params = g.descs[m]
         values = {}
@@ -209,19 +209,20 @@ def _kernel_source(g, inputs, outputs):
     params = [f"__global float* out{k}, IDX o_off{k}" for k in range(len(outputs))]
     params += [f"__global const float* in{k}, IDX in_off{k}, int8 st{k}" for k in range(nin)]
     params += ["IDX n", "int rank", "int8 sz"]
-    setup = [f"  offs[{k}] = in_off{k};\n  vstore8(st{k}, 0, st[{k}]);" for k in range(nin)]
+    setup = "".join(f"  IDX off{k} = in_off{k};\n" for k in range(nin))
+    walk = "".join(f"      off{k} += c * INT8_AT(st{k}, d);\n" for k in range(nin))
+    # Dims are walked from registers (types.cl's INT8_AT in an unrolled loop): copying the
+    # geometry into private arrays made such kernels several times slower on NVIDIA GPUs.
     return f"""__kernel void fused({", ".join(params)}) {{
   IDX i = get_global_id(0);
   if (i >= n) return;
-  IDX offs[{nin}];
-  int s[8], st[{nin}][8];
-  vstore8(sz, 0, s);
-{chr(10).join(setup)}
-  IDX r = i;
-  for (int d = rank - 1; d >= 0; d--) {{
-    IDX c = r % s[d];
-    r /= s[d];
-    for (int k = 0; k < {nin}; k++) offs[k] += c * st[k][d];
+{setup}  IDX r = i;
+#pragma unroll
+  for (int d = 7; d >= 0; d--) {{
+    if (d < rank) {{
+      const IDX sd = INT8_AT(sz, d), c = r % sd;
+      r /= sd;
+{walk}    }}
   }}
 {chr(10).join(lines)}
 }}
