@@ -248,6 +248,8 @@ def test_layouts_and_larger_channels(no_fallbacks, algorithm):
         x, w, kw = torch.randn(2, 24, 13, 12), torch.randn(48, 1, 3, 3), dict(padding=1, groups=24)
     elif algorithm == "gemm_1x1":
         x, w, kw = torch.randn(2, 40, 13, 12), torch.randn(72, 20, 1, 1), dict(groups=2)
+    elif algorithm == "grouped":
+        x, w, kw = torch.randn(2, 40, 13, 12), torch.randn(60, 8, 3, 3), dict(padding=1, groups=5)
     else:
         x, w, kw = torch.randn(2, 20, 13, 12), torch.randn(70, 20, 3, 3), dict(padding=1)
     b = torch.randn(w.shape[0])

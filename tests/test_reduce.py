@@ -287,3 +287,16 @@ def test_planned_call_on_a_buffer_needing_long_indices(monkeypatch, no_fallbacks
     view = big[2000:2063].view(9, 7).t()  # the same shape and strides in a 3000-element buffer
     assert_close(view.sum(0, keepdim=True), base[2000:2063].view(9, 7).t().sum(0, keepdim=True))
     assert built == ["int", "long"]
+
+
+@pytest.mark.parametrize("positions", [(7, 7), (15, 17), (16, 16), (1, 257)], ids=str)
+def test_position_reductions_either_side_of_the_per_item_limit(positions, no_fallbacks):
+    """Means, sums, variances and argmaxes over the positions of many planes: reductions of up to
+    ITEM_MAX_NRED elements fold one work-item per output, longer ones a work-group per output."""
+    from oclcore.ops import reduce
+    h, w = positions
+    assert (h * w <= reduce.ITEM_MAX_NRED) == (h * w < 257)
+    x = torch.randn(3, 70, h, w, generator=torch.Generator().manual_seed(h * w))
+    for f in (lambda t: t.mean((2, 3), keepdim=True), lambda t: t.sum((2, 3)), lambda t: t.var((2, 3)),
+              lambda t: t.flatten(2).argmax(2), lambda t: t.amax((2, 3))):
+        assert_close(f(ocl(x)), f(x), rtol=1e-5, atol=1e-5)

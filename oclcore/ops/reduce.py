@@ -44,6 +44,10 @@ OPS = {
     "logsumexp": ("lse", 0),
 }
 MODE_GROUP, MODE_PARTS, MODE_ITEM = 0, 1, 2
+# Reductions this short run one work-item per output (MODE_ITEM): on an H200 a mean over 14x14 or
+# 7x7 positions of 64x672 or 64x1152 planes took 38 / 18 us against 102 / 55 us with a work-group
+# per output (bench/probes/reduce_rows.py); 28x28 was no faster.
+ITEM_MAX_NRED = 256
 
 _kernels = {}
 _local_sizes = {}
@@ -267,7 +271,7 @@ def _plan(op, x, reduced, out_shape, out_stride, ct, keep_order, store_dtype, id
     nred = math.prod(shape[d] for d in red)
     dev = runtime.device(x._index)
 
-    columns = nred <= 32 or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
+    columns = nred <= ITEM_MAX_NRED or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
     chunks = 1
     if not columns and nout < 64 and nred >= 16384:
         chunks = max(1, min(-(-256 // nout), nred // 4096))
