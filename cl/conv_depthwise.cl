@@ -15,9 +15,7 @@
 //                    them in a fixed order into part[block][k][R*S];
 // Stage 2 (the blocks' partials summed in order into dw) is the GEMM core's
 // split-K reduction (oclcore.gemm.planner.sum_slices).
-// With -DKR, KS, KSH, KSW, KDH, KDW (kernel size, stride, dilation) the
-// geometry is compile-time: loops unroll, weights and repeated tile reads
-// stay in registers. Without them the same code takes the kernel arguments.
+// Compile-time or runtime geometry (KR, ...) as in conv_geometry.cl.
 // The *_direct kernels (one output, or one weight, per work-item/group)
 // serve tiles that do not fit in local memory. Launch geometry:
 // oclcore/conv/algorithms.py (Depthwise).
@@ -26,31 +24,12 @@
 #define WG_PARTS 16   // first-level partial sums per tap in dw_grad_weight_part (_DW_PARTS)
 
 #ifdef KR
-#define R_ KR
-#define S_ KS
-#define SH_ KSH
-#define SW_ KSW
-#define DH_ KDH
-#define DW_ KDW
 #define NT (VP * KSH) // dx rows and columns per work-item of dw_grad_input
 #define NB KSW
 #else
-#define R_ R
-#define S_ S
-#define SH_ sh
-#define SW_ sw
-#define DH_ dh
-#define DW_ dw
 #define NT VP
 #define NB 1
 #endif
-
-#define GEOM int H, int W, int P, int Q, int R, int S, int sh, int sw, int ph, int pw, int dh, int dw
-
-inline int floor_div(int a, int b)
-{
-    return (a >= 0 ? a : a - b + 1) / b;
-}
 
 // t[i][j] = src[(h0 + i) * srow + (w0 + j) * scol] for (h0 + i, w0 + j) inside
 // [0, H) x [0, W), else 0, for a rows x cols tile; flat over the work-group
@@ -121,13 +100,9 @@ __kernel void dw_forward(__global const float* restrict x, int x_off, int sxn, i
     for (int v = 0; v < VP; ++v)
         acc[v] = b0;
     __local const float* tb = t + ly * VP * SH_ * TW + lx * SW_;
-#ifdef KR
-#pragma unroll
-#endif
+    UNROLL
     for (int r = 0; r < R_; ++r)
-#ifdef KR
-#pragma unroll
-#endif
+        UNROLL
         for (int s = 0; s < S_; ++s) {
             const float wv = wl[r * S_ + s];
 #pragma unroll
@@ -183,13 +158,9 @@ __kernel void dw_grad_input(__global const float* restrict dy, int y_off, int sy
         stage_weights(wl, w + w_off + k * swk, swr, sws, R_, S_);
         stage_tile(t, TH, TW, dy + y_off + n * syn + k * syc, syh, syw, pt, qt, P, Q, live);
         barrier(CLK_LOCAL_MEM_FENCE);
-#ifdef KR
-#pragma unroll
-#endif
+        UNROLL
         for (int r = 0; r < R_; ++r)
-#ifdef KR
-#pragma unroll
-#endif
+            UNROLL
             for (int s = 0; s < S_; ++s) {
                 const float wv = wl[r * S_ + s];
 #pragma unroll
@@ -266,13 +237,9 @@ __kernel void dw_grad_weight_part(__global const float* restrict dy, int y_off, 
             for (int q = lx; q < nq; q += LX) {
                 const float d = dyr[q * syw];
                 __local const float* tq = tr + q * SW_;
-#ifdef KR
-#pragma unroll
-#endif
+                UNROLL
                 for (int r = 0; r < R_; ++r)
-#ifdef KR
-#pragma unroll
-#endif
+                    UNROLL
                     for (int s = 0; s < S_; ++s)
                         ACC(r * S_ + s) = fma(d, tq[r * DH_ * XC + s * DW_], ACC(r * S_ + s));
             }
@@ -345,15 +312,11 @@ __kernel void dw_grad_input_direct(__global const float* dy, int y_off, int syn,
         const int k = c * mult + m;
         __global const float* ys = dy + y_off + n * syn + k * syc;
         for (int r = 0; r < R; ++r) {
-            const int hp = h + ph - r * dh;
-            if (hp < 0 || hp % sh) continue;
-            const int p = hp / sh;
-            if (p >= P) continue;
+            const int p = tap_output(h, ph, r, dh, sh, P);
+            if (p < 0) continue;
             for (int s = 0; s < S; ++s) {
-                const int wq = ww + pw - s * dw;
-                if (wq < 0 || wq % sw) continue;
-                const int q = wq / sw;
-                if (q >= Q) continue;
+                const int q = tap_output(ww, pw, s, dw, sw, Q);
+                if (q < 0) continue;
                 acc = fma(ys[p * syh + q * syw], w[w_off + k * swk + r * swr + s * sws], acc);
             }
         }

@@ -28,43 +28,20 @@
 // per work-item, forward), NI (input channels per work-item, data gradient)
 // or WK (filter rows per work-item, filter gradient); PoCL generates code for
 // every kernel of a program, and the unrolled kernels are slow to generate.
-// With KR, KS, KSH, KSW, KDH, KDW the geometry is compile-time (loops unroll,
-// repeated tile reads stay in registers), without them the same code takes
-// the kernel arguments. The *_direct kernels serve problems whose tiles do
+// Compile-time or runtime geometry (KR, ...) as in conv_geometry.cl. The *_direct kernels serve problems whose tiles do
 // not fit in local memory. Launch geometry: oclcore/conv/grouped.py.
 
 #define VP 4          // output rows per work-item of gc_forward (_VP)
 
 #ifdef KR
-#define R_ KR
-#define S_ KS
-#define SH_ KSH
-#define SW_ KSW
-#define DH_ KDH
-#define DW_ KDW
 #define GI_NT (KSH * (KSH * KSW >= VP ? 1 : VP / (KSH * KSW)))
 #define GI_NB KSW
 #define VQ 4          // positions along q per work-item step in gc_grad_weight_part (_VQ)
-#define UNROLL _Pragma("unroll")
 #else
-#define R_ R
-#define S_ S
-#define SH_ sh
-#define SW_ sw
-#define DH_ dh
-#define DW_ dw
 #define GI_NT VP
 #define GI_NB 1
 #define VQ 1
-#define UNROLL
 #endif
-
-#define GEOM int H, int W, int P, int Q, int R, int S, int sh, int sw, int ph, int pw, int dh, int dw
-
-inline int gc_floor_div(int a, int b)
-{
-    return (a >= 0 ? a : a - b + 1) / b;
-}
 
 // The staging loops walk their elements cnt work-items at a time with
 // mixed-radix counters (an increment and a carry per digit), not divisions.
@@ -281,7 +258,7 @@ __kernel void gc_grad_input(__global const float* restrict dy, int y_off, int sy
     gc_images(N, LN, tiles_q, &gi, &n0);
     const int n = n0 + pl, live = n < N;
     const int hg = hs + get_group_id(1) * LY * GI_NT, wg = ws + get_group_id(0) % tiles_q * LX * GI_NB;
-    const int pt = gc_floor_div(hg - (R_ - 1) * DH_, SH_), qt = gc_floor_div(wg - (S_ - 1) * DW_, SW_);
+    const int pt = floor_div(hg - (R_ - 1) * DH_, SH_), qt = floor_div(wg - (S_ - 1) * DW_, SW_);
     const int hb = hg + ly * GI_NT, wb = wg + lx * GI_NB;
 #ifdef KR
     const int hm = 0, wm = 0;   // hb, wb are multiples of the strides
@@ -372,15 +349,11 @@ __kernel void gc_grad_input_direct(__global const float* dy, int y_off, int syn,
         const int k = gi * Kg + kk;
         __global const float* ys = dy + y_off + n * syn + k * syc;
         for (int r = 0; r < R; ++r) {
-            const int hp = h + ph - r * dh;
-            if (hp < 0 || hp % sh) continue;
-            const int p = hp / sh;
-            if (p >= P) continue;
+            const int p = tap_output(h, ph, r, dh, sh, P);
+            if (p < 0) continue;
             for (int s = 0; s < S; ++s) {
-                const int wq = ww + pw - s * dw;
-                if (wq < 0 || wq % sw) continue;
-                const int q = wq / sw;
-                if (q >= Q) continue;
+                const int q = tap_output(ww, pw, s, dw, sw, Q);
+                if (q < 0) continue;
                 acc = fma(ys[p * syh + q * syw], w[w_off + k * swk + cg * swc + r * swr + s * sws], acc);
             }
         }

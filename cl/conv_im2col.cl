@@ -48,15 +48,11 @@ __kernel void col2im(__global const float* col, int col_off,
     __global const float* cn = col + col_off + (n * C + c) * R * S * PQ;
     float acc = 0.0f;
     for (int r = 0; r < R; ++r) {
-        const int hp = h + ph - r * dh;
-        if (hp < 0 || hp % sh) continue;
-        const int p = hp / sh;
-        if (p >= P) continue;
+        const int p = tap_output(h, ph, r, dh, sh, P);
+        if (p < 0) continue;
         for (int s = 0; s < S; ++s) {
-            const int wq = w + pw - s * dw;
-            if (wq < 0 || wq % sw) continue;
-            const int q = wq / sw;
-            if (q >= Q) continue;
+            const int q = tap_output(w, pw, s, dw, sw, Q);
+            if (q < 0) continue;
             acc += cn[(r * S + s) * PQ + p * Q + q];
         }
     }

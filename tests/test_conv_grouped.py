@@ -17,10 +17,9 @@ import torch.nn.functional as F
 
 import oclcore.conv
 from conftest import DEVICE, assert_close
-from oclcore.conv import algorithms, force_algorithm, grouped
+from conv_check import PASSES, TOL, check, spy_kernels
+from oclcore.conv import grouped
 
-TOL = 2e-5   # relative to the reference's largest magnitude
-PASSES = ("forward", "grad_input", "grad_weight")
 TILED = {"gc_forward", "gc_grad_input", "gc_grad_weight_part"}
 DIRECT = {"gc_forward_direct", "gc_grad_input_direct", "gc_grad_weight_direct"}
 
@@ -28,62 +27,12 @@ DIRECT = {"gc_forward_direct", "gc_grad_input_direct", "gc_grad_weight_direct"}
 @pytest.fixture
 def kernels(monkeypatch):
     """Names of the grouped kernels launched, and (pass, algorithm) of every pass that ran."""
-    seen = {"kernels": [], "passes": []}
-    kernel, choose = algorithms.ConvContext.kernel, oclcore.conv.choose
-
-    def spy_kernel(self, file, name, *args, **kwargs):
-        if file == "conv_grouped.cl":
-            seen["kernels"].append(name)
-        return kernel(self, file, name, *args, **kwargs)
-
-    def spy_choose(ctx, g, pass_, *args, **kwargs):
-        alg = choose(ctx, g, pass_, *args, **kwargs)
-        seen["passes"].append((pass_, alg.name))
-        return alg
-    monkeypatch.setattr(algorithms.ConvContext, "kernel", spy_kernel)
-    monkeypatch.setattr(oclcore.conv, "choose", spy_choose)
-    return seen
-
-
-def _on_device(t, layout):
-    """A float32 ocl leaf holding t in the given layout, the view of it to compute with, and
-    the map from the leaf's gradient to the view's."""
-    if layout == "channels_last":
-        leaf = t.to(DEVICE).contiguous(memory_format=torch.channels_last).requires_grad_()
-        assert not leaf.is_contiguous()
-        return leaf, leaf, lambda g: g
-    if layout == "strided":   # every other channel of a wider tensor, at an offset
-        big = torch.zeros(t.shape[0], 2 * t.shape[1] + 1, *t.shape[2:])
-        big[:, 1::2] = t
-        leaf = big.to(DEVICE).requires_grad_()
-        return leaf, leaf[:, 1::2], lambda g: g[:, 1::2]
-    leaf = t.to(DEVICE).requires_grad_()
-    return leaf, leaf, lambda g: g
+    return spy_kernels(monkeypatch, "conv_grouped.cl")
 
 
 def _check(x, w, b, kw, layout="nchw", op=None, ref=None, algorithm="grouped"):
-    """op(x, w, b) on ocl (default F.conv2d(x, w, b, **kw)) with algorithm forced (strictly),
-    against ref (default: op) on torch CPU in float64 on the same float32 values: the output
-    and the gradients of x, w and b."""
-    op = op or (lambda x, w, b: F.conv2d(x, w, b, **kw))
-    ref = ref or op
-    inputs = [t.float() for t in (x, w, b) if t is not None]
-    ref_in = [t.double().requires_grad_() for t in inputs]
-    y = ref(ref_in[0], ref_in[1], ref_in[2] if b is not None else None)
-    dy = torch.randn_like(y)
-    want = torch.autograd.grad(y, ref_in, dy)
-    xo, xv, view_of = _on_device(inputs[0], layout)
-    rest = [t.to(DEVICE).requires_grad_() for t in inputs[1:]]
-    with force_algorithm(algorithm, strict=True):
-        yo = op(xv, rest[0], rest[1] if b is not None else None)
-        assert_close(yo, y.float(), TOL, TOL)
-        got = torch.autograd.grad(yo, [xo] + rest, dy.float().to(DEVICE))
-    assert_close(view_of(got[0]), want[0].float(), TOL, TOL)
-    outside = got[0].cpu()
-    view_of(outside).zero_()
-    assert not outside.any()   # the leaf's gradient is zero outside the view
-    for g, r in zip(got[1:], want[1:]):
-        assert_close(g, r.float(), TOL, TOL)
+    """conv_check.check with the grouped algorithm forced."""
+    return check(algorithm, x, w, b, kw, layout, op, ref)
 
 
 def _geometry(x, w, **kw):
@@ -95,7 +44,7 @@ def _geometry(x, w, **kw):
 
 WIDTHS = [(8, 8), (4, 16), (16, 4), (2, 2), (32, 32)]   # (Cg, Kg)
 KERNELS = [(1, 1), (3, 3), (5, 5), (1, 7)]
-LAYOUTS = ["nchw", "channels_last", "strided"]
+LAYOUTS = ["nchw", "channels_last", "strided_channels"]
 
 
 def _batch(i):
@@ -212,7 +161,7 @@ def test_grad_weight_blocks_and_chunks(no_fallbacks, monkeypatch):
     x = torch.randn(2, 16, 5, 70)
     plan = grouped._grad_weight_plan(_geometry(x, w, **kw))[1]
     assert plan["args"][10] < 70, plan   # TQ
-    _check(x, w, None, kw, "strided")
+    _check(x, w, None, kw, "strided_channels")
 
 
 def test_images_per_work_group(no_fallbacks):
@@ -232,7 +181,7 @@ def test_direct_fallback(no_fallbacks, kernels, monkeypatch):
     torch.manual_seed(6)
     monkeypatch.setattr(grouped, "_LOCAL", 64)
     x, w, b = torch.randn(2, 16, 9, 11), torch.randn(16, 8, 3, 3), torch.randn(16)
-    _check(x, w, b, dict(stride=2, padding=1, groups=2), "strided")
+    _check(x, w, b, dict(stride=2, padding=1, groups=2), "strided_channels")
     assert set(kernels["kernels"]) == DIRECT
 
 

@@ -27,12 +27,12 @@ class ConvContext:
         self._kernels = {}
 
     def kernel(self, file, name, sig, defines=None):
-        """Cached kernel handle from cl/<file>."""
+        """Cached kernel handle from cl/<file>, after the shared cl/conv_geometry.cl."""
         defines = defines or {}
         key = (file, name, tuple(sorted(defines.items())))
         k = self._kernels.get(key)
         if k is None:
-            k = self._kernels[key] = self.get_kernel((file,), defines, name, sig)
+            k = self._kernels[key] = self.get_kernel(("conv_geometry.cl", file), defines, name, sig)
         return k
 
     def temp(self, nelems):
