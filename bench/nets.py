@@ -17,6 +17,7 @@ Ops that fell back to the CPU during the timed steps are listed, never hidden.
     python bench/nets.py --reference cuda --tf32 both --validate --cores 0,1 --out bench/results/h200
     python bench/nets.py --ocl-modes eager,graph,compile   # eager vs capture/replay vs torch.compile
     python bench/nets.py --profile resnet18 --batch 8      # top kernels (oclcore.profile())
+    python bench/nets.py --profile efficientnet_b0 --mode infer --ocl-modes compile   # of the compiled step
 """
 
 import argparse
@@ -485,16 +486,20 @@ def profile(args):
     model = build_model(name, args.image_size, mode == "train").to("ocl")
     x = torch.randn(batch, 3, args.image_size, args.image_size).to("ocl")
     y = torch.randint(0, 1000, (batch,)).to("ocl")
-    step = make_step(model, x, y, mode == "train")
-    for _ in range(args.warmup):
+    ocl_mode = args.ocl_modes[0]
+    step = STEP_MAKERS[ocl_mode](model, x, y, mode == "train")
+    # replays of captured steps (graph, compile) launch without events: profile the capturing
+    # call instead, which runs the same kernels
+    warmup, iters = (args.warmup, args.iters) if ocl_mode == "eager" else (0, 1)
+    for _ in range(warmup):
         step()
     torch.ocl.synchronize()
     oclcore.reset_fallbacks()
     with oclcore.profile() as prof:
-        for _ in range(args.iters):
+        for _ in range(iters):
             step()
         torch.ocl.synchronize()
-    print(f"{name} {mode}, batch {batch}, {args.image_size}x{args.image_size}, {args.iters} steps:")
+    print(f"{name} {mode} ({ocl_mode}), batch {batch}, {args.image_size}x{args.image_size}, {iters} steps:")
     print(prof.table(top=args.top))
     if oclcore.fallbacks():
         print("CPU fallbacks during the profiled steps:", oclcore.fallbacks())

@@ -1,9 +1,10 @@
-// Bias and activation epilogue for the GEMM-based convolution paths, and the
-// bias gradient as a deterministic per-channel reduction.
+// Bias and activation (an activation.cl code) as a pass of its own, for the
+// outputs no algorithm computes (no input channels, transposed convolutions),
+// and the bias gradient as a deterministic per-channel reduction.
 
 __kernel void bias_act(__global float* y, int y_off, int syn, int syc, int syh, int syw,
                        __global const float* bias, int b_off,
-                       int N, int C, int H, int W, int has_bias, int relu)
+                       int N, int C, int H, int W, int has_bias, int act)
 {
     const int hw = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
     if (hw >= H * W || c >= C || n >= N) return;
@@ -11,8 +12,7 @@ __kernel void bias_act(__global float* y, int y_off, int syn, int syc, int syh, 
     const int i = y_off + n * syn + c * syc + h * syh + w * syw;
     float v = y[i];
     if (has_bias) v += bias[b_off + c];
-    if (relu) v = fmax(v, 0.0f);
-    y[i] = v;
+    y[i] = activation(v, act);
 }
 
 // One work-group per channel; each work-item sums a fixed strided subset,

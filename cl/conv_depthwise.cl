@@ -81,7 +81,7 @@ inline void stage_weights(__local float* wl, __global const float* w, int swr, i
 __kernel void dw_forward(__global const float* restrict x, int x_off, int sxn, int sxc, int sxh, int sxw,
                          __global const float* restrict w, int w_off, int swk, int swr, int sws,
                          __global float* restrict y, int y_off, int syn, int syc, int syh, int syw,
-                         __global const float* restrict bias, int b_off, int has_bias, int relu,
+                         __global const float* restrict bias, int b_off, int has_bias, int act,
                          int NK, int K, int mult, GEOM, int tiles_q, int TH, int TW, __local float* lm)
 {
     const int lx = get_local_id(0), ly = get_local_id(1), lz = get_local_id(2);
@@ -117,7 +117,7 @@ __kernel void dw_forward(__global const float* restrict x, int x_off, int sxn, i
     for (int v = 0; v < VP; ++v) {
         const int p = p0 + ly * VP + v;
         if (p < P)
-            yo[p * syh] = relu ? fmax(acc[v], 0.0f) : acc[v];
+            yo[p * syh] = activation(acc[v], act);
     }
 }
 
@@ -276,7 +276,7 @@ __kernel void dw_grad_weight_part(__global const float* restrict dy, int y_off, 
 __kernel void dw_forward_direct(__global const float* x, int x_off, int sxn, int sxc, int sxh, int sxw,
                                 __global const float* w, int w_off, int swk, int swr, int sws,
                                 __global float* y, int y_off, int syn, int syc, int syh, int syw,
-                                __global const float* bias, int b_off, int has_bias, int relu,
+                                __global const float* bias, int b_off, int has_bias, int act,
                                 int NK, int K, int mult, GEOM)
 {
     const int pq = get_global_id(0), k = get_global_id(1), n = get_global_id(2);
@@ -295,8 +295,7 @@ __kernel void dw_forward_direct(__global const float* x, int x_off, int sxn, int
             acc = fma(xs[h * sxh + ww * sxw], ws[r * swr + s * sws], acc);
         }
     }
-    if (relu) acc = fmax(acc, 0.0f);
-    y[y_off + n * syn + k * syc + p * syh + q * syw] = acc;
+    y[y_off + n * syn + k * syc + p * syh + q * syw] = activation(acc, act);
 }
 
 __kernel void dw_grad_input_direct(__global const float* dy, int y_off, int syn, int syc, int syh, int syw,

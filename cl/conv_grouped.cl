@@ -129,7 +129,7 @@ inline void gc_images(int N, int LN, int tiles_q, int* gi, int* n0)
 __kernel void gc_forward(__global const float* restrict x, int x_off, int sxn, int sxc, int sxh, int sxw,
                          __global const float* restrict w, int w_off, int swk, int swc, int swr, int sws,
                          __global float* restrict y, int y_off, int syn, int syc, int syh, int syw,
-                         __global const float* restrict bias, int b_off, int has_bias, int relu,
+                         __global const float* restrict bias, int b_off, int has_bias, int act,
                          int N, int G, int Cg, int Kg, GEOM, int CC, int KBLK, int tiles_q, int TH, int TW,
                          __local float* lm)
 {
@@ -196,7 +196,7 @@ __kernel void gc_forward(__global const float* restrict x, int x_off, int sxn, i
         for (int v = 0; v < VP; ++v) {
             const int p = p0 + ly * VP + v;
             if (kb * NF + k < Kg && p < P)
-                yo[k * syc + p * syh] = relu ? fmax(acc[k][v], 0.0f) : acc[k][v];
+                yo[k * syc + p * syh] = activation(acc[k][v], act);
         }
 }
 
@@ -204,7 +204,7 @@ __kernel void gc_forward(__global const float* restrict x, int x_off, int sxn, i
 __kernel void gc_forward_direct(__global const float* x, int x_off, int sxn, int sxc, int sxh, int sxw,
                                 __global const float* w, int w_off, int swk, int swc, int swr, int sws,
                                 __global float* y, int y_off, int syn, int syc, int syh, int syw,
-                                __global const float* bias, int b_off, int has_bias, int relu,
+                                __global const float* bias, int b_off, int has_bias, int act,
                                 int N, int G, int Cg, int Kg, GEOM)
 {
     const int pq = get_global_id(0), k = get_global_id(1), n = get_global_id(2);
@@ -224,8 +224,7 @@ __kernel void gc_forward_direct(__global const float* x, int x_off, int sxn, int
                 acc = fma(xs[c * sxc + h * sxh + ww * sxw], wk[c * swc + r * swr + s * sws], acc);
             }
         }
-    if (relu) acc = fmax(acc, 0.0f);
-    y[y_off + n * syn + k * syc + p * syh + q * syw] = acc;
+    y[y_off + n * syn + k * syc + p * syh + q * syw] = activation(acc, act);
 }
 
 #endif  // NF

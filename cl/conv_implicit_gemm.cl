@@ -5,7 +5,8 @@
 //   MODE 1 grad input   out x [n,c,h,w]  M=Cg  cols=N*H*W  red=Kg*R*S
 //   MODE 2 grad weight  out w [k,c,r,s]  M=Kg  cols=Cg*R*S red=N*P*Q
 // Groups are the third grid dimension. Every tensor is addressed by its four
-// strides. MODE 0 has a fused bias (runtime flag) + activation (-DACT).
+// strides. MODE 0 has a fused bias (runtime flag) + activation (-DACT, a code
+// of activation.cl).
 // Tiling: a work-group computes TSM x TSN outputs walking the reduction in
 // steps of TSK; (TSN/WPTN) x (TSM/WPTM) work-items each own WPTM x WPTN
 // outputs, strided across the tile so local-memory reads do not conflict.
@@ -14,7 +15,7 @@
 #define MODE 0
 #endif
 #ifndef ACT
-#define ACT 0          // 0 none, 1 relu
+#define ACT 0
 #endif
 #ifndef TSM
 #define TSM 64
@@ -153,9 +154,7 @@ void conv_igemm(__global float* x, int x_off, int sxn, int sxc, int sxh, int sxw
             const int n = j / PQ, pq = j - n * PQ, p = pq / Q, q = pq - p * Q;
             const int k = grp * Kg + m;
             if (has_bias) v += bias[b_off + k];
-#if ACT == 1
-            v = fmax(v, 0.0f);
-#endif
+            v = activation(v, ACT);
             y[y_off + n * sy.x + k * sy.y + p * sy.z + q * sy.w] = v;
 #elif MODE == 1
             const int n = j / HW, hw = j - n * HW, h = hw / W, ww = hw - h * W;

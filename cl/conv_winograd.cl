@@ -71,7 +71,7 @@ __kernel void wino_input(__global const float* x, int x_off, int sxn, int sxc, i
 
 __kernel void wino_output(__global const float* M, int m_off,
                           __global float* y, int y_off, int syn, int syc, int syh, int syw,
-                          __global const float* bias, int b_off, int has_bias, int relu,
+                          __global const float* bias, int b_off, int has_bias, int act,
                           int Ko, int G, int P, int Q, int TH, int TW, int T, int n0)
 {
     const int t = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
@@ -95,9 +95,7 @@ __kernel void wino_output(__global const float* M, int m_off,
         for (int j = 0; j < 2; ++j) {
             const int q = 2 * tw + j;
             if (q >= Q) continue;
-            float v = o[j] + bv;
-            if (relu) v = fmax(v, 0.0f);
-            ys[p * syh + q * syw] = v;
+            ys[p * syh + q * syw] = activation(o[j] + bv, act);
         }
     }
 }

@@ -382,3 +382,54 @@ void norm_param_grad(__global PT* gw, int gw_off, __global PT* gb, int gb_off,
     if (flags & F_GRAD_BIAS) STP(gb, gb_off + j, sb);
   }
 }
+
+// Batch norm with running statistics on an input and output that share a dense NCHW-like layout:
+// planes of len elements, plane p holding channel p % C. A work-item normalises ILP elements of
+// one plane (dim 1 of the grid), loaded before any is stored as in cl/pointwise.cl, with the
+// plane's scale computed once: per-element channel arithmetic and square roots made a flat
+// version compute-bound, and the per-channel work-groups of norm_forward ran at about half the
+// memory bandwidth.
+#define ILP 4
+__kernel void bn_eval(__global T* y, int y_off, __global const T* x, int x_off,
+                      __global const PT* w, int w_off, __global const PT* b, int b_off,
+                      __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
+                      int planes, int len, int C, int flags, CT eps) {
+  const int p = get_global_id(1), item = get_global_id(0), G = get_global_size(0);
+  if (p >= planes) return;
+  const int c = p % C, base = p * len;
+  CT s = (CT)1 / sqrt(LDP(rvar, rvar_off + c) + eps);
+  if (flags & F_WEIGHT) s *= LDP(w, w_off + c);
+  const CT m = LDP(rmean, rmean_off + c), t = (flags & F_BIAS) ? (CT)LDP(b, b_off + c) : (CT)0;
+  CT xs[ILP];
+  for (int k = 0; k < ILP; k++) {
+    const int e = item + k * G;
+    xs[k] = e < len ? LD(x, x_off + base + e) : (CT)0;
+  }
+  for (int k = 0; k < ILP; k++) {
+    const int e = item + k * G;
+    if (e < len) ST(y, y_off + base + e, (xs[k] - m) * s + t);
+  }
+}
+
+// Folds batch norm with running statistics into the convolution before it (compiled inference):
+// w2[k, j] = w[k, j] * s[k] and b2[k] = (b[k] - mean[k]) * s[k] + beta[k], with
+// s[k] = gamma[k] / sqrt(var[k] + eps), for dense filters of K rows of len elements (each of the
+// conv bias b, gamma and beta optional: flags). One launch for both, over K * max(len, 1) items,
+// so that a folded layer costs one small kernel per call.
+#define FOLD_CONV_BIAS 1
+#define FOLD_GAMMA 2
+#define FOLD_BETA 4
+__kernel void bn_fold(__global PT* w2, __global PT* b2, __global const PT* w,
+                      __global const PT* b, int b_off, __global const PT* gamma, int g_off,
+                      __global const PT* beta, int beta_off, __global const PT* rmean, int rmean_off,
+                      __global const PT* rvar, int rvar_off, int K, int len, int flags, CT eps) {
+  const int L = max(len, 1), i = get_global_id(0), k = i / L;
+  if (k >= K) return;
+  CT s = (CT)1 / sqrt((CT)LDP(rvar, rvar_off + k) + eps);
+  if (flags & FOLD_GAMMA) s *= LDP(gamma, g_off + k);
+  if (len > 0) STP(w2, i, LDP(w, i) * s);
+  if (i == k * L) {
+    const CT t = ((flags & FOLD_CONV_BIAS) ? (CT)LDP(b, b_off + k) : (CT)0) - LDP(rmean, rmean_off + k);
+    STP(b2, k, t * s + ((flags & FOLD_BETA) ? (CT)LDP(beta, beta_off + k) : (CT)0));
+  }
+}

@@ -13,36 +13,126 @@
 // Every input may be a scalar instead of a tensor: bit k of `scalars` set
 // means input k reads its value argument (av, bv, cv) and ignores memory.
 // rank == 0 means every tensor operand is contiguous in the same order, so
-// element i is at offset + i; otherwise sizes and per-operand strides (at most
-// 8 dims, collapsed by the host) locate it.
+// element i is at offset + i (each item then handles ILP elements, below);
+// rank -2 and -3 are 2-D launches over 2 or 3 collapsed dims (below);
+// otherwise sizes and per-operand strides (at most 8 dims, collapsed by the
+// host) locate the item's one element.
 
-// Locates element i: offsets of the output and each input.
+// rank == 0: the host launches ceil(n / ILP) items and item m handles elements
+// i = m, m + G, ..., m + (ILP - 1) G (G the global size), issuing all its loads
+// before its stores: with one element per item (or a load after each store,
+// which the compiler may not reorder, out possibly being an input) NVIDIA
+// GPUs stayed well below their memory bandwidth.
+#define ILP 4
+
+// Loads operand X of the ILP elements of this item into xs (contiguous operands).
+#define POINTWISE_LOAD_ILP(xs, bit, LD, p, off, v)                           \
+  CT xs[ILP];                                                                \
+  for (int k = 0; k < ILP; k++) {                                            \
+    const IDX i = item + k * G;                                              \
+    xs[k] = (scalars & (bit)) ? (v) : (i < n ? LD(p, (off) + i) : (CT)0);    \
+  }
+
+// Stores EXPR of each of this item's elements (x, y, z bound to element k's operands).
+#define POINTWISE_STORE_ILP(EXPR, BIND)                                      \
+  for (int k = 0; k < ILP; k++) {                                            \
+    const IDX i = item + k * G;                                              \
+    if (i < n) {                                                             \
+      BIND                                                                   \
+      STO(out, o_off + i, (EXPR));                                           \
+    }                                                                        \
+  }
+
+// rank < 0: a 2-D grid over the -rank (2 or 3) collapsed dims: dim 0 walks the
+// last dim, ILP elements per item G apart, and dim 1 the others (one division
+// per item for 3 dims, none per element). Broadcasts (per-channel scales, bias
+// adds) ran at a third of the contiguous bandwidth with a division per dim and
+// element in the flat walk below.
+#define PLANE_BASE(off, s) (r == 2 ? (off) + q0 * (s).s0 : (off) + q0 * (s).s0 + q1 * (s).s1)
+#define INNER_STRIDE(s) (r == 2 ? (s).s1 : (s).s2)
+
+#define POINTWISE_PLANE_BEGIN                                                \
+  const int r = -rank;                                                       \
+  const IDX inner = r == 2 ? sz.s1 : sz.s2, pl = get_global_id(1);           \
+  if (pl >= (r == 2 ? sz.s0 : sz.s0 * sz.s1)) return;                        \
+  const IDX q0 = r == 2 ? pl : pl / sz.s1, q1 = r == 2 ? 0 : pl - q0 * sz.s1; \
+  const IDX G = get_global_size(0);
+
+#define POINTWISE_PLANE_LOAD(xs, bit, LD, p, off, s, v)                      \
+  CT xs[ILP];                                                                \
+  {                                                                          \
+    const IDX b_ = PLANE_BASE(off, s), is_ = INNER_STRIDE(s);                \
+    for (int k = 0; k < ILP; k++) {                                          \
+      const IDX e = item + k * G;                                            \
+      xs[k] = (scalars & (bit)) ? (v) : (e < inner ? LD(p, b_ + e * is_) : (CT)0); \
+    }                                                                        \
+  }
+
+#define POINTWISE_PLANE_STORE(EXPR, BIND)                                    \
+  {                                                                          \
+    const IDX ob = PLANE_BASE(o_off, so), os = INNER_STRIDE(so);           \
+    for (int k = 0; k < ILP; k++) {                                          \
+      const IDX e = item + k * G;                                            \
+      if (e < inner) {                                                       \
+        const IDX i = pl * inner + e;                                        \
+        BIND                                                                 \
+        STO(out, ob + e * os, (EXPR));                                       \
+      }                                                                      \
+    }                                                                        \
+  }
+
+// Locates element i of a strided launch: offsets of the output and each input.
 #define POINTWISE_INDEX(NOPS)                                                \
   IDX offs[4] = {o_off, a_off, b_off, c_off};                                \
-  if (rank == 0) {                                                           \
-    for (int k = 0; k < NOPS; k++) offs[k] += i;                             \
-  } else {                                                                   \
-    IDX r = i;                                                               \
-    for (int d = 7; d >= 0; d--) {                                           \
-      if (d < rank) {                                                        \
-        const IDX sd = INT8_AT(sz, d), c = r % sd;                           \
-        r /= sd;                                                             \
-        offs[0] += c * INT8_AT(so, d);                                       \
-        if (NOPS > 1) offs[1] += c * INT8_AT(sa, d);                         \
-        if (NOPS > 2) offs[2] += c * INT8_AT(sb, d);                         \
-        if (NOPS > 3) offs[3] += c * INT8_AT(sc, d);                         \
-      }                                                                      \
+  IDX r = i;                                                                 \
+  for (int d = 7; d >= 0; d--) {                                             \
+    if (d < rank) {                                                          \
+      const IDX sd = INT8_AT(sz, d), c = r % sd;                             \
+      r /= sd;                                                               \
+      offs[0] += c * INT8_AT(so, d);                                         \
+      if (NOPS > 1) offs[1] += c * INT8_AT(sa, d);                           \
+      if (NOPS > 2) offs[2] += c * INT8_AT(sb, d);                           \
+      if (NOPS > 3) offs[3] += c * INT8_AT(sc, d);                           \
     }                                                                        \
   }
 
 #define POINTWISE_ARGS                                                       \
   CT p0, CT p1, CT p2, int scalars, IDX n, int rank, int8 sz, int8 so
 
+// The contiguous (rank 0) and 2-D (rank < 0) launches of a kernel, which return; after
+// them i is the element of a strided launch. LOADS_ILP / LOADS_PLANE load the operands
+// into xs, ys, zs and BIND names element k's x, y, z.
+#define POINTWISE_FAST_PATHS(EXPR, LOADS_ILP, LOADS_PLANE, BIND)              \
+  const IDX item = get_global_id(0);                                         \
+  if (rank == 0) {                                                           \
+    const IDX G = get_global_size(0);                                        \
+    LOADS_ILP                                                                \
+    POINTWISE_STORE_ILP(EXPR, BIND)                                          \
+    return;                                                                  \
+  }                                                                          \
+  if (rank < 0) {                                                            \
+    POINTWISE_PLANE_BEGIN                                                    \
+    LOADS_PLANE                                                              \
+    POINTWISE_PLANE_STORE(EXPR, BIND)                                        \
+    return;                                                                  \
+  }                                                                          \
+  const IDX i = item;                                                        \
+  if (i >= n) return;
+
+#define ILP_X POINTWISE_LOAD_ILP(xs, 1, LDA, a, a_off, av)
+#define ILP_XY ILP_X POINTWISE_LOAD_ILP(ys, 2, LDB, b, b_off, bv)
+#define ILP_XYZ ILP_XY POINTWISE_LOAD_ILP(zs, 4, LDC, c, c_off, cv)
+#define PLANE_X POINTWISE_PLANE_LOAD(xs, 1, LDA, a, a_off, sa, av)
+#define PLANE_XY PLANE_X POINTWISE_PLANE_LOAD(ys, 2, LDB, b, b_off, sb, bv)
+#define PLANE_XYZ PLANE_XY POINTWISE_PLANE_LOAD(zs, 4, LDC, c, c_off, sc, cv)
+#define BIND_X const CT x = xs[k];
+#define BIND_XY BIND_X const CT y = ys[k];
+#define BIND_XYZ BIND_XY const CT z = zs[k];
+
 #define POINTWISE1(NAME, EXPR)                                               \
   __kernel void NAME(__global TO* out, IDX o_off, __global const TA* a,      \
                      IDX a_off, CT av, POINTWISE_ARGS, int8 sa) {            \
-    IDX i = get_global_id(0);                                                \
-    if (i >= n) return;                                                      \
+    POINTWISE_FAST_PATHS(EXPR, ILP_X, PLANE_X, BIND_X)                       \
     const IDX b_off = 0, c_off = 0;                                          \
     const int8 sb = 0, sc = 0;                                               \
     POINTWISE_INDEX(2)                                                       \
@@ -54,8 +144,7 @@
   __kernel void NAME(__global TO* out, IDX o_off, __global const TA* a,      \
                      IDX a_off, CT av, __global const TB* b, IDX b_off,      \
                      CT bv, POINTWISE_ARGS, int8 sa, int8 sb) {              \
-    IDX i = get_global_id(0);                                                \
-    if (i >= n) return;                                                      \
+    POINTWISE_FAST_PATHS(EXPR, ILP_XY, PLANE_XY, BIND_XY)                    \
     const IDX c_off = 0;                                                     \
     const int8 sc = 0;                                                       \
     POINTWISE_INDEX(3)                                                       \
@@ -69,8 +158,7 @@
                      IDX a_off, CT av, __global const TB* b, IDX b_off,      \
                      CT bv, __global const TC* c, IDX c_off, CT cv,          \
                      POINTWISE_ARGS, int8 sa, int8 sb, int8 sc) {            \
-    IDX i = get_global_id(0);                                                \
-    if (i >= n) return;                                                      \
+    POINTWISE_FAST_PATHS(EXPR, ILP_XYZ, PLANE_XYZ, BIND_XYZ)                 \
     POINTWISE_INDEX(4)                                                       \
     CT x = (scalars & 1) ? av : LDA(a, offs[1]);                             \
     CT y = (scalars & 2) ? bv : LDB(b, offs[2]);                             \

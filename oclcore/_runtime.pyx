@@ -656,15 +656,14 @@ cdef class Kernel:
         gsize = gsize if type(gsize) is tuple else tuple(gsize)
         lsize = lsize if lsize is None or type(lsize) is tuple else tuple(lsize)
         args = args if type(args) is tuple else tuple(args)
-        if _capture is not None:
+        if _recorder is None:
             self.launch_c(gsize, lsize, args, NULL)
-            _capture.record((self, gsize, lsize, args))
-        elif _recorder is None:
-            self.launch_c(gsize, lsize, args, NULL)
-        else:
+        else:  # a capturing launch is profiled too (replays are not)
             e = Event.__new__(Event)
             self.launch_c(gsize, lsize, args, &e.event)
             _recorder(self, e)
+        if _capture is not None:
+            _capture.record((self, gsize, lsize, args))
 
     def launch_timed(self, gsize, lsize, args):
         """Like launch, but returns an Event with profiling times (enables profiling on the device)."""

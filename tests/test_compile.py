@@ -221,16 +221,59 @@ def test_backend_is_registered_by_name():
     assert torch._dynamo.lookup_backend("oclcore") is oc.backend
 
 
-def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
-    torch.manual_seed(3)
-    cpu = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.BatchNorm2d(6), torch.nn.ReLU6(),
-                              torch.nn.Conv2d(6, 6, 1, bias=False), torch.nn.BatchNorm2d(6, affine=False))
-    for bn in (cpu[1], cpu[4]):  # non-trivial running statistics
-        bn.running_mean.uniform_(-1, 1)
-        bn.running_var.uniform_(0.5, 2)
+def _eval_twins(cpu):
+    for m in cpu.modules():  # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
     cpu.eval()
-    model = copy.deepcopy(cpu).to("ocl")
-    step = torch.compile(model, backend="oclcore")
+    return cpu, torch.compile(copy.deepcopy(cpu).to("ocl"), backend="oclcore")
+
+
+@pytest.mark.parametrize("act,aten_act", [
+    (torch.nn.ReLU6, None), (torch.nn.SiLU, None), (torch.nn.Identity, None), (torch.nn.Sigmoid, None)],
+    ids=["relu6", "silu", "none", "sigmoid"])
+def test_inference_batch_norm_folds_into_the_convolution(act, aten_act, no_fallbacks):
+    """eval conv -> bn -> act becomes one convolution with the folded weight and bias and the
+    activation in its epilogue; the folded parameters are recomputed per call."""
+    torch.manual_seed(3)
+    cpu, step = _eval_twins(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3), torch.nn.BatchNorm2d(6), act(),
+        torch.nn.Conv2d(6, 6, 1, bias=False), torch.nn.BatchNorm2d(6, affine=False),
+        torch.nn.Conv2d(6, 6, 3, groups=6, padding=1, bias=False), torch.nn.BatchNorm2d(6), act()))
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        for _ in range(2):
+            y = step(x.to("ocl"))
+        assert_close(y, cpu(x), 1e-5, 1e-5)
+        step._orig_mod[1].running_var.mul_(2.0)  # a parameter changed in place: the next call sees it
+        cpu[1].running_var.mul_(2.0)
+        assert_close(step(x.to("ocl")), cpu(x), 1e-5, 1e-5)
+    forward = oc.runners()[0].gm.graph
+    targets = [n.target for n in forward.nodes]
+    assert not [t for t in targets if "aten" in str(t) and "batch_norm" in str(t)]
+    assert targets.count(torch.ops.oclcore.fold_batch_norm.default) == 3
+    convs = [n for n in forward.nodes if n.target in (torch.ops.aten.convolution.default,
+                                                       torch.ops.oclcore.conv2d.default)]
+    assert len(convs) == 3 and all(n.args[2] is not None for n in convs)  # every one got a bias
+    if act is not torch.nn.Identity:
+        assert targets.count(torch.ops.oclcore.conv2d.default) == 2
+
+
+def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
+    """A batch norm that cannot fold (its input is read elsewhere) becomes elementwise ops fused
+    with the activation after it."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 6, 3), torch.nn.BatchNorm2d(6)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return torch.nn.functional.relu6(self.bn(y)) + y
+
+    torch.manual_seed(3)
+    cpu, step = _eval_twins(Net())
     x = torch.randn(2, 3, 9, 9)
     with torch.no_grad():
         for _ in range(2):
@@ -239,7 +282,7 @@ def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
     forward = oc.runners()[0].gm.graph
     assert not [n for n in forward.nodes if "batch_norm" in str(n.target)]
     kernels = [n for n in forward.nodes if isinstance(n.target, fusion.FusedKernel)]
-    assert len(kernels) == 2  # bn + relu6, and the affine-free bn
+    assert len(kernels) == 1  # bn + relu6 + add
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])

@@ -237,6 +237,25 @@ def test_1x1_grad_weight_per_image(no_fallbacks, chosen, monkeypatch, images):
     assert calls == []
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "strided"])   # (channels-last is NCHW here)
+def test_1x1_on_single_positions_is_one_gemm_over_images(no_fallbacks, chosen, monkeypatch, groups, layout):
+    """Squeeze-excitation convolutions (one position per image): forward and data gradient are
+    one GEMM per group with the images as columns, not a batch of matrix-vector products."""
+    from oclcore.ops.conv import conv_context
+    ctx = conv_context(torch.device(DEVICE).index or 0)
+    torch.manual_seed(13)
+    x, w, b = torch.randn(9, 12, 1, 1), torch.randn(10, 12 // groups, 1, 1), torch.randn(10)
+    shapes, gemm = [], ctx.gemm
+    monkeypatch.setattr(ctx, "gemm", lambda *a, **k: shapes.append(a[12:15] + (a[17] if len(a) > 17 else 1,))
+                        or gemm(*a, **k))
+    _compare(lambda x, w, b: F.conv2d(x, w, b, groups=groups), [x, w, b], [layout, "nchw", "nchw"],
+             algorithm="gemm_1x1")
+    assert (10 // groups, 9, 12 // groups, 1) in shapes    # forward: M=K, N=images, depth C
+    assert (12 // groups, 9, 10 // groups, 1) in shapes    # data gradient
+    assert dict(chosen)["forward"] == "gemm_1x1"
+
+
 # ---- layouts, shapes and dtypes ---------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
@@ -352,7 +371,7 @@ def test_oclcore_conv2d_op_depthwise_strided_and_fake(no_fallbacks):
     op = lambda x, w, b: torch.ops.oclcore.conv2d(x, w, b, [2, 2], [2, 2], [1, 1], 4, "relu")
     _compare(op, [x, w, b])
     with pytest.raises(RuntimeError, match="act"):
-        torch.ops.oclcore.conv2d(x.to(DEVICE), w.to(DEVICE), None, [1, 1], [0, 0], [1, 1], 4, "gelu")
+        torch.ops.oclcore.conv2d(x.to(DEVICE), w.to(DEVICE), None, [1, 1], [0, 0], [1, 1], 4, "swish")
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
         r = torch.ops.oclcore.conv2d(torch.empty(1, 4, 11, 9), torch.empty(8, 1, 5, 5), None,

@@ -96,3 +96,20 @@ def test_share_memory_reuses_dead_temporaries_and_replays_the_same():
     a = torch.tanh(xc)
     assert_close(out, (torch.sigmoid(a * 2 + 1) @ a).sum(0), 1e-5, 1e-5)
     assert not torch.equal(out.cpu(), expected)
+
+
+def test_capture_is_profiled_and_replays_are_not(no_fallbacks):
+    """The capturing run launches its kernels with events (bench/nets.py --profile of graph and
+    compiled steps profiles it); replays run from the command list without the profiler."""
+    x = torch.randn(64, device="ocl")
+    g = Graph()
+    with oclcore.profile() as prof:
+        with graph(g):
+            y = torch.relu(x) * 2
+        captured = prof.times()
+    assert [(op, name) for op, name, *_ in captured] == [("aten::relu", "pw_relu"), ("aten::mul.Tensor", "pw_mul")]
+    assert all(end >= start > 0 for *_, start, end in captured)
+    with oclcore.profile() as prof:
+        g.replay()
+    assert prof.times() == []
+    assert_close(y, torch.relu(x.cpu()) * 2)

@@ -301,3 +301,65 @@ def test_norm_backward_with_a_permuted_gradient(norm, no_fallbacks):
     norm(xc).backward(g)
     norm(xo).backward(g.to("ocl"))
     assert_close(xo.grad, xc.grad, 1e-9, 1e-9)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "offset", "transposed", "3d", "2d", "large"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_eval_batch_norm_elementwise_kernel(no_fallbacks, monkeypatch, layout, affine):
+    """Eval batch norm on a dense NCHW-like input runs as one elementwise pass (bn_eval); other
+    layouts take the per-channel kernel. Both match torch."""
+    torch.manual_seed(5)
+    shape = {"3d": (3, 6, 13), "2d": (37, 6), "large": (2, 3, 40, 41)}.get(layout, (3, 6, 11, 13))
+    base = torch.randn(2 * torch.Size(shape).numel() + 5) * 2 + 1
+    x = base[:torch.Size(shape).numel()].view(shape)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "offset":
+        x = base[5:5 + x.numel()].view(shape)
+    elif layout == "transposed":
+        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+    c = shape[1]
+    w, b = (torch.rand(c) + 0.5, torch.randn(c)) if affine else (None, None)
+    rm, rv = torch.randn(c), torch.rand(c) + 0.5
+    names = []
+    real = norm._kernel
+    monkeypatch.setattr(norm, "_kernel", lambda name, *a: names.append(name) or real(name, *a))
+    dev = lambda t: None if t is None else t.to(DEVICE)  # noqa: E731
+    xo = x.to(DEVICE) if layout != "offset" else base.to(DEVICE)[5:5 + x.numel()].view(shape)
+    y = F.batch_norm(xo, dev(rm), dev(rv), dev(w), dev(b), False, 0.1, 1e-5)
+    assert_close(y, F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5), 1e-5, 1e-6)
+    assert y.stride() == F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5).stride()
+    assert names == (["norm_forward"] if layout in ("transposed", "channels_last") else ["bn_eval"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("present", ["all", "no_conv_bias", "no_affine", "none"])
+@pytest.mark.parametrize("wshape", [(6, 5, 3, 3), (130, 3, 1, 1), (4, 0, 3, 3), (7, 9), "strided"])
+def test_fold_batch_norm_op(no_fallbacks, dtype, present, wshape):
+    """oclcore::fold_batch_norm (compiled inference folds eval batch norm into convolutions):
+    one launch for the folded weight and bias, against the CPU reference."""
+    torch.manual_seed(6)
+    w = torch.randn(3, 8, 5, 3, 3, dtype=dtype)[1, :, 1:4] if wshape == "strided" else torch.randn(wshape, dtype=dtype)
+    k = w.shape[0]
+    b, gamma, beta = (torch.randn(k, dtype=dtype) for _ in range(3))
+    rm, rv = torch.randn(k, dtype=dtype), torch.rand(k, dtype=dtype) + 0.5
+    if present in ("no_conv_bias", "none"):
+        b = None
+    if present in ("no_affine", "none"):
+        gamma = beta = None
+    args = (w, b, gamma, beta, rm, rv)
+    want = torch.ops.oclcore.fold_batch_norm(*args, 1e-3)
+    s = (gamma if gamma is not None else 1) / torch.sqrt(rv + 1e-3)
+    want_by_hand = (w * s.view([-1] + [1] * (w.dim() - 1)),
+                    ((b if b is not None else 0) - rm) * s + (beta if beta is not None else 0))
+    on_device = [None if t is None else t.to(DEVICE) for t in args]
+    if wshape == "strided":  # a view at an offset, as on the CPU
+        on_device[0] = torch.randn(3, 8, 5, 3, 3, dtype=dtype).to(DEVICE)[1, :, 1:4]
+        on_device[0].copy_(w.to(DEVICE))
+    n0 = _runtime.launch_count()
+    got = torch.ops.oclcore.fold_batch_norm(*on_device, 1e-3)
+    assert _runtime.launch_count() - n0 == (2 if wshape == "strided" else 1)  # (a dense copy first)
+    for g, r, h in zip(got, want, want_by_hand):
+        assert g.shape == r.shape and g.dtype == dtype
+        assert_close(g, r, 1e-6, 1e-7)
+        assert_close(g, h, 1e-6, 1e-7)

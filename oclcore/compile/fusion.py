@@ -188,11 +188,12 @@ def _depends_on(x, members, first, position):
 
 
 def _kernel_source(g, inputs, outputs):
-    """OpenCL C for a group; inputs are external nodes, outputs the members read outside."""
+    """OpenCL C for a group; inputs are external nodes, outputs the members read outside.
+    Like cl/pointwise.cl's kernels, a launch with every operand contiguous (rank 0) gives
+    each work-item ILP elements, loaded before any is computed; other launches walk the
+    collapsed dims for one element per item."""
     names = {x: f"v{k}" for k, x in enumerate(inputs)}
-    lines = []
-    for k, x in enumerate(inputs):
-        lines.append(f"  float v{k} = in{k}[off{k}];")
+    body = []
     for j, m in enumerate(g.nodes):
         op, operands, params = g.descs[m]
         values = {}
@@ -202,21 +203,35 @@ def _kernel_source(g, inputs, outputs):
             values[f"p{k}"] = _literal(p)
         expr = _NAMES.sub(lambda mt: values[mt.group(1)], OPS[op][1])
         names[m] = f"t{j}"
-        lines.append(f"  float t{j} = {expr};")
-    for k, m in enumerate(outputs):
-        lines.append(f"  out{k}[o_off{k} + i] = {names[m]};")
+        body.append(f"float t{j} = {expr};")
     nin = len(inputs)  # at least one: fuse() skips groups without tensor inputs
+    compute = " ".join(body)
+    stores = lambda at: " ".join(f"out{k}[o_off{k} + {at}] = {names[m]};" for k, m in enumerate(outputs))  # noqa: E731
     params = [f"__global float* out{k}, IDX o_off{k}" for k in range(len(outputs))]
     params += [f"__global const float* in{k}, IDX in_off{k}, int8 st{k}" for k in range(nin)]
     params += ["IDX n", "int rank", "int8 sz"]
+    ilp_loads = "".join(f"    float v{k}s[ILP];\n" for k in range(nin))
+    ilp_loads += "    for (int k = 0; k < ILP; k++) {\n      const IDX i = item + k * G;\n"
+    ilp_loads += "".join(f"      v{k}s[k] = i < n ? in{k}[in_off{k} + i] : 0.0f;\n" for k in range(nin))
+    bind = " ".join(f"const float v{k} = v{k}s[k];" for k in range(nin))
     setup = "".join(f"  IDX off{k} = in_off{k};\n" for k in range(nin))
     walk = "".join(f"      off{k} += c * INT8_AT(st{k}, d);\n" for k in range(nin))
+    loads = " ".join(f"const float v{k} = in{k}[off{k}];" for k in range(nin))
     # Dims are walked from registers (types.cl's INT8_AT in an unrolled loop): copying the
     # geometry into private arrays made such kernels several times slower on NVIDIA GPUs.
     return f"""__kernel void fused({", ".join(params)}) {{
-  IDX i = get_global_id(0);
-  if (i >= n) return;
-{setup}  IDX r = i;
+  const IDX item = get_global_id(0);
+  if (rank == 0) {{
+    const IDX G = get_global_size(0);
+{ilp_loads}    }}
+    for (int k = 0; k < ILP; k++) {{
+      const IDX i = item + k * G;
+      if (i < n) {{ {bind} {compute} {stores("i")} }}
+    }}
+    return;
+  }}
+  if (item >= n) return;
+{setup}  IDX r = item;
 #pragma unroll
   for (int d = 7; d >= 0; d--) {{
     if (d < rank) {{
@@ -224,7 +239,7 @@ def _kernel_source(g, inputs, outputs):
       r /= sd;
 {walk}    }}
   }}
-{chr(10).join(lines)}
+  {loads} {compute} {stores("item")}
 }}
 """
 
@@ -257,6 +272,7 @@ class FusedKernel:
         n = outs[0].numel()
         strides = [pointwise.broadcast_strides(x, shape) for x in inputs]
         sizes, st = pointwise.collapse(shape, [outs[0].stride()] + strides)
+        rank = 0 if len(sizes) == 1 and all(s[0] == 1 for s in st) else len(sizes)
         big = n > 2**31 - 1 or any(x._buf.nbytes // 4 > 2**31 - 1 for x in inputs)
         k = self._kernel(runtime.device(index), "long" if big else "int")
         args = []
@@ -264,8 +280,9 @@ class FusedKernel:
             args += (o._buf, 0)
         for x, s in zip(inputs, st[1:]):
             args += (x._buf, x.storage_offset(), tuple(s))
-        args += (n, len(sizes), tuple(sizes))
-        k.launch((n,), (256,) if n >= 256 else None, tuple(args))
+        args += (n, rank, tuple(sizes))
+        items = -(-n // pointwise.ILP) if rank == 0 else n
+        k.launch((items,), (256,) if items >= 256 else None, tuple(args))
         return tuple(outs)
 
 

@@ -1,6 +1,7 @@
 """Rewrites of aten graphs before fusion: functional updates of graph inputs
-back into in-place ops, inference batch norm into elementwise ops, and
-activations into the epilogue of the GEMM or convolution that feeds them.
+back into in-place ops, inference batch norm into the convolution before it
+(or else into elementwise ops), and activations into the epilogue of the GEMM
+or convolution that feeds them.
 
 Functionalization makes every mutation of an input explicit: batch norm in
 training returns new running statistics, ``num_batches_tracked + 1`` is a new
@@ -90,6 +91,55 @@ def _inplace_elementwise(graph, copies, position):
     return count
 
 
+def _emit(graph, op, *args):
+    """A call_function node for op(*args) with its fake value computed from the arguments'."""
+    node = graph.call_function(op, args)
+    node.meta["val"] = op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in args))
+    return node
+
+
+def _batch_norm_output(bn):
+    """Whether only the normalised output (getitem 0) of a batch norm node is used."""
+    return all(u.target is operator.getitem and (u.args[1] == 0 or not u.users) for u in bn.users)
+
+
+def _replace_batch_norm(graph, bn, y):
+    for u in list(bn.users):
+        if u.args[1] == 0:
+            u.replace_all_uses_with(y)
+        graph.erase_node(u)
+    graph.erase_node(bn)
+
+
+def fold_inference_batch_norm(gm):
+    """Folds batch norm with running statistics into the convolution before it, which only it
+    reads: conv(x, w * s, (b - mean) * s + beta) with s = gamma / sqrt(var + eps) per output
+    channel. The new weight and bias come from one small kernel per call (oclcore::fold_batch_norm:
+    parameters may change between calls), and the activation after the normalisation can then
+    move into the convolution's epilogue; returns how many."""
+    graph = gm.graph
+    count = 0
+    for bn in list(graph.nodes):
+        if bn.target is not aten._native_batch_norm_legit_no_training.default or not _batch_norm_output(bn):
+            continue
+        conv, gamma, beta, rm, rv, _momentum, eps = bn.args
+        if not isinstance(conv, torch.fx.Node) or conv.target is not aten.convolution.default \
+                or list(conv.users) != [bn] or conv.args[6] or not _float32(conv):
+            continue
+        x, w, b = conv.args[:3]
+        if not all(t is None or (isinstance(t, torch.fx.Node) and _float32(t)) for t in (w, b, gamma, beta, rm, rv)):
+            continue
+        with graph.inserting_before(conv):
+            fold = graph.call_function(torch.ops.oclcore.fold_batch_norm.default, (w, b, gamma, beta, rm, rv, eps))
+            fold.meta["val"] = torch.ops.oclcore.fold_batch_norm.default(
+                *(t.meta["val"] if isinstance(t, torch.fx.Node) else t for t in fold.args))
+            w2, b2 = (_emit(graph, operator.getitem, fold, k) for k in (0, 1))
+        conv.args = (x, w2, b2) + tuple(conv.args[3:])
+        _replace_batch_norm(graph, bn, conv)
+        count += 1
+    return _recompiled(gm, count)
+
+
 def decompose_inference_batch_norm(gm):
     """Writes batch norm with running statistics as elementwise ops, (x - mean) * rsqrt(var +
     eps) * weight + bias over per-channel views, so that fusion folds it with its neighbours
@@ -100,32 +150,19 @@ def decompose_inference_batch_norm(gm):
         if bn.target is not aten._native_batch_norm_legit_no_training.default:
             continue
         x, w, b, rm, rv, _momentum, eps = bn.args
-        users = list(bn.users)
         xv = x.meta.get("val") if isinstance(x, torch.fx.Node) else None
-        if xv is None or xv.dtype is not torch.float32 or xv.dim() < 2 or not all(
-                u.target is operator.getitem and (u.args[1] == 0 or not u.users) for u in users):
+        if xv is None or xv.dtype is not torch.float32 or xv.dim() < 2 or not _batch_norm_output(bn):
             continue
         shape = [1, xv.shape[1]] + [1] * (xv.dim() - 2)
-
-        def emit(op, *args):
-            node = graph.call_function(op, args)
-            node.meta["val"] = op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in args))
-            return node
-
         with graph.inserting_before(bn):
-            per_channel = [None if t is None else emit(aten.view.default, t, shape) for t in (w, b, rm, rv)]
-            wv, bv, mv, vv = per_channel
-            y = emit(aten.mul.Tensor, emit(aten.sub.Tensor, x, mv),
-                     emit(aten.rsqrt.default, emit(aten.add.Tensor, vv, eps)))
+            wv, bv, mv, vv = [None if t is None else _emit(graph, aten.view.default, t, shape) for t in (w, b, rm, rv)]
+            y = _emit(graph, aten.mul.Tensor, _emit(graph, aten.sub.Tensor, x, mv),
+                      _emit(graph, aten.rsqrt.default, _emit(graph, aten.add.Tensor, vv, eps)))
             if wv is not None:
-                y = emit(aten.mul.Tensor, y, wv)
+                y = _emit(graph, aten.mul.Tensor, y, wv)
             if bv is not None:
-                y = emit(aten.add.Tensor, y, bv)
-        for u in users:
-            if u.args[1] == 0:
-                u.replace_all_uses_with(y)
-            graph.erase_node(u)
-        graph.erase_node(bn)
+                y = _emit(graph, aten.add.Tensor, y, bv)
+        _replace_batch_norm(graph, bn, y)
         count += 1
     return _recompiled(gm, count)
 
@@ -161,16 +198,16 @@ def _epilogue(producer, act):
     if t is aten.mm.default:
         a, b = producer.args
         return torch.ops.oclcore.gemm.default, (a, b, None, 1.0, act)
-    if t is aten.convolution.default and act == "relu":  # the convolution epilogue has ReLU only
+    if t is aten.convolution.default:
         x, w, bias, stride, padding, dilation, transposed, _output_padding, groups = producer.args
         if not transposed and x.meta["val"].dim() == 4:
-            return torch.ops.oclcore.conv2d.default, (x, w, bias, stride, padding, dilation, groups, "relu")
+            return torch.ops.oclcore.conv2d.default, (x, w, bias, stride, padding, dilation, groups, act)
     return None
 
 
 def fuse_activation_epilogues(gm):
-    """act(addmm / mm) -> oclcore::gemm with the activation (ReLU, ReLU6, GELU, SiLU, sigmoid,
-    tanh) in the GEMM's epilogue, and relu(convolution) -> oclcore::conv2d, where the activation
+    """act(addmm / mm) -> oclcore::gemm and act(convolution) -> oclcore::conv2d with the
+    activation (ReLU, ReLU6, GELU, SiLU, sigmoid, tanh) in the epilogue, where the activation
     is the producer's only reader (in training the backward usually reads the producer too);
     returns how many."""
     graph = gm.graph

@@ -12,6 +12,7 @@ planner's grad_input path with x in the role of grad_out, its input gradient
 is that conv2d's forward applied to grad_out, and its weight gradient is that
 conv2d's grad_weight with (grad_out=x, input=grad_out).
 conv1d is conv2d with H = 1 (views only, no copies)."""
+from ..gemm.planner import ACTIVATIONS
 from .algorithms import (ALGORITHMS, FORWARD, GRAD_INPUT, GRAD_WEIGHT, ConvContext,
                          bias_act, bias_grad, fill4d, packed)
 from .planner import choose, force_algorithm, set_benchmark, heuristic, candidates, cache_path
@@ -22,9 +23,10 @@ from .shapes import (ConvGeometry, TensorDesc, check_dtype, contiguous_strides,
 __all__ = ["ConvContext", "TensorDesc", "ConvGeometry", "conv2d_forward", "conv2d_backward",
            "conv_transpose2d_forward", "conv_transpose2d_backward", "conv1d_forward",
            "conv1d_backward", "force_algorithm", "set_benchmark", "conv_geometry",
-           "ALGORITHMS"]
+           "ALGORITHMS", "ACTIVATION_NAMES"]
 
-_ACTS = {None: False, "none": False, "relu": True}
+# the forward epilogue's activations: the GEMM epilogue's (cl/activation.cl has their codes)
+ACTIVATION_NAMES = tuple(a for a in ACTIVATIONS if a is not None)
 
 
 def _empty(ctx, shape, strides=None, dtype="float32"):
@@ -46,18 +48,25 @@ def _numel(shape):
     return n
 
 
-class _DenseWeight:
-    """Weights packed dense for the duration of a call (they are small)."""
+class _Dense:
+    """Weights, or a bias (the kernels read bias[k] at unit stride), packed
+    dense for the duration of a call (they are small); None stays None."""
 
-    def __init__(self, ctx, w):
-        self.ctx, self.w = ctx, w
+    def __init__(self, ctx, t):
+        self.ctx, self.t = ctx, t
 
     def __enter__(self):
-        self.v = packed(self.ctx, self.w)
+        t = self.t
+        if t is None or len(t.shape) != 1:
+            self.v = t if t is None else packed(self.ctx, t)
+            return self.v
+        k = t.shape[0]
+        v = packed(self.ctx, t.with_view((1, k, 1, 1), (k * t.strides[0], t.strides[0], 1, 1)))
+        self.v = t if v.buf is t.buf else v.with_view((k,), (1,))
         return self.v
 
     def __exit__(self, *exc):
-        if self.v is not self.w:
+        if self.v is not self.t:
             self.ctx.release(self.v.buf)
 
 
@@ -72,16 +81,17 @@ def _squeeze0(t):
     return t.with_view(t.shape[1:], t.strides[1:])
 
 
-def _forward(ctx, g, x, w, bias, y, relu, algorithm):
+def _forward(ctx, g, x, w, bias, y, act, algorithm):
     if _numel(g.y_shape) == 0:
         return
-    if _numel(g.x_shape) == 0 or g.Cg == 0:    # no input channels: y = act(bias)
-        fill4d(ctx, y, 0.0)
-        bias_act(ctx, y, bias, relu)
-        return
-    with _DenseWeight(ctx, w) as wd:
-        run = lambda a: a.forward(ctx, g, x, wd, bias, y, relu)
-        choose(ctx, g, FORWARD, _layout(x), run, algorithm).forward(ctx, g, x, wd, bias, y, relu)
+    with _Dense(ctx, bias) as bd:
+        if _numel(g.x_shape) == 0 or g.Cg == 0:    # no input channels: y = act(bias)
+            fill4d(ctx, y, 0.0)
+            bias_act(ctx, y, bd, act)
+            return
+        with _Dense(ctx, w) as wd:
+            run = lambda a: a.forward(ctx, g, x, wd, bd, y, act)
+            choose(ctx, g, FORWARD, _layout(x), run, algorithm).forward(ctx, g, x, wd, bd, y, act)
 
 
 def _grad_input(ctx, g, dy, w, dx, algorithm):
@@ -90,7 +100,7 @@ def _grad_input(ctx, g, dy, w, dx, algorithm):
     if g.Kg == 0 or _numel(g.y_shape) == 0:
         fill4d(ctx, dx, 0.0)
         return
-    with _DenseWeight(ctx, w) as wd:
+    with _Dense(ctx, w) as wd:
         run = lambda a: a.grad_input(ctx, g, dy, wd, dx)
         choose(ctx, g, GRAD_INPUT, _layout(dy), run, algorithm).grad_input(ctx, g, dy, wd, dx)
 
@@ -115,11 +125,13 @@ def conv2d_forward(ctx, x, w, bias=None, stride=1, padding=0, dilation=1, groups
                    activation=None, out=None, algorithm=None):
     """y = activation(conv2d(x, w) + bias) with torch.nn.functional.conv2d
     semantics (padding int/tuple/'same'/'valid'; x 4-D or unbatched 3-D).
-    activation: None or 'relu'. out: optional preallocated TensorDesc.
-    algorithm: force one of ALGORITHMS by name. Returns the output desc."""
+    activation: None or one of ACTIVATION_NAMES, applied in the algorithm's
+    epilogue. out: optional preallocated TensorDesc. algorithm: force one of
+    ALGORITHMS by name. Returns the output desc."""
     check_dtype(x, w, bias)
-    if activation not in _ACTS:
-        raise ValueError(f"unsupported activation '{activation}'; expected None or 'relu'")
+    if activation is not None and activation not in ACTIVATION_NAMES:
+        raise ValueError(f"unsupported activation {activation!r}; expected None or one of "
+                         f"{', '.join(ACTIVATION_NAMES)}")
     x4, unb = _unbatch(x)
     g = conv_geometry(x4.shape, w.shape, stride, padding, dilation, groups,
                       None if bias is None else bias.shape)
@@ -128,7 +140,7 @@ def conv2d_forward(ctx, x, w, bias=None, stride=1, padding=0, dilation=1, groups
         y = _unbatch(out)[0]
     if tuple(y.shape) != g.y_shape:
         raise RuntimeError(f"Expected out of size {list(g.y_shape)}, got {list(y.shape)}")
-    _forward(ctx, g, x4, w, bias, y, _ACTS[activation], algorithm)
+    _forward(ctx, g, x4, w, bias, y, activation or "none", algorithm)
     return _squeeze0(y) if unb else y
 
 
@@ -168,7 +180,8 @@ def conv_transpose2d_forward(ctx, x, w, bias=None, stride=1, padding=0, output_p
     y = _empty(ctx, g.x_shape, like_layout_strides(g.x_shape, x))
     _grad_input(ctx, g, x, w, y, algorithm)
     if _numel(g.x_shape):
-        bias_act(ctx, y, bias, False)
+        with _Dense(ctx, bias) as bd:
+            bias_act(ctx, y, bd)
     return y
 
 
@@ -184,7 +197,7 @@ def conv_transpose2d_backward(ctx, grad_out, x, w, output_mask=(True, True, True
     gi = gw = gb = None
     if output_mask[0]:
         gi = _empty(ctx, g.y_shape, like_layout_strides(g.y_shape, x))
-        _forward(ctx, g, grad_out, w, None, gi, False, algorithm)
+        _forward(ctx, g, grad_out, w, None, gi, "none", algorithm)
     if output_mask[1]:
         gw = _empty(ctx, g.w_shape)
         _grad_weight(ctx, g, x, grad_out, gw, algorithm)

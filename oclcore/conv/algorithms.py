@@ -3,7 +3,7 @@ grad_input / grad_weight entry points that overwrite preallocated outputs.
 Tensors are 4-D TensorDescs (any strides unless an algorithm packs them);
 weights [K, C/groups, R, S]. Only kernel launches and GEMM calls happen here;
 choosing among algorithms is planner.py's job."""
-from ..gemm.planner import sum_slices
+from ..gemm.planner import ACTIVATIONS, sum_slices
 from .shapes import TensorDesc, contiguous_strides, is_contiguous
 
 FORWARD, GRAD_INPUT, GRAD_WEIGHT = "forward", "grad_input", "grad_weight"
@@ -14,9 +14,10 @@ class ConvContext:
     """What the convolution layer needs from the runtime: get_kernel(files,
     defines, name, signature) -> obj with .launch(gsize, lsize, args);
     alloc(nbytes) -> buffer; gemm(...) with the GEMM core's strided-batched
-    convention; optional free(buffer) to return temporaries, synchronize()
-    for benchmark timing, the device name for the benchmark cache, and a
-    workspace budget in bytes for im2col/Winograd temporaries."""
+    convention and epilogue keywords (oclcore.gemm.planner.gemm); optional
+    free(buffer) to return temporaries, synchronize() for benchmark timing,
+    the device name for the benchmark cache, and a workspace budget in bytes
+    for im2col/Winograd temporaries."""
 
     def __init__(self, get_kernel, alloc, gemm, free=None, synchronize=None,
                  device_name="unknown", workspace_bytes=256 << 20, igemm_tiles=None):
@@ -27,12 +28,14 @@ class ConvContext:
         self._kernels = {}
 
     def kernel(self, file, name, sig, defines=None):
-        """Cached kernel handle from cl/<file>, after the shared cl/conv_geometry.cl."""
+        """Cached kernel handle from cl/<file>, after the shared cl/conv_geometry.cl
+        and cl/activation.cl."""
         defines = defines or {}
         key = (file, name, tuple(sorted(defines.items())))
         k = self._kernels.get(key)
         if k is None:
-            k = self._kernels[key] = self.get_kernel(("conv_geometry.cl", file), defines, name, sig)
+            k = self._kernels[key] = self.get_kernel(("conv_geometry.cl", "activation.cl", file), defines,
+                                                     name, sig)
         return k
 
     def temp(self, nelems):
@@ -173,14 +176,27 @@ class _Flat:
             self.ctx.release(self.v.buf)
 
 
-def bias_act(ctx, y, bias, relu):
-    """In-place y += bias[c]; relu."""
-    if bias is None and not relu:
+def bias_act(ctx, y, bias, act="none"):
+    """In place y = act(y + bias[c]) (act: a name of ACTIVATIONS)."""
+    if bias is None and act == "none":
         return
     N, C, H, W = y.shape
     b = (bias.buf, bias.offset) if bias is not None else (y.buf, 0)
     launch_ew(ctx, "conv_bias.cl", "bias_act", "Biiiii" "Bi" "iiii" "ii", (H * W, C, N),
-              _d4(y) + b + (N, C, H, W, int(bias is not None), int(relu)))
+              _d4(y) + b + (N, C, H, W, int(bias is not None), ACTIVATIONS[act]))
+
+
+def _bias_args(bias, y):
+    """The (buffer, offset, has_bias) arguments of the kernels' fused bias."""
+    return (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
+
+
+def gemm_epilogue(bias, act, k0):
+    """Keywords of ctx.gemm for a GEMM whose rows are output channels k0, k0+1, ...:
+    bias[k] (BIAS_ROW) and act applied in its epilogue."""
+    if bias is None:
+        return {} if act == "none" else {"act": act}
+    return {"bias": bias.buf, "bias_off": bias.offset + k0, "bias_dim": "row", "act": act}
 
 
 def bias_grad(ctx, dy, db):
@@ -201,8 +217,8 @@ class Algorithm:
     def supports(self, g, pass_=FORWARD):
         raise NotImplementedError
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
-        """y = act(conv(x, w) + bias)."""
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
+        """y = act(conv(x, w) + bias), act a name of ACTIVATIONS."""
         raise NotImplementedError
 
     def grad_input(self, ctx, g, dy, w, dx):
@@ -221,8 +237,8 @@ def _w_matrix(ctx, w):
 
 class Gemm1x1(Algorithm):
     """1x1, stride 1, no padding: y[n] = W[Ko,Ci] x[n][Ci,HW] per group, a
-    strided-batched GEMM straight on the tensors (no im2col); the filter
-    gradient is deep_grad_weight on x (packed only when its images and
+    strided-batched GEMM straight on the tensors (no im2col), bias and
+    activation in its epilogue; the filter gradient is deep_grad_weight on x (packed only when its images and
     positions do not collapse to one stride, as in NCHW)."""
     name = "gemm_1x1"
 
@@ -230,24 +246,36 @@ class Gemm1x1(Algorithm):
         return (g.R == 1 and g.S == 1 and g.sh == 1 and g.sw == 1
                 and g.pt == g.pb == g.pl == g.pr == 0)
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
+    @staticmethod
+    def _columns(g, src, dst):
+        """(columns, src and dst column strides, batch, src and dst batch strides) of the
+        product: positions per image, batched over images; with one position per image (the
+        squeeze-excitation convolutions) the images themselves, in one GEMM instead of a batch
+        of matrix-vector products that each read the whole filter."""
+        if g.H * g.W == 1:
+            return g.N, src.strides[0], dst.strides[0], 1, 0, 0
+        return g.H * g.W, hw_stride(src), hw_stride(dst), g.N, src.strides[0], dst.strides[0]
+
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
         with _Flat(ctx, x) as xv, _Flat(ctx, y, True) as yv:
             sx, sw_, sy = xv.strides, w.strides, yv.strides
+            cols, xc, yc, batch, xb, yb = self._columns(g, xv, yv)
             for gi in range(g.groups):
                 ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[0], sw_[1],
-                         xv.buf, xv.offset + gi * g.Cg * sx[1], sx[1], hw_stride(xv),
-                         yv.buf, yv.offset + gi * g.Kg * sy[1], sy[1], hw_stride(yv),
-                         g.Kg, g.H * g.W, g.Cg, 1.0, 0.0, g.N, 0, sx[0], sy[0])
-            bias_act(ctx, yv, bias, relu)
+                         xv.buf, xv.offset + gi * g.Cg * sx[1], sx[1], xc,
+                         yv.buf, yv.offset + gi * g.Kg * sy[1], sy[1], yc,
+                         g.Kg, cols, g.Cg, 1.0, 0.0, batch, 0, xb, yb,
+                         **gemm_epilogue(bias, act, gi * g.Kg))
 
     def grad_input(self, ctx, g, dy, w, dx):
         with _Flat(ctx, dy) as dyv, _Flat(ctx, dx, True) as dxv:
             sy, sw_, sx = dyv.strides, w.strides, dxv.strides
+            cols, yc, xc, batch, yb, xb = self._columns(g, dyv, dxv)
             for gi in range(g.groups):
                 ctx.gemm(w.buf, w.offset + gi * g.Kg * sw_[0], sw_[1], sw_[0],
-                         dyv.buf, dyv.offset + gi * g.Kg * sy[1], sy[1], hw_stride(dyv),
-                         dxv.buf, dxv.offset + gi * g.Cg * sx[1], sx[1], hw_stride(dxv),
-                         g.Cg, g.H * g.W, g.Kg, 1.0, 0.0, g.N, 0, sy[0], sx[0])
+                         dyv.buf, dyv.offset + gi * g.Kg * sy[1], sy[1], yc,
+                         dxv.buf, dxv.offset + gi * g.Cg * sx[1], sx[1], xc,
+                         g.Cg, cols, g.Kg, 1.0, 0.0, batch, 0, yb, xb)
 
     def grad_weight(self, ctx, g, dy, x, dw):
         dwm = (dw.buf, dw.offset, dw.strides[0], dw.strides[1])
@@ -313,8 +341,8 @@ def per_image_grad_weight(ctx, g, dy, x, dw):
 
 class Im2colGemm(Algorithm):
     """Explicit im2col into a column buffer (a chunk of images at a time,
-    bounded by the workspace) and a GEMM per group; col2im (a deterministic
-    gather) for the input gradient; for the filter gradient, a column buffer
+    bounded by the workspace) and a GEMM per group, bias and activation in
+    its epilogue; col2im (a deterministic gather) for the input gradient; for the filter gradient, a column buffer
     col[crs][n][pq] per chunk feeds deep_grad_weight. Works for every shape:
     the fallback."""
     name = "im2col"
@@ -322,7 +350,7 @@ class Im2colGemm(Algorithm):
     def supports(self, g, pass_=FORWARD):
         return True
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
         CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
         with _w_matrix(ctx, w) as wv, _Flat(ctx, y, True) as yv:
             sy = yv.strides
@@ -335,9 +363,9 @@ class Im2colGemm(Algorithm):
                              col, gi * CgRS * PQ, PQ, 1,
                              yv.buf, yv.offset + n0 * sy[0] + gi * g.Kg * sy[1],
                              sy[1], hw_stride(yv),
-                             g.Kg, PQ, CgRS, 1.0, 0.0, nb, 0, CRS * PQ, sy[0])
+                             g.Kg, PQ, CgRS, 1.0, 0.0, nb, 0, CRS * PQ, sy[0],
+                             **gemm_epilogue(bias, act, gi * g.Kg))
                 ctx.release(col)
-            bias_act(ctx, yv, bias, relu)
 
     def grad_input(self, ctx, g, dy, w, dx):
         CRS, PQ, CgRS = g.C * g.R * g.S, g.P * g.Q, g.Cg * g.R * g.S
@@ -373,15 +401,15 @@ _IGEMM_SIG = "Biiiii" * 3 + "Bii" + "i" * 16
 
 class ImplicitGemm(Algorithm):
     """Implicit GEMM (cl/conv_implicit_gemm.cl): im2col folded into the tile
-    loads, all three passes, groups on the grid, fused bias+ReLU forward."""
+    loads, all three passes, groups on the grid, fused bias + activation forward."""
     name = "implicit_gemm"
 
     def supports(self, g, pass_=FORWARD):
         return True
 
-    def _run(self, ctx, g, mode, x, w, y, bias=None, relu=False):
+    def _run(self, ctx, g, mode, x, w, y, bias=None, act="none"):
         t = ctx.igemm_tiles
-        defines = dict(t, MODE=mode, ACT=int(relu))
+        defines = dict(t, MODE=mode, ACT=ACTIVATIONS[act])
         if mode == 0:
             md, nd = g.Kg, g.N * g.P * g.Q
         elif mode == 1:
@@ -390,15 +418,14 @@ class ImplicitGemm(Algorithm):
             md, nd = g.Kg, g.Cg * g.R * g.S
         rtm, rtn = t["TSM"] // t["WPTM"], t["TSN"] // t["WPTN"]
         gsize = (-(-nd // t["TSN"]) * rtn, -(-md // t["TSM"]) * rtm, g.groups)
-        b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
         ctx.kernel("conv_implicit_gemm.cl", "conv_igemm", _IGEMM_SIG, defines).launch(
             gsize, (rtn, rtm, 1),
-            _d4(x) + _d4(w) + _d4(y) + b
+            _d4(x) + _d4(w) + _d4(y) + _bias_args(bias, y)
             + (g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.P, g.Q, g.groups,
                g.sh, g.sw, g.pt, g.pl, g.dh, g.dw))
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
-        self._run(ctx, g, 0, x, w, y, bias, relu)
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
+        self._run(ctx, g, 0, x, w, y, bias, act)
 
     def grad_input(self, ctx, g, dy, w, dx):
         self._run(ctx, g, 1, dx, w, dy)
@@ -424,26 +451,26 @@ class Winograd(Algorithm):
             return base and g.pt <= 2 and g.pl <= 2
         return base
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
-        self._run(ctx, g, x, w, 0, g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl, y, bias, relu)
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
+        self._run(ctx, g, x, w, 0, g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl, y, bias, act)
 
     def grad_input(self, ctx, g, dy, w, dx):
         self._run(ctx, g, dy, w, 1, g.Cg, g.Kg, g.P, g.Q, g.H, g.W, 2 - g.pt, 2 - g.pl, dx,
-                  None, False)
+                  None, "none")
 
     @staticmethod
     def _input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0):
         launch_ew(ctx, "conv_winograd.cl", "wino_input", "Biiiii" "Bi" + "i" * 10, (T, Ci, G),
                   _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
 
-    def _run(self, ctx, g, src, w, flip, Ko, Ci, Hi, Wi, Po, Qo, ph, pw, out, bias, relu):
+    def _run(self, ctx, g, src, w, flip, Ko, Ci, Hi, Wi, Po, Qo, ph, pw, out, bias, act):
         G, N = g.groups, g.N
         U = ctx.temp(16 * G * Ko * Ci)
         launch_ew(ctx, "conv_winograd.cl", "wino_filter", "Biiiii" "Bi" "iiii", (Ci, Ko, G),
                   _d4(w) + (U, 0, Ko, Ci, G, flip))
         TH, TW = (Po + 1) // 2, (Qo + 1) // 2
         per_image = 16 * G * (Ci + Ko) * TH * TW * _F32
-        b = (bias.buf, bias.offset, 1) if bias is not None else (out.buf, 0, 0)
+        b = _bias_args(bias, out) + (ACTIVATIONS[act],)
         for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
             T = nb * TH * TW
             V, M = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
@@ -453,7 +480,7 @@ class Winograd(Algorithm):
                      Ko, T, Ci, 1.0, 0.0, 16 * G, Ko * Ci, Ci * T, Ko * T)
             launch_ew(ctx, "conv_winograd.cl", "wino_output", "Bi" "Biiiii" "Biii" + "i" * 8,
                       (T, Ko, G),
-                      (M, 0) + _d4(out) + b + (int(relu), Ko, G, Po, Qo, TH, TW, T, n0))
+                      (M, 0) + _d4(out) + b + (Ko, G, Po, Qo, TH, TW, T, n0))
             ctx.release(V, M)
         ctx.release(U)
 
@@ -609,9 +636,9 @@ class Depthwise(Algorithm):
             p = self._plans[key] = make(g)
         return p
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
-        b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
-        head = _d4(x) + _dw_w(w) + _d4(y) + b + (int(relu), g.N * g.K, g.K, g.K // g.C) + _dw_geo(g)
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
+        head = (_d4(x) + _dw_w(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act], g.N * g.K, g.K, g.K // g.C)
+                + _dw_geo(g))
         _dw_launch(ctx, g, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head,
                    self._plan(g, FORWARD, _dw_forward_tile), (g.P * g.Q, g.K, g.N),
                    g.N * g.K, g.P, g.Q, _DW_VP, 1, ())

@@ -5,8 +5,8 @@ layers, where GEMM tiles would be mostly empty and per-group GEMMs would
 multiply launches. Every pass is one launch over all groups (the filter
 gradient two: per-block partial filters, then their ordered sum)."""
 from ..gemm.planner import sum_slices
-from .algorithms import (FORWARD, GRAD_INPUT, GRAD_WEIGHT, _F32, _RED, Algorithm, _Flat, _cdiv, _d4,
-                         _dw_geo, is_contiguous, launch_ew)
+from .algorithms import (ACTIVATIONS, FORWARD, GRAD_INPUT, GRAD_WEIGHT, _F32, _RED, Algorithm, _Flat,
+                         _bias_args, _cdiv, _d4, _dw_geo, is_contiguous, launch_ew)
 
 _VP = 4                 # output rows per work-item of gc_forward (VP in conv_grouped.cl)
 _VQ = 4                 # positions along q per step of gc_grad_weight_part, compile-time geometry (VQ)
@@ -161,7 +161,7 @@ class Grouped(Algorithm):
     """Direct grouped convolution, groups on the grid: the forward pass and
     the data gradient stage input (or dy) tiles and the group's filter in
     local memory, each work-item accumulating several positions for a block
-    of a group's channels in registers (fused bias + ReLU forward); the
+    of a group's channels in registers (fused bias + activation forward); the
     filter gradient writes per-block partial filters that the GEMM core's
     sum_slices adds in block order (deterministic, no atomics). Per-element
     direct kernels when a tile does not fit in local memory."""
@@ -178,10 +178,10 @@ class Grouped(Algorithm):
             p = self._plans[key] = make(g)
         return p
 
-    def forward(self, ctx, g, x, w, bias, y, relu=False):
+    def forward(self, ctx, g, x, w, bias, y, act="none"):
         d, kblk, tile = self._plan(g, FORWARD, _forward_plan)
-        b = (bias.buf, bias.offset, 1) if bias is not None else (y.buf, 0, 0)
-        head = _d4(x) + _d4(w) + _d4(y) + b + (int(relu), g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
+        head = (_d4(x) + _d4(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act], g.N, g.groups, g.Cg, g.Kg)
+                + _dw_geo(g))
         if tile is None:
             launch_ew(ctx, "conv_grouped.cl", "gc_forward_direct", _SIG_FWD, (g.P * g.Q, g.K, g.N), head, d)
             return

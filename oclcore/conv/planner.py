@@ -47,6 +47,12 @@ def set_benchmark(on=True):
     _benchmark["on"] = bool(on)
 
 
+def settings():
+    """What besides a problem decides the algorithms run for it: the forced algorithms and
+    benchmark mode (a key for callers that remember launches)."""
+    return tuple(_forced), _benchmark["on"]
+
+
 def candidates(g, pass_):
     """Names of the algorithms that support this problem and pass."""
     return [n for n, a in ALGORITHMS.items() if a.supports(g, pass_)]

@@ -161,10 +161,28 @@ def check_dtype(*descs):
             raise NotImplementedError(f"oclcore conv: dtype {d.dtype} is not supported (float32 only)")
 
 
+_geometries = {}  # call arguments -> ConvGeometry: every layer asks again on every call
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, bias_shape=None):
     """Validate conv2d arguments as torch does and return the ConvGeometry.
     x_shape must be 4-D (the public API unsqueezes unbatched input)."""
-    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    key = (tuple(x_shape), tuple(w_shape), _hashable(stride), _hashable(padding), _hashable(dilation), groups,
+           None if bias_shape is None else tuple(bias_shape))
+    g = _geometries.get(key)
+    if g is None:
+        g = _conv_geometry(*key)
+        if len(_geometries) >= 4096:
+            _geometries.clear()
+        _geometries[key] = g
+    return g
+
+
+def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, bias_shape):
     if len(x_shape) != 4:
         raise RuntimeError("Expected 3D (unbatched) or 4D (batched) input to conv2d, "
                            f"but got input of size: {list(x_shape)}")

@@ -12,7 +12,10 @@ from .. import conv as _conv
 from ..torch.dispatch import cpu_fallback, register
 from ..torch.tensor import empty, wrap
 from . import pointwise
-from .linalg import device_context
+from ..gemm import database as _gemm_database
+from ..gemm import planner as _gemm_planner
+from .linalg import ACTIVATIONS, device_context
+from .memo import Memo
 from .meta import call_key, infer
 
 aten = torch.ops.aten
@@ -130,8 +133,31 @@ def _plan(func, tensors, args, x, w, stride, padding, dilation, output_padding):
     return call
 
 
+_memo, _backward_memo = Memo(), Memo()
+
+
 @register(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    key = _memo_key((x, w, bias), (stride, padding, dilation, transposed, output_padding, groups))
+    if key is None:
+        return _convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
+    return _memo(key, (x, w, bias), lambda: _convolution(x, w, bias, stride, padding, dilation, transposed,
+                                                          output_padding, groups))
+
+
+def _memo_key(tensors, args):
+    """The call's key for the launch memo, or None: the tensors' geometry and the arguments, and
+    what else decides the launches: the planners' settings, database and workspace budget, and
+    the planning functions themselves (so that a patched planner, as tests use, is seen)."""
+    key = call_key(tensors, args)
+    if key is None:
+        return None
+    ctx = conv_context(tensors[0]._index)
+    return key + (_conv.planner.settings(), _gemm_database.generation, ctx.workspace_bytes, id(_conv.choose),
+                  id(_conv.algorithms.ConvContext.kernel), id(ctx.gemm), id(_gemm_planner.plan_gemm))
+
+
+def _convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
     call = _plan(aten.convolution.default, (x, w, bias), (stride, padding, dilation, transposed, output_padding,
                                                           groups), x, w, stride, padding, dilation, output_padding)
     if call is None:
@@ -159,6 +185,15 @@ def convolution(x, w, bias, stride, padding, dilation, transposed, output_paddin
 @register(aten.convolution_backward.default)
 def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                          groups, output_mask):
+    args = (bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask)
+    key = _memo_key((grad, x, w), args)
+    if key is None:
+        return _convolution_backward(grad, x, w, *args)
+    return _backward_memo(key, (grad, x, w), lambda: _convolution_backward(grad, x, w, *args))
+
+
+def _convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                          groups, output_mask):
     call = _plan(aten.convolution_backward.default, (grad, x, w), (bias_sizes, stride, padding, dilation,
                                                                    transposed, output_padding, groups,
                                                                    output_mask), x, w, stride, padding, dilation,
@@ -196,15 +231,20 @@ torch.library.define(
     "int groups=1, str act='none') -> Tensor")
 
 
+def _check_act(act):
+    torch._check(act in _conv.ACTIVATION_NAMES,
+                 lambda: f"oclcore::conv2d: act must be one of {_conv.ACTIVATION_NAMES}, got {act!r}")
+
+
 @torch.library.register_fake("oclcore::conv2d")
 def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
-    torch._check(act in ("none", "relu"), lambda: f"oclcore::conv2d: act must be 'none' or 'relu', got {act!r}")
+    _check_act(act)
     return torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups)
 
 
 def _conv2d_reference(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
-    y = torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups)
-    return y.relu() if act == "relu" else y
+    _check_act(act)
+    return ACTIVATIONS[act][0](torch.nn.functional.conv2d(x, w, bias, stride, padding, dilation, groups))
 
 
 torch.library.impl("oclcore::conv2d", "CPU")(_conv2d_reference)
@@ -212,29 +252,41 @@ torch.library.impl("oclcore::conv2d", "CPU")(_conv2d_reference)
 
 @register(torch.ops.oclcore.conv2d.default)
 def conv2d_op(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, act="none"):
-    """act(conv2d(x, w) + bias) with the epilogue fused where the algorithm allows."""
-    if act not in ("none", "relu"):
-        raise RuntimeError(f"oclcore::conv2d: act must be 'none' or 'relu', got {act!r}")
+    """act(conv2d(x, w) + bias), bias and activation in the convolution's epilogue."""
+    _check_act(act)
     if x.dtype != torch.float32 or x.dim() != 4:
         return _conv2d_reference(x, w, bias, stride, padding, dilation, groups, act)
     ctx = conv_context(x._index)
     y = _conv.conv2d_forward(ctx, _desc(x), _desc(w), _desc(bias), list(stride), list(padding), list(dilation),
-                             groups, activation=None if act == "none" else act)
+                             groups, activation=act)
     return _tensor(y, x._index)
+
+
+# activations whose derivative follows from their output: gradient from (grad, output); the others
+# (silu, gelu, gelu_tanh) recompute the pre-activation in backward
+_FROM_OUTPUT = {
+    "relu": lambda g, y: aten.threshold_backward(g, y, 0),
+    "relu6": lambda g, y: aten.hardtanh_backward(g, y, 0.0, 6.0),
+    "sigmoid": aten.sigmoid_backward,
+    "tanh": aten.tanh_backward,
+}
 
 
 def _conv2d_setup(ctx, inputs, output):
     x, w, bias, stride, padding, dilation, groups, act = inputs
-    ctx.save_for_backward(x, w, output if act == "relu" else None)
+    ctx.save_for_backward(x, w, output if act in _FROM_OUTPUT else bias if act != "none" else None)
     ctx.args = (stride, padding, dilation, groups)
     ctx.act, ctx.has_bias = act, bias is not None
 
 
 def _conv2d_backward(ctx, grad):
-    x, w, out = ctx.saved_tensors
-    if ctx.act == "relu":
-        grad = aten.threshold_backward(grad, out, 0)
+    x, w, saved = ctx.saved_tensors
     stride, padding, dilation, groups = ctx.args
+    if ctx.act in _FROM_OUTPUT:
+        grad = _FROM_OUTPUT[ctx.act](grad, saved)
+    elif ctx.act != "none":
+        pre = torch.ops.oclcore.conv2d(x, w, saved, stride, padding, dilation, groups, "none")
+        grad = ACTIVATIONS[ctx.act][1](grad, pre)
     mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
     gi, gw, gb = aten.convolution_backward(grad, x, w, [w.shape[0]], stride, padding, dilation, False,
                                            [0, 0], groups, mask)

@@ -32,7 +32,12 @@ _SIGNATURES = {
     "norm_grad_sums": ("Bi" * 8 + "VVVVi", 1),
     "norm_backward": ("Bi" * 11 + "VVVVVi", 1),
     "norm_param_grad": ("Bi" * 6 + "VVVi", 0),
+    "bn_eval": ("Bi" * 6 + "iiii", 1),
+    "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
 }
+_ILP = 4                 # elements per work-item of bn_eval (cl/norm.cl)
+_EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
+_GRID_DIM1 = 65535       # work-groups along grid dim 1 that every driver takes (CUDA's limit)
 _kernels = {}
 
 # Splitting a group's elements into chunks (tunable; see _split):
@@ -322,6 +327,31 @@ def _ncs_geometry(shape, stride, n, s):
     return _bn_geometry((stride[0], stride[1], ss), n, s), direct
 
 
+def _eval_launch(x, out_stride):
+    """(global size, local size, planes, plane length) of bn_eval for a dense NCHW-like x whose
+    output has its strides, else None (other layouts take the per-channel kernel)."""
+    if x.dim() < 2 or tuple(out_stride) != x.stride() or not x.is_contiguous() or x.numel() > _EVAL_LIMIT:
+        return None
+    planes = x.shape[0] * x.shape[1]
+    length = x.numel() // max(1, planes)
+    items = -(-length // _ILP)
+    l0 = min(256, 1 << max(0, items - 1).bit_length())
+    l1 = 256 // l0
+    if -(-planes // l1) > _GRID_DIM1:
+        return None
+    return (-(-items // l0) * l0, -(-planes // l1) * l1), (l0, l1), planes, length
+
+
+def _eval(x, y, params, c, launch, eps):
+    """Batch norm with running statistics in one elementwise pass (cl/norm.cl bn_eval)."""
+    flags = (_WEIGHT if params.weight is not None else 0) | (_BIAS if params.bias is not None else 0)
+    gsize, lsize, planes, length = launch
+    k = _kernel("bn_eval", x.dtype, params.dtype, runtime.device(x._index))
+    k.launch(gsize, lsize, (
+        y._buf, y.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x), *_buf(params.bias, x),
+        *_buf(params.running_mean, x), *_buf(params.running_var, x), planes, length, c, flags, float(eps)))
+
+
 class _BatchNormForward:
     """What a batch norm call's signature decides, found once after torch's checks: the output's
     and statistics' geometry, the kernels' geometry and flags, which tensors need copies."""
@@ -344,6 +374,7 @@ class _BatchNormForward:
         shape, _, stride = self.out
         self.gy = _ncs_geometry(shape, stride, n, s)[0]
         self.flags = _RUNNING if not training else _UPDATE if running_mean is not None else 0
+        self.eval_launch = None if training else _eval_launch(x, stride)
 
     def run(self, x, weight, bias, running_mean, running_var, momentum, eps):
         index = x._index
@@ -357,6 +388,10 @@ class _BatchNormForward:
             params = _Params.as_given(self.pdtype, weight, bias, running_mean, running_var)
         else:
             params = _Params(x, weight, bias, running_mean, running_var)
+        if self.eval_launch is not None and x.storage_offset() < _EVAL_LIMIT:
+            _eval(x, out, params, self.c, self.eval_launch, eps)
+            params.finish()
+            return out, mean, rstd
         xv = x if self.x_direct else _copy.contiguous(x)
         training = self.training
         _forward(xv, out, params, self.c, self.gx, self.gy, _BN_PARAM_INDEX, self.flags, eps, momentum,
@@ -371,6 +406,55 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, training, mom
     call = _cached(_forward_calls, key, lambda: _BatchNormForward(x, weight, bias, running_mean, running_var,
                                                                   training, momentum, eps))
     return call.run(x, weight, bias, running_mean, running_var, momentum, eps)
+
+
+# ---- torch.ops.oclcore.fold_batch_norm: batch norm with running statistics folded into a conv ----
+
+torch.library.define(
+    "oclcore::fold_batch_norm",
+    "(Tensor w, Tensor? b, Tensor? gamma, Tensor? beta, Tensor running_mean, Tensor running_var, "
+    "float eps) -> (Tensor, Tensor)")
+
+
+def _fold_reference(w, b, gamma, beta, running_mean, running_var, eps):
+    s = torch.rsqrt(running_var + eps)
+    if gamma is not None:
+        s = s * gamma
+    shift = (-running_mean if b is None else b - running_mean) * s
+    if beta is not None:
+        shift = shift + beta
+    return w * s.view([-1] + [1] * (w.dim() - 1)), shift
+
+
+@torch.library.register_fake("oclcore::fold_batch_norm")
+def _fold_fake(w, b, gamma, beta, running_mean, running_var, eps):
+    return torch.empty_like(w, memory_format=torch.contiguous_format), w.new_empty(w.shape[:1])
+
+
+torch.library.impl("oclcore::fold_batch_norm", "CPU")(_fold_reference)
+
+
+@register(torch.ops.oclcore.fold_batch_norm.default)
+def fold_batch_norm(w, b, gamma, beta, running_mean, running_var, eps):
+    """(w * s, (b - mean) * s + beta) with s = gamma / sqrt(var + eps) per output channel (dim 0 of
+    w): the weight and bias of a convolution followed by eval batch norm, in one launch."""
+    params = (b, gamma, beta, running_mean, running_var)
+    if any(t is not None and (t.dtype != w.dtype or t.dim() != 1) for t in params) or not w.dtype.is_floating_point:
+        return _fold_reference(w, b, gamma, beta, running_mean, running_var, eps)
+    if not w.is_contiguous() or w.storage_offset():
+        w = _copy.contiguous(w)
+    k = w.shape[0]
+    w2, b2 = empty(tuple(w.shape), w.dtype, w._index), empty((k,), w.dtype, w._index)
+    if k == 0:
+        return w2, b2
+    length = w.numel() // k
+    flags = (1 if b is not None else 0) | (2 if gamma is not None else 0) | (4 if beta is not None else 0)
+    items = k * max(length, 1)
+    _kernel("bn_fold", w.dtype, w.dtype, runtime.device(w._index)).launch(
+        (items,), (256,) if items >= 256 else None,
+        (w2._buf, b2._buf, w._buf, *_buf(b, w), *_buf(gamma, w), *_buf(beta, w), *_buf(running_mean, w),
+         *_buf(running_var, w), k, length, flags, float(eps)))
+    return w2, b2
 
 
 @register(aten.native_batch_norm.default)

@@ -12,6 +12,7 @@ from . import dtypes
 from .pointwise_table import OPS
 
 MAX_DIMS = 8
+ILP = 4  # elements per work-item of contiguous launches (cl/pointwise.cl)
 _INT32_MAX = 2**31 - 1
 _kernels = {}
 _DTYPE_NAMES = {torch.float32: "Float", torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float64: "Double",
@@ -102,8 +103,31 @@ class Plan:
     def __init__(self, kernel, scalars, rank, sizes, strides, big, n):
         self.kernel, self.scalars, self.rank, self.sizes, self.strides, self.big = (
             kernel, scalars, rank, sizes, strides, big)
-        self.gsize, self.lsize = (n,), (256,) if n >= 256 else None
-        self.tail = (scalars, n, rank, sizes) + strides
+        launch_rank = rank
+        if rank == 0:
+            items = -(-n // ILP)
+            self.gsize, self.lsize = (items,), (256,) if items >= 256 else None
+        elif rank in (2, 3) and (planes := plane_launch(sizes[-1], n // sizes[-1])):
+            self.gsize, self.lsize = planes
+            launch_rank = -rank
+        else:
+            self.gsize, self.lsize = (n,), (256,) if n >= 256 else None
+        self.tail = (scalars, n, launch_rank, sizes) + strides
+
+
+_GRID_DIM1 = 65535  # work-groups along grid dim 1 that every driver takes (CUDA's limit)
+
+
+def plane_launch(inner, outer):
+    """(global, local) sizes of a 2-D launch over ``outer`` rows of ``inner`` elements, ILP
+    elements per work-item along a row (cl/pointwise.cl, rank < 0); None if too many rows."""
+    items = -(-inner // ILP)
+    l0 = min(256, 1 << max(0, items - 1).bit_length())
+    l1 = 256 // l0
+    groups1 = -(-outer // l1)
+    if groups1 > _GRID_DIM1:
+        return None
+    return (-(-items // l0) * l0, groups1 * l1), (l0, l1)
 
 
 def _plan(op, out, inputs, ct):
