@@ -2,10 +2,10 @@
 
 Planning a convolution (geometry, algorithm, layouts, GEMM plan, workspace
 chunks) costs more host time than enqueueing its kernels: about half of an
-eager inference step's host time went there. From the second call with a
-given signature on, the op's commands are recorded once and then re-issued
-with this call's buffers: the inputs' by position, and a fresh output and
-fresh workspace buffers of the recorded sizes. Whatever decides the commands
+eager inference step's host time went there. The second call with a given
+signature records the op's commands (the first plans and builds kernels);
+later calls re-issue them with their own buffers: the inputs' by position,
+and a fresh output and fresh workspace buffers of the recorded sizes. Whatever decides the commands
 must be in the key: shapes, strides, offsets, dtypes and memory sharing of
 the inputs (added here), the other arguments and the planner's settings (the
 caller's part)."""
