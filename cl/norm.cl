@@ -389,7 +389,7 @@ void norm_param_grad(__global PT* gw, int gw_off, __global PT* gb, int gb_off,
 // plane's scale computed once: per-element channel arithmetic and square roots made a flat
 // version compute-bound, and the per-channel work-groups of norm_forward ran at about half the
 // memory bandwidth.
-#define ILP 4
+#define ILP 4   // as cl/pointwise.cl: the host sizes the grid with pointwise.plane_launch
 __kernel void bn_eval(__global T* y, int y_off, __global const T* x, int x_off,
                       __global const PT* w, int w_off, __global const PT* b, int b_off,
                       __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,

@@ -156,12 +156,15 @@ def test_grad_weight_images_per_block(no_fallbacks, monkeypatch):
 
 @pytest.mark.parametrize("R,stride,dilation", [(3, 1, 1), (5, 2, 2)])
 def test_direct_fallback(no_fallbacks, kernels, monkeypatch, R, stride, dilation):
-    """Tiles that do not fit in local memory (here: a tiny budget) take the direct kernels."""
+    """Tiles that do not fit in local memory (here: a tiny budget) take the per-element kernels
+    of cl/conv_direct.cl (shared with the grouped algorithm)."""
     torch.manual_seed(6)
     monkeypatch.setattr(algorithms, "_DW_LOCAL", 64)
+    direct = spy_kernels(monkeypatch, "conv_direct.cl")
     x, w, b = torch.randn(2, 3, 13, 11), torch.randn(6, 1, R, R), torch.randn(6)
     _check(x, w, b, dict(stride=stride, padding=1, dilation=dilation, groups=3), "strided")
-    assert set(kernels["kernels"]) == {"dw_forward_direct", "dw_grad_input_direct", "dw_grad_weight_direct"}
+    assert set(direct["kernels"]) == {"conv_direct_forward", "conv_direct_grad_input", "conv_direct_grad_weight"}
+    assert not kernels["kernels"]
 
 
 def test_conv_transpose2d_depthwise(no_fallbacks, kernels):

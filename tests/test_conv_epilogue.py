@@ -43,9 +43,9 @@ CASES = {
     "grouped": ("grouped", (2, 8, 6, 7), (8, 2, 3, 3), 1, 1, 1, 4, ("conv_grouped.cl", "gc_forward")),
     # a stride no local-memory tile fits: the per-element kernels
     "depthwise_direct": ("depthwise", (1, 3, 5, 5), (6, 1, 3, 3), 3000, 1, 1, 3,
-                         ("conv_depthwise.cl", "dw_forward_direct")),
+                         ("conv_direct.cl", "conv_direct_forward")),
     "grouped_direct": ("grouped", (1, 4, 5, 5), (4, 2, 3, 3), 3000, 1, 1, 2,
-                       ("conv_grouped.cl", "gc_forward_direct")),
+                       ("conv_direct.cl", "conv_direct_forward")),
 }
 
 

@@ -21,7 +21,7 @@ from conv_check import PASSES, TOL, check, spy_kernels
 from oclcore.conv import grouped
 
 TILED = {"gc_forward", "gc_grad_input", "gc_grad_weight_part"}
-DIRECT = {"gc_forward_direct", "gc_grad_input_direct", "gc_grad_weight_direct"}
+DIRECT = {"conv_direct_forward", "conv_direct_grad_input", "conv_direct_grad_weight"}   # cl/conv_direct.cl
 
 
 @pytest.fixture
@@ -177,12 +177,13 @@ def test_images_per_work_group(no_fallbacks):
 
 
 def test_direct_fallback(no_fallbacks, kernels, monkeypatch):
-    """Tiles that do not fit in local memory (here: a tiny budget) take the direct kernels."""
+    """Tiles that do not fit in local memory (here: a tiny budget) take the per-element kernels."""
     torch.manual_seed(6)
     monkeypatch.setattr(grouped, "_LOCAL", 64)
+    direct = spy_kernels(monkeypatch, "conv_direct.cl")
     x, w, b = torch.randn(2, 16, 9, 11), torch.randn(16, 8, 3, 3), torch.randn(16)
     _check(x, w, b, dict(stride=2, padding=1, groups=2), "strided_channels")
-    assert set(kernels["kernels"]) == DIRECT
+    assert set(direct["kernels"]) == DIRECT and not kernels["kernels"]
 
 
 # ---- the planner's own choice ------------------------------------------------------------------

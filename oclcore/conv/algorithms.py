@@ -601,15 +601,39 @@ def _dw_weight_blocks(g):
     return NI, PB, BP, TQ, XR, XC, LX, LY, _cdiv(g.N, NI) * BP
 
 
-def _dw_launch(ctx, g, name, sig, head, tile, direct_grid, planes, rows, cols, nt, nb, extra):
+# ---- per-element fallbacks of the depthwise and grouped algorithms (cl/conv_direct.cl) ----
+
+_DIRECT_SIG_FWD = "Biiiii" * 3 + "Biii" + "iiii" + "i" * 12
+_DIRECT_SIG_GI = "Biiiii" * 3 + "iiii" + "i" * 12
+
+
+def _groups_args(g):
+    return (g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
+
+
+def direct_forward(ctx, g, x, w, bias, y, act):
+    """y = act(conv(x, w) + bias), one output per work-item."""
+    launch_ew(ctx, "conv_direct.cl", "conv_direct_forward", _DIRECT_SIG_FWD, (g.P * g.Q, g.K, g.N),
+              _d4(x) + _d4(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act],) + _groups_args(g))
+
+
+def direct_grad_input(ctx, g, dy, w, dx):
+    """dx as a gather over dy, one input element per work-item."""
+    launch_ew(ctx, "conv_direct.cl", "conv_direct_grad_input", _DIRECT_SIG_GI, (g.H * g.W, g.C, g.N),
+              _d4(dy) + _d4(w) + _d4(dx) + _groups_args(g))
+
+
+def direct_grad_weight(ctx, g, dy, x, dw):
+    """dw, one work-group per filter element, a fixed-order tree sum."""
+    ctx.kernel("conv_direct.cl", "conv_direct_grad_weight", _DIRECT_SIG_GI + "Z").launch(
+        (_RED, g.K * g.Cg * g.R * g.S, 1), (_RED, 1, 1), _d4(dy) + _d4(x) + _d4(dw) + _groups_args(g) + (_RED * _F32,))
+
+
+def _dw_launch(ctx, g, name, sig, head, tile, planes, rows, cols, nt, nb, extra):
     """Launches tiled depthwise kernel name over planes output planes of rows x
     cols (work-items owning nt x nb outputs, tile = (LX, LY, LZ, TH, TW)),
-    with extra ints after head; its per-element <name>_direct over
-    direct_grid when no tile fits (tile None)."""
+    with extra ints after head."""
     defines = _dw_defines(g)
-    if tile is None:
-        launch_ew(ctx, "conv_depthwise.cl", name + "_direct", sig, direct_grid, head, defines)
-        return
     LX, LY, LZ, TH, TW = tile
     tq = _cdiv(cols, LX * nb)
     ctx.kernel("conv_depthwise.cl", name, sig + "i" * (len(extra) + 3) + "Z", defines).launch(
@@ -621,8 +645,8 @@ class Depthwise(Algorithm):
     """Depthwise kernels (groups == C, K = C * multiplier): tiled through
     local memory, compile-time geometry for the common kernel sizes, a
     two-stage deterministic weight gradient (per-block partials, then the
-    GEMM core's ordered sum_slices); per-element direct kernels when a tile
-    does not fit."""
+    GEMM core's ordered sum_slices); the per-element kernels of
+    cl/conv_direct.cl when a tile does not fit."""
     name = "depthwise"
     _plans = {}
 
@@ -637,28 +661,32 @@ class Depthwise(Algorithm):
         return p
 
     def forward(self, ctx, g, x, w, bias, y, act="none"):
+        tile = self._plan(g, FORWARD, _dw_forward_tile)
+        if tile is None:
+            direct_forward(ctx, g, x, w, bias, y, act)
+            return
         head = (_d4(x) + _dw_w(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act], g.N * g.K, g.K, g.K // g.C)
                 + _dw_geo(g))
-        _dw_launch(ctx, g, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head,
-                   self._plan(g, FORWARD, _dw_forward_tile), (g.P * g.Q, g.K, g.N),
+        _dw_launch(ctx, g, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head, tile,
                    g.N * g.K, g.P, g.Q, _DW_VP, 1, ())
 
     def grad_input(self, ctx, g, dy, w, dx):
-        head = _d4(dy) + _dw_w(w) + _d4(dx) + (g.N * g.C, g.C, g.K // g.C) + _dw_geo(g)
         tile, nt, nb, hs, ws = self._plan(g, GRAD_INPUT, _dw_grad_input_tile)
+        if tile is None:
+            direct_grad_input(ctx, g, dy, w, dx)
+            return
+        head = _d4(dy) + _dw_w(w) + _d4(dx) + (g.N * g.C, g.C, g.K // g.C) + _dw_geo(g)
         _dw_launch(ctx, g, "dw_grad_input", "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12, head, tile,
-                   (g.H * g.W, g.C, g.N), g.N * g.C, g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, (hs, ws))
+                   g.N * g.C, g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, (hs, ws))
 
     def grad_weight(self, ctx, g, dy, x, dw):
+        plan = self._plan(g, GRAD_WEIGHT, _dw_weight_blocks)
+        if plan is None:
+            direct_grad_weight(ctx, g, dy, x, dw)
+            return
         RS, defines = g.R * g.S, _dw_defines(g)
         head = _d4(dy) + _d4(x)
         tail = (g.N, g.K, g.K // g.C) + _dw_geo(g)
-        plan = self._plan(g, GRAD_WEIGHT, _dw_weight_blocks)
-        if plan is None:
-            ctx.kernel("conv_depthwise.cl", "dw_grad_weight_direct",
-                       "Biiiii" "Biiiii" "Biiii" "iii" + "i" * 12 + "Z", defines).launch(
-                (_RED, g.K * RS, 1), (_RED, 1, 1), head + _dw_w(dw) + tail + (_RED * _F32,))
-            return
         NI, PB, BP, TQ, XR, XC, LX, LY, blocks = plan
         part = ctx.temp(blocks * g.K * RS)
         local = (NI * XR * XC + RS * (LX * LY + _DW_PARTS)) * _F32

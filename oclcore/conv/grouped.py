@@ -5,8 +5,9 @@ layers, where GEMM tiles would be mostly empty and per-group GEMMs would
 multiply launches. Every pass is one launch over all groups (the filter
 gradient two: per-block partial filters, then their ordered sum)."""
 from ..gemm.planner import sum_slices
-from .algorithms import (ACTIVATIONS, FORWARD, GRAD_INPUT, GRAD_WEIGHT, _F32, _RED, Algorithm, _Flat,
-                         _bias_args, _cdiv, _d4, _dw_geo, is_contiguous, launch_ew)
+from .algorithms import (_DIRECT_SIG_FWD, _DIRECT_SIG_GI, ACTIVATIONS, FORWARD, GRAD_INPUT, GRAD_WEIGHT, _F32,
+                         Algorithm, _Flat, _bias_args, _cdiv, _d4, _dw_geo, direct_forward, direct_grad_input,
+                         direct_grad_weight, is_contiguous)
 
 _VP = 4                 # output rows per work-item of gc_forward (VP in conv_grouped.cl)
 _VQ = 4                 # positions along q per step of gc_grad_weight_part, compile-time geometry (VQ)
@@ -16,8 +17,7 @@ _SPECIAL = ((1, 1), (3, 3), (5, 5), (7, 7))
 _WG_TARGET = 2048       # stage-1 work-groups wanted for the filter gradient ...
 _MAX_BLOCKS = 128       # ... with at most this many partial filters (stage 2 sums them serially)
 _MIN_POSITIONS = 256    # ... and at least this many dy positions per block
-_SIG_FWD = "Biiiii" * 3 + "Biii" + "iiii" + "i" * 12
-_SIG_GI = "Biiiii" * 3 + "iiii" + "i" * 12
+_SIG_FWD, _SIG_GI = _DIRECT_SIG_FWD, _DIRECT_SIG_GI   # the tiled kernels start with the direct ones' arguments
 _SIG_GW = "Biiiii" * 2 + "Bi" + "iiii" + "i" * 12
 
 
@@ -163,8 +163,8 @@ class Grouped(Algorithm):
     local memory, each work-item accumulating several positions for a block
     of a group's channels in registers (fused bias + activation forward); the
     filter gradient writes per-block partial filters that the GEMM core's
-    sum_slices adds in block order (deterministic, no atomics). Per-element
-    direct kernels when a tile does not fit in local memory."""
+    sum_slices adds in block order (deterministic, no atomics). The per-element
+    kernels of cl/conv_direct.cl when a tile does not fit in local memory."""
     name = "grouped"
     _plans = {}
 
@@ -180,11 +180,11 @@ class Grouped(Algorithm):
 
     def forward(self, ctx, g, x, w, bias, y, act="none"):
         d, kblk, tile = self._plan(g, FORWARD, _forward_plan)
+        if tile is None:
+            direct_forward(ctx, g, x, w, bias, y, act)
+            return
         head = (_d4(x) + _d4(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act], g.N, g.groups, g.Cg, g.Kg)
                 + _dw_geo(g))
-        if tile is None:
-            launch_ew(ctx, "conv_grouped.cl", "gc_forward_direct", _SIG_FWD, (g.P * g.Q, g.K, g.N), head, d)
-            return
         LX, LY, LN, CC, TH, TW = tile
         tq = _cdiv(g.Q, LX)
         local = CC * (LN * TH * TW + g.R * g.S * kblk * d["NF"]) * _F32
@@ -194,10 +194,10 @@ class Grouped(Algorithm):
 
     def grad_input(self, ctx, g, dy, w, dx):
         d, cblk, tile, nt, nb, hs, ws = self._plan(g, GRAD_INPUT, _grad_input_plan)
-        head = _d4(dy) + _d4(w) + _d4(dx) + (g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
         if tile is None:
-            launch_ew(ctx, "conv_grouped.cl", "gc_grad_input_direct", _SIG_GI, (g.H * g.W, g.C, g.N), head, d)
+            direct_grad_input(ctx, g, dy, w, dx)
             return
+        head = _d4(dy) + _d4(w) + _d4(dx) + (g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
         LX, LY, LN, KC, TH, TW = tile
         tq = _cdiv(g.W + g.pl - ws, LX * nb)
         local = KC * (LN * TH * TW + g.R * g.S * cblk * d["NI"]) * _F32
@@ -207,11 +207,10 @@ class Grouped(Algorithm):
 
     def grad_weight(self, ctx, g, dy, x, dw):
         d, plan = self._plan(g, GRAD_WEIGHT, _grad_weight_plan)
-        tail = (g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
         if plan is None:
-            ctx.kernel("conv_grouped.cl", "gc_grad_weight_direct", _SIG_GI + "Z", d).launch(
-                (_RED, g.K * g.Cg * g.R * g.S, 1), (_RED, 1, 1), _d4(dy) + _d4(x) + _d4(dw) + tail + (_RED * _F32,))
+            direct_grad_weight(ctx, g, dy, x, dw)
             return
+        tail = (g.N, g.groups, g.Cg, g.Kg) + _dw_geo(g)
         CgRS, blocks = g.Cg * g.R * g.S, plan["blocks"]
         part = ctx.temp(blocks * g.K * CgRS)
         ctx.kernel("conv_grouped.cl", "gc_grad_weight_part", _SIG_GW + "i" * 16 + "Z", d).launch(

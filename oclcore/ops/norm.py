@@ -17,7 +17,7 @@ from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import contiguous_strides, empty
 from . import copy as _copy
-from . import dtypes
+from . import dtypes, pointwise
 from .meta import call_key, infer
 
 aten = torch.ops.aten
@@ -35,9 +35,7 @@ _SIGNATURES = {
     "bn_eval": ("Bi" * 6 + "iiii", 1),
     "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
 }
-_ILP = 4                 # elements per work-item of bn_eval (cl/norm.cl)
 _EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
-_GRID_DIM1 = 65535       # work-groups along grid dim 1 that every driver takes (CUDA's limit)
 _kernels = {}
 
 # Splitting a group's elements into chunks (tunable; see _split):
@@ -334,12 +332,8 @@ def _eval_launch(x, out_stride):
         return None
     planes = x.shape[0] * x.shape[1]
     length = x.numel() // max(1, planes)
-    items = -(-length // _ILP)
-    l0 = min(256, 1 << max(0, items - 1).bit_length())
-    l1 = 256 // l0
-    if -(-planes // l1) > _GRID_DIM1:
-        return None
-    return (-(-items // l0) * l0, -(-planes // l1) * l1), (l0, l1), planes, length
+    grid = pointwise.plane_launch(length, planes)   # bn_eval walks planes as pointwise's 2-D launches do
+    return None if grid is None else (*grid, planes, length)
 
 
 def _eval(x, y, params, c, launch, eps):
