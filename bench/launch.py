@@ -1,5 +1,7 @@
 """Host time per kernel launch: oclcore's Kernel.launch (arguments packed in
-Cython) next to a bare C loop over clEnqueueNDRangeKernel, in one run.
+Cython) and a graph replay (a CommandList: arguments bound once per recorded
+launch) next to a bare C loop over clSetKernelArg + clEnqueueNDRangeKernel,
+in one run.
 
     python bench/launch.py [--device N] [--launches 20000]
 """
@@ -8,7 +10,7 @@ import argparse
 import statistics
 import time
 
-from oclcore import runtime
+from oclcore import _runtime, runtime
 
 SOURCE = """
 __kernel void empty() {}
@@ -57,17 +59,27 @@ def main():
     def bare_args(n):
         args4._bare_enqueue_loop(n, g, (buf, 0, 1.5, 1))
 
-    for f in (bare, bare_args, ours_empty, ours_args):  # warm-up
-        f(200)
-    rows = [("no arguments", measure(bare, a.launches, a.repeats, dev),
-             measure(ours_empty, a.launches, a.repeats, dev)),
-            ("4 arguments (buffer, int, float, int)", measure(bare_args, a.launches, a.repeats, dev),
-             measure(ours_args, a.launches, a.repeats, dev))]
+    chunk = 1000
+    lists = {name: _runtime.CommandList([(k, g, None, args)] * chunk)
+             for name, k, args in (("empty", empty, ()), ("args", args4, (buf, 0, 1.5, 1)))}
+
+    def replayed(name):
+        def run(n):
+            for _ in range(max(n // chunk, 1)):
+                lists[name].replay()
+        return run
+
+    for f in (bare, bare_args, ours_empty, ours_args, replayed("empty"), replayed("args")):  # warm-up
+        f(chunk)
+    launches = max(a.launches // chunk, 1) * chunk
+    rows = [("no arguments", *(measure(f, launches, a.repeats, dev) for f in (bare, ours_empty, replayed("empty")))),
+            ("4 arguments (buffer, int, float, int)",
+             *(measure(f, launches, a.repeats, dev) for f in (bare_args, ours_args, replayed("args"))))]
     print(f"device: ocl:{a.device} {dev.name} ({dev.platform}, driver {dev.driver_version})")
     print("host microseconds per launch, median of", a.repeats, "runs of", a.launches, "launches")
-    print(f"{'kernel':<40}{'bare C loop':>12}{'Kernel.launch':>15}{'difference':>12}")
-    for name, bare_us, ours_us in rows:
-        print(f"{name:<40}{bare_us:>12.2f}{ours_us:>15.2f}{ours_us - bare_us:>+12.2f}")
+    print(f"{'kernel':<40}{'bare C loop':>12}{'Kernel.launch':>15}{'difference':>12}{'graph replay':>14}")
+    for name, bare_us, ours_us, replay_us in rows:
+        print(f"{name:<40}{bare_us:>12.2f}{ours_us:>15.2f}{ours_us - bare_us:>+12.2f}{replay_us:>14.2f}")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,9 @@ def make_step(model, x, y, train, forward=None):
 
 def make_graph_step(model, x, y, train):
     """The same step captured once with oclcore.graph and replayed (Adam with capturable=True,
-    as CUDA graphs require); warm-up eager steps allocate gradients and optimizer state first."""
+    as CUDA graphs require); warm-up eager steps allocate gradients and optimizer state first.
+    Gradients are set to None inside the step, as in the eager step and torch.cuda.graph's
+    whole-network example: backward allocates them in the capture and replays rewrite them."""
     import torch
     from oclcore import graph as ograph
 
@@ -136,7 +138,7 @@ def make_graph_step(model, x, y, train):
 
         def step():
             loss = loss_fn(logits_of(model(x)), y)
-            opt.zero_grad(set_to_none=False)
+            opt.zero_grad()
             loss.backward()
             opt.step()
     else:
@@ -488,9 +490,7 @@ def profile(args):
     y = torch.randint(0, 1000, (batch,)).to("ocl")
     ocl_mode = args.ocl_modes[0]
     step = STEP_MAKERS[ocl_mode](model, x, y, mode == "train")
-    # replays of captured steps (graph, compile) launch without events: profile the capturing
-    # call instead, which runs the same kernels
-    warmup, iters = (args.warmup, args.iters) if ocl_mode == "eager" else (0, 1)
+    warmup, iters = args.warmup, args.iters  # warm graph and compile steps are profiled replays
     for _ in range(warmup):
         step()
     torch.ocl.synchronize()

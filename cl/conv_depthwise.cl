@@ -19,7 +19,7 @@
 // Tiles that do not fit in local memory take cl/conv_direct.cl. Launch
 // geometry: oclcore/conv/algorithms.py (Depthwise).
 
-#define VP 4          // output rows per work-item of the tiled kernels (_DW_VP)
+// VP (-D, _DW_VP): output rows per work-item of the tiled forward and data-gradient kernels
 #define WG_PARTS 16   // first-level partial sums per tap in dw_grad_weight_part (_DW_PARTS)
 
 #ifdef KR

@@ -16,7 +16,8 @@
 //     oclcore/ops/pointwise_table.py.
 //
 // Operand sources, bits of `src`: bit 0/1/2: x/y/z is the slot's scalar
-// instead of memory; bit 3: p0 is the slot's scalar. The slot's scalar is
+// instead of memory; bit 3: p0 is the slot's scalar; bit 4/5: y/z is the
+// one element at b/c + offset (a list of 0-dim tensors). The slot's scalar is
 // the host value s_j, or (dev != 0) read from device memory at
 // sv[sv_off + j * sv_step] (a 0-dim tensor: sv_step 0).
 
@@ -51,8 +52,8 @@
     CT p0 = (src & 8) ? s : p0_in;                                           \
     for (int i = get_global_id(0); i < n; i += get_global_size(0)) {         \
       CT x = (src & 1) ? s : LD(a, ao + i);                                  \
-      CT y = (src & 2) ? s : LD(b, bo + i);                                  \
-      CT z = (src & 4) ? s : LD(c, co + i);                                  \
+      CT y = (src & 2) ? s : LD(b, bo + ((src & 16) ? 0 : i));               \
+      CT z = (src & 4) ? s : LD(c, co + ((src & 32) ? 0 : i));               \
       STO(o, oo + i, (EXPR));                                                \
     }                                                                        \
   }

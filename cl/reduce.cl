@@ -22,8 +22,14 @@
 //               L-th element of the chunk, then a tree in local memory; with
 //               one chunk it stores the result, else the chunk's state in `part`.
 //   MODE_PARTS  one work-group per output folds its `chunks` partial states.
-//   MODE_ITEM   one work-item per output folds its nred elements in order
-//               (many outputs, or short reductions).
+//   MODE_ITEM   one work-item per (output, chunk) folds its elements in order
+//               (many outputs, or short reductions; outputs adjacent in a
+//               warp, so strided columns load coalesced); with several
+//               chunks it leaves the chunk's state in `part`.
+// reduce_rows (the value family) gives each output `lanes` work-items (a
+// power of two) and a work-group several outputs: lane j folds elements j,
+// j + lanes, ... four loads at a time, then a tree over the output's lanes
+// (means over the positions of many planes: squeeze-excitation pooling).
 // The shapes alone fix the order of every fold, so results are bitwise
 // reproducible.
 
@@ -313,11 +319,17 @@ inline void lse_store(int op, lse_state s, long n, CT p0, CT p1, __global TO* ou
     __local F##_state scratch[WG];                                             \
     F##_state s = F##_init(op);                                                \
     if (mode == MODE_ITEM) {                                                   \
-      const IDX o = get_global_id(0);                                          \
-      if (o >= nout) return;                                                   \
+      const IDX gid = get_global_id(0);                                        \
+      if (gid >= nout * chunks) return;                                        \
+      const IDX o = gid % nout, c = gid / nout;                                \
       const IDX ib = i_off + locate(o, krank, ksz, kin);                       \
-      for (IDX r = 0; r < nred; r++)                                           \
+      const IDX r1 = min((c + 1) * chunk_len, nred);                           \
+      for (IDX r = c * chunk_len; r < r1; r++)                                 \
         s = F##_accum(op, s, LDI(in, ib + locate(r, rrank, rsz, rin)), r, p0); \
+      if (chunks > 1) {                                                        \
+        part[p_off + o * chunks + c] = s;                                      \
+        return;                                                                \
+      }                                                                        \
       const IDX oo = locate(o, krank, ksz, kout);                              \
       F##_store(op, s, nred, p0, p1, out, o_off + oo, out2, o2_off + oo);      \
       return;                                                                  \
@@ -349,6 +361,42 @@ inline void lse_store(int op, lse_state s, long n, CT p0, CT p1, __global TO* ou
   }
 
 REDUCE_KERNEL(value, TO)
+// (its arguments are reduce_value's; out2, part, chunk_len and mode are unused)
+__kernel void reduce_rows(__global TO* out, IDX o_off, __global TO* out2, IDX o2_off,
+                          __global const TI* in, IDX i_off, __global value_state* part, IDX p_off,
+                          CT p0, CT p1, IDX nout, IDX nred, int lanes, IDX chunk_len, int krank,
+                          int8 ksz, int8 kin, int8 kout, int rrank, int8 rsz, int8 rin, int op, int mode) {
+  __local value_state scratch[WG];
+  const int lid = get_local_id(0), lane = lid & (lanes - 1);
+  const IDX o = (IDX)get_group_id(0) * (get_local_size(0) / lanes) + lid / lanes;
+  value_state s = value_init(op);
+  if (o < nout) {
+    const IDX ib = i_off + locate(o, krank, ksz, kin);
+    IDX r = lane;
+    for (; r + 3 * lanes < nred; r += 4 * lanes) {
+      const CT x0 = LDI(in, ib + locate(r, rrank, rsz, rin));
+      const CT x1 = LDI(in, ib + locate(r + lanes, rrank, rsz, rin));
+      const CT x2 = LDI(in, ib + locate(r + 2 * lanes, rrank, rsz, rin));
+      const CT x3 = LDI(in, ib + locate(r + 3 * lanes, rrank, rsz, rin));
+      s = value_accum(op, s, x0, r, p0);
+      s = value_accum(op, s, x1, r + lanes, p0);
+      s = value_accum(op, s, x2, r + 2 * lanes, p0);
+      s = value_accum(op, s, x3, r + 3 * lanes, p0);
+    }
+    for (; r < nred; r += lanes) s = value_accum(op, s, LDI(in, ib + locate(r, rrank, rsz, rin)), r, p0);
+  }
+  scratch[lid] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int h = lanes >> 1; h > 0; h >>= 1) {
+    if (lane < h) scratch[lid] = value_combine(op, scratch[lid], scratch[lid + h]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lane == 0 && o < nout) {
+    s = scratch[lid];
+    value_store(op, s, nred, p0, p1, out, o_off + locate(o, krank, ksz, kout), out, 0);
+  }
+}
+
 REDUCE_KERNEL(count, TO)
 REDUCE_KERNEL(arg, long)
 REDUCE_KERNEL(aminmax, TO)

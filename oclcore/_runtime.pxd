@@ -124,6 +124,7 @@ cdef class Device:
 
 cdef class Buffer:
     cdef ocl_block* block
+    cdef object __weakref__
     cdef readonly Device device
     cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1
     cdef ocl_block* _b(self) except NULL
@@ -148,7 +149,10 @@ cdef class Kernel:
     # the value bytes last set for each (non-buffer) argument: unchanged ones are not set again
     cdef unsigned char _last[64][32]
     cdef unsigned char _last_size[64]
-    cdef cl_int _set_arg(self, Py_ssize_t i, size_t size, const void* value) except -1
+    cdef cl_int _set_arg(self, cl_kernel kernel, bint cached, Py_ssize_t i, size_t size,
+                         const void* value) except -1
+    cdef int bind(self, cl_kernel kernel, tuple args, bint cached) except -1
+    cdef int sizes(self, tuple gsize, object lsize, cl_uint* nd, size_t* g, size_t* l) except -1
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1
 
 

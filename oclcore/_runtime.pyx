@@ -3,12 +3,13 @@
 kernels and events. Python above this module never sees a raw cl_mem."""
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
-from libc.stdlib cimport free
+from libc.stdlib cimport calloc, free
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t
 from libc.string cimport memcmp, memcpy
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import struct
+import weakref
 
 
 class OpenCLError(RuntimeError):
@@ -443,36 +444,225 @@ cdef class Buffer:
                 _capture.record(("fill", self, pat, offset, n))
 
 
-def replay(list commands, dict swap=None):
-    """Re-issues captured commands: (kernel, gsize, lsize, args) launches, and
-    ("copy", src, dst, nbytes, src_offset, dst_offset) / ("fill", buf, pattern, offset, nbytes).
-    ``swap`` maps captured Buffers to the Buffers this replay uses instead."""
-    cdef Kernel k
-    cdef tuple c
-    for c in commands:
-        if type(c[0]) is Kernel:
-            k = <Kernel>c[0]
-            k.launch_c(<tuple>c[1], c[2], _swapped(<tuple>c[3], swap) if swap else <tuple>c[3], NULL)
-        elif c[0] == "copy":
-            src, dst = c[1], c[2]
-            if swap:
-                src, dst = swap.get(src, src), swap.get(dst, dst)
-            (<Buffer>src).copy_to(dst, c[3], c[4], c[5])
+cdef struct _command:
+    int kind  # 0 launch, 1 copy, 2 fill
+    cl_kernel kernel  # a handle of its own, arguments bound once
+    cl_uint nd
+    size_t g[3]
+    size_t l[3]
+    bint has_local
+    cl_mem src  # copy source, fill target
+    cl_mem dst
+    size_t nbytes, src_offset, dst_offset, pattern_size
+    unsigned char pattern[128]
+
+
+cdef class CommandList:
+    """Recorded commands ready to re-issue from one C loop: (kernel, gsize, lsize, args)
+    launches, ("copy", src, dst, nbytes, src_offset, dst_offset) and ("fill", buf,
+    pattern, offset, nbytes). Every launch gets its own kernel handle with its arguments
+    set once, so a replay is one clEnqueue call per command; ``bind`` points a recorded
+    buffer's uses at another buffer, ``set_args`` gives one launch new arguments."""
+
+    cdef _command* cmds
+    cdef Py_ssize_t n
+    cdef readonly list commands  # the recorded tuples (their buffers stay alive with the list)
+    cdef dict uses  # recorded Buffer -> [(command, argument; -1 source, -2 destination)]
+    cdef dict bound  # recorded Buffer -> weak reference to the Buffer its uses point at now
+    cdef Device device
+
+    def __cinit__(self):
+        self.cmds = NULL
+        self.n = 0
+
+    def __init__(self, list commands):
+        cdef Py_ssize_t i, j
+        cdef _command* c
+        cdef Kernel k
+        cdef cl_int rc = 0
+        cdef bytes pat
+        self.commands = list(commands)
+        self.uses, self.bound = {}, {}
+        self.cmds = <_command*>calloc(max(len(commands), 1), sizeof(_command))
+        if self.cmds == NULL:
+            raise MemoryError()
+        for i, t in enumerate(self.commands):
+            c = &self.cmds[i]
+            head = t[0]
+            if type(head) is Kernel:
+                k = <Kernel>head
+                self._device(k.device)
+                c.kind = 0
+                c.has_local = t[2] is not None
+                if not k.sizes(<tuple>t[1], t[2], &c.nd, c.g, c.l):
+                    c.nd = 0  # empty: skipped
+                c.kernel = ocl_api.clCreateKernel(k.program.program, k.name.encode(), &rc)
+                self.n = i + 1
+                if rc != CL_SUCCESS:
+                    c.kernel = NULL
+                    raise OpenCLError(f"clCreateKernel({k.name!r}) failed: {ocl_error_name(rc).decode()}", rc)
+                k.bind(c.kernel, <tuple>t[3], False)
+                for j, a in enumerate(<tuple>t[3]):
+                    if type(a) is Buffer:
+                        self.uses.setdefault(a, []).append((i, j))
+            elif head == "copy":
+                self._device((<Buffer?>t[1]).device)
+                c.kind = 1
+                c.src, c.dst = (<Buffer>t[1])._b().mem, (<Buffer?>t[2])._b().mem
+                c.nbytes, c.src_offset, c.dst_offset = t[3], t[4], t[5]
+                self.uses.setdefault(t[1], []).append((i, -1))
+                self.uses.setdefault(t[2], []).append((i, -2))
+            elif head == "fill":
+                self._device((<Buffer?>t[1]).device)
+                pat = t[2]
+                if len(pat) > 128:
+                    raise ValueError(f"fill pattern of {len(pat)} bytes (at most 128)")
+                c.kind = 2
+                c.src = (<Buffer>t[1])._b().mem
+                c.pattern_size = len(pat)
+                memcpy(c.pattern, <char*>pat, len(pat))
+                c.dst_offset, c.nbytes = t[3], t[4]
+                self.uses.setdefault(t[1], []).append((i, -1))
+            else:
+                raise ValueError(f"unknown recorded command {head!r}")
+            self.n = i + 1
+
+    cdef int _device(self, Device d) except -1:
+        if self.device is None:
+            self.device = d
+        elif d is not self.device:
+            raise ValueError("a command list's commands must all run on one device")
+        return 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.cmds != NULL:
+            for i in range(self.n):
+                if self.cmds[i].kernel != NULL:
+                    ocl_api.clReleaseKernel(self.cmds[i].kernel)
+            free(self.cmds)
+
+    def __len__(self):
+        return self.n
+
+    cdef Buffer _now(self, Buffer recorded):
+        ref = self.bound.get(recorded)
+        if ref is None:
+            return recorded
+        buf = ref()
+        if buf is None:
+            raise RuntimeError("a buffer bound into this command list is gone: bind it again")
+        return buf
+
+    def bind(self, Buffer recorded, Buffer buf):
+        """Makes every recorded use of ``recorded`` use ``buf`` (which must be as large)
+        from the next replay on; binding ``recorded`` itself restores it. The list does
+        not keep ``buf`` alive: bind again before replaying once it is gone."""
+        cdef Py_ssize_t i, j
+        cdef cl_mem m
+        cdef _command* c
+        cdef Kernel k
+        if buf is None or buf.device is not recorded.device:
+            raise ValueError("bind: the buffer must live on the recorded buffer's device")
+        if buf.nbytes < recorded.nbytes:
+            raise ValueError(f"bind: a buffer of {buf.nbytes} bytes cannot stand for one of {recorded.nbytes}")
+        ref = self.bound.get(recorded)
+        if (recorded if ref is None else ref()) is buf:
+            return
+        m = buf._b().mem
+        for i, j in self.uses.get(recorded, ()):
+            c = &self.cmds[i]
+            if j >= 0:
+                k = <Kernel>self.commands[i][0]
+                k._set_arg(c.kernel, False, j, sizeof(cl_mem), &m)
+            elif j == -1:
+                c.src = m
+            else:
+                c.dst = m
+        if buf is recorded:
+            self.bound.pop(recorded, None)
         else:
-            buf = swap.get(c[1], c[1]) if swap else c[1]
-            (<Buffer>buf).fill(c[2], c[3], c[4])
+            self.bound[recorded] = weakref.ref(buf)
 
+    def set_args(self, Py_ssize_t i, tuple args):
+        """Gives launch ``i`` new arguments (recorded buffers among them follow ``bind``)."""
+        if i < 0 or i >= self.n or self.cmds[i].kind != 0:
+            raise IndexError(f"command {i} is not a launch")
+        k, g, l, old = self.commands[i]
+        for j, a in enumerate(old):
+            if type(a) is Buffer:
+                self.uses[a].remove((i, j))
+        self.commands[i] = (k, g, l, args)
+        for j, a in enumerate(args):
+            if type(a) is Buffer:
+                self.uses.setdefault(a, []).append((i, j))
+        (<Kernel>k).bind(self.cmds[i].kernel, tuple(self._now(a) if type(a) is Buffer else a for a in args),
+                         False)
 
-cdef tuple _swapped(tuple args, dict swap):
-    cdef list out = None
-    cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = args[i]
-        if type(a) is Buffer and a in swap:
-            if out is None:
-                out = list(args)
-            out[i] = swap[a]
-    return args if out is None else tuple(out)
+    def _rebind(self, dict swap):
+        for recorded in [r for r in self.bound if r not in swap]:
+            self.bind(recorded, recorded)
+        for recorded, buf in swap.items():
+            self.bind(recorded, buf)
+
+    def replay(self, dict swap=None):
+        """Enqueues every command (returns at once). ``swap`` (recorded Buffer -> Buffer),
+        when given, sets every binding: the buffers it names are bound, all others restored.
+        While a graph captures or the profiler listens, each command goes through the
+        ordinary launch/copy/fill calls instead, so it is recorded and timed."""
+        global _launches
+        cdef Py_ssize_t i, launched = 0
+        cdef cl_int rc = CL_SUCCESS
+        cdef _command* c
+        cdef cl_command_queue q
+        if swap is not None:
+            self._rebind(swap)
+        for ref in self.bound.values():
+            if ref() is None:
+                raise RuntimeError("a buffer bound into this command list is gone: bind it again")
+        if _capture is not None or _recorder is not None:
+            self._replay_slow()
+            return
+        if self.n == 0:
+            return
+        q = self.device.dev.queue
+        with nogil:
+            for i in range(self.n):
+                c = &self.cmds[i]
+                if c.kind == 0:
+                    if c.nd == 0:
+                        continue
+                    rc = ocl_api.clEnqueueNDRangeKernel(q, c.kernel, c.nd, NULL, c.g,
+                                                        c.l if c.has_local else NULL, 0, NULL, NULL)
+                    launched += 1
+                elif c.kind == 1:
+                    if c.nbytes == 0:
+                        continue
+                    rc = ocl_api.clEnqueueCopyBuffer(q, c.src, c.dst, c.src_offset, c.dst_offset, c.nbytes,
+                                                     0, NULL, NULL)
+                else:
+                    if c.nbytes == 0:
+                        continue
+                    rc = ocl_api.clEnqueueFillBuffer(q, c.src, c.pattern, c.pattern_size, c.dst_offset,
+                                                     c.nbytes, 0, NULL, NULL)
+                if rc != CL_SUCCESS:
+                    break
+        _launches += launched
+        if rc != CL_SUCCESS:
+            head = self.commands[i][0]
+            what = f"kernel {(<Kernel>head).name}" if type(head) is Kernel else head
+            raise OpenCLError(f"replaying command {i} ({what}) failed: {ocl_error_name(rc).decode()}", rc)
+
+    cdef int _replay_slow(self) except -1:
+        for t in self.commands:
+            head = t[0]
+            if type(head) is Kernel:
+                (<Kernel>head).launch(t[1], t[2], tuple(self._now(a) if type(a) is Buffer else a for a in t[3]))
+            elif head == "copy":
+                self._now(t[1]).copy_to(self._now(t[2]), t[3], t[4], t[5])
+            else:
+                self._now(t[1]).fill(t[2], t[3], t[4])
+        return 0
 
 
 def set_launch_recorder(recorder):
@@ -552,53 +742,39 @@ cdef class Kernel:
                                                     sizeof(size_t), &n, NULL), "clGetKernelWorkGroupInfo")
         return n
 
-    cdef cl_int _set_arg(self, Py_ssize_t i, size_t size, const void* value) except -1:
+    cdef cl_int _set_arg(self, cl_kernel kernel, bint cached, Py_ssize_t i, size_t size,
+                         const void* value) except -1:
         # OpenCL keeps argument values between launches: skip the driver call (costly on some
         # drivers) when this one is unchanged
-        if i < 64 and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
+        cached = cached and i < 64
+        if cached and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
             return 0
-        cdef cl_int rc = ocl_api.clSetKernelArg(self.kernel, i, size, value)
+        cdef cl_int rc = ocl_api.clSetKernelArg(kernel, i, size, value)
         if rc != CL_SUCCESS:
-            if i < 64:
+            if cached:
                 self._last_size[i] = 0
             raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} '{chr(self.sig[i])}') failed: "
                               f"{ocl_error_name(rc).decode()}", rc)
-        if i < 64:
+        if cached:
             memcpy(self._last[i], value, size)
             self._last_size[i] = <unsigned char>size
         return 0
 
-    cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
-        global _launches
-        cdef Py_ssize_t i, nd = len(gsize)
-        cdef size_t g[3]
-        cdef size_t l[3]
+    cdef int bind(self, cl_kernel kernel, tuple args, bint cached) except -1:
+        """Sets ``args`` on ``kernel`` (this kernel's handle, or a copy of it made for one
+        recorded command); ``cached`` skips scalars equal to the ones last set on this handle."""
+        cdef Py_ssize_t i, j
         cdef const char* sig = self.sig
-        cdef cl_int rc
         cdef int32_t vi
         cdef int32_t v8[8]
-        cdef Py_ssize_t j
         cdef int64_t vl
         cdef float vf
         cdef double vd
         cdef cl_mem m
         cdef Buffer b
-        cdef bint has_local = lsize is not None
-        if nd < 1 or nd > 3:
-            raise ValueError(f"{self.name}: global size must have 1 to 3 dimensions, got {gsize}")
-        if has_local and len(<tuple>lsize) != nd:
-            raise ValueError(f"{self.name}: local size {lsize} must have as many dimensions as global size {gsize}")
+        cdef cl_int rc
         if len(args) != self.nargs:
             raise TypeError(f"{self.name} takes {self.nargs} arguments ({self.signature}), got {len(args)}")
-        for i in range(nd):
-            g[i] = <size_t>gsize[i]
-            if has_local:
-                l[i] = <size_t>(<tuple>lsize)[i]
-                if l[i] == 0:
-                    raise ValueError(f"{self.name}: local size must be positive, got {lsize}")
-                g[i] = (g[i] + l[i] - 1) // l[i] * l[i]
-            if g[i] == 0:
-                return 0
         for i in range(self.nargs):
             c = sig[i]
             a = args[i]
@@ -612,22 +788,19 @@ cdef class Kernel:
                                          f"the kernel on ocl:{self.device.index}")
                     m = b._b().mem
                 # always set: a released cl_mem's handle value can come back for another buffer
-                rc = ocl_api.clSetKernelArg(self.kernel, i, sizeof(cl_mem), &m)
-                if rc != CL_SUCCESS:
-                    raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} 'B') failed: "
-                                      f"{ocl_error_name(rc).decode()}", rc)
+                self._set_arg(kernel, False, i, sizeof(cl_mem), &m)
             elif c == b'i' or c == b'I':
                 vi = <int32_t>a if c == b'i' else <int32_t><uint32_t>a
-                self._set_arg(i, 4, &vi)
+                self._set_arg(kernel, cached, i, 4, &vi)
             elif c == b'l' or c == b'L':
                 vl = <int64_t>a if c == b'l' else <int64_t><uint64_t>a
-                self._set_arg(i, 8, &vl)
+                self._set_arg(kernel, cached, i, 8, &vl)
             elif c == b'f':
                 vf = <float>a
-                self._set_arg(i, 4, &vf)
+                self._set_arg(kernel, cached, i, 4, &vf)
             elif c == b'd':
                 vd = <double>a
-                self._set_arg(i, 8, &vd)
+                self._set_arg(kernel, cached, i, 8, &vd)
             elif c == b'V':
                 if len(a) > 8:
                     raise ValueError(f"{self.name}: argument {i} is an int8 vector, got {len(a)} values (at most 8)")
@@ -635,14 +808,47 @@ cdef class Kernel:
                     v8[j] = 0
                 for j in range(len(a)):
                     v8[j] = <int32_t>a[j]
-                self._set_arg(i, 32, v8)
+                self._set_arg(kernel, cached, i, 32, v8)
             else:  # 'Z': local memory
-                rc = ocl_api.clSetKernelArg(self.kernel, i, <size_t>a, NULL)
+                rc = ocl_api.clSetKernelArg(kernel, i, <size_t>a, NULL)
                 if rc != CL_SUCCESS:
                     raise OpenCLError(f"clSetKernelArg({self.name}, argument {i} 'Z' = {a!r}) failed: "
                                       f"{ocl_error_name(rc).decode()}", rc)
-        rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, <cl_uint>nd, NULL, g,
-                                            l if has_local else NULL, 0, NULL, event)
+        return 0
+
+    cdef int sizes(self, tuple gsize, object lsize, cl_uint* nd, size_t* g, size_t* l) except -1:
+        """Checks and converts launch sizes (global rounded up to a multiple of local); returns
+        0 when the launch is empty, 1 otherwise."""
+        cdef Py_ssize_t i
+        nd[0] = len(gsize)
+        if nd[0] < 1 or nd[0] > 3:
+            raise ValueError(f"{self.name}: global size must have 1 to 3 dimensions, got {gsize}")
+        if lsize is not None and len(<tuple>lsize) != nd[0]:
+            raise ValueError(f"{self.name}: local size {lsize} must have as many dimensions as global size {gsize}")
+        cdef int nonempty = 1
+        for i in range(nd[0]):
+            g[i] = <size_t>gsize[i]
+            if lsize is not None:
+                l[i] = <size_t>(<tuple>lsize)[i]
+                if l[i] == 0:
+                    raise ValueError(f"{self.name}: local size must be positive, got {lsize}")
+                g[i] = (g[i] + l[i] - 1) // l[i] * l[i]
+            if g[i] == 0:
+                nonempty = 0
+        return nonempty
+
+    cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
+        global _launches
+        cdef cl_uint nd
+        cdef size_t g[3]
+        cdef size_t l[3]
+        if not self.sizes(gsize, lsize, &nd, g, l):
+            if len(args) != self.nargs:
+                raise TypeError(f"{self.name} takes {self.nargs} arguments ({self.signature}), got {len(args)}")
+            return 0
+        self.bind(self.kernel, args, True)
+        cdef cl_int rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, nd, NULL, g,
+                                                        l if lsize is not None else NULL, 0, NULL, event)
         _launches += 1
         if rc != CL_SUCCESS:
             raise OpenCLError(f"clEnqueueNDRangeKernel({self.name}, global={tuple(gsize)}, local={lsize}) "

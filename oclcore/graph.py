@@ -2,8 +2,9 @@
 
 While a graph captures, every op runs as usual and each kernel launch, device
 copy and fill is also recorded with its exact arguments. ``replay()`` then
-re-issues that command list from Cython: no Python dispatch, no allocation,
-no shape logic. Buffers used by the capture stay owned by the graph (its
+re-issues that command list from one C loop (each launch has its own kernel
+handle with its arguments set at the first replay): no Python dispatch, no
+argument setting, no allocation, no shape logic. Buffers used by the capture stay owned by the graph (its
 memory pool), so tensors made during capture keep their memory and replays
 write the same places.
 
@@ -34,6 +35,7 @@ class Graph:
 
     def __init__(self):
         self.commands = []
+        self._list = None  # the commands as a _runtime.CommandList, made at the first replay
         self._dynamic = []  # (command index, function giving fresh arguments)
         self._allocated = set()  # ids of buffers allocated during capture
         self._captured = False
@@ -55,8 +57,7 @@ class Graph:
         """Starts recording (see :func:`graph` for the context manager)."""
         if _runtime.capturing() is not None:
             raise CaptureError("another oclcore graph is already capturing")
-        self.commands, self._dynamic, self._captured = [], [], False
-        self._allocated = set()
+        self.reset()
         _runtime.set_capture(self)
 
     def capture_end(self):
@@ -71,14 +72,15 @@ class Graph:
         captured buffers to buffers this replay uses in their place."""
         if not self._captured:
             raise RuntimeError("replay() needs a finished capture")
+        if self._list is None:
+            self._list = _runtime.CommandList(self.commands)
         for i, make_args in self._dynamic:
-            k, g, l, _ = self.commands[i]
-            self.commands[i] = (k, g, l, make_args())
-        _runtime.replay(self.commands, swap)
+            self._list.set_args(i, make_args())
+        self._list.replay(swap or {})
 
     def reset(self):
         """Drops the captured commands and releases the graph's memory."""
-        self.commands, self._dynamic, self._captured = [], [], False
+        self.commands, self._dynamic, self._captured, self._list = [], [], False, None
         self._allocated = set()
 
     def share_memory(self, keep=()):
@@ -117,6 +119,7 @@ class Graph:
         if home:
             swap = {bufs[k]: p for k, p in home.items()}
             self.commands = [_swap_buffers(c, swap) for c in self.commands]
+            self._list = None
         return released
 
     @property

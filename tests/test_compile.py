@@ -149,6 +149,23 @@ def test_outputs_survive_later_replays_and_inputs_are_not_written():
     assert oc.stats()["replays"] == 3
 
 
+def test_compiled_replay_inside_an_oclcore_graph_capture():
+    """A compiled function already captured at this signature, called while oclcore.graph
+    captures, puts its replayed commands into the outer graph."""
+    f = torch.compile(lambda x, w: torch.tanh(x @ w) * 2 + 1, backend="oclcore")
+    w = torch.randn(6, 6, device="ocl")
+    x = torch.randn(5, 6, device="ocl")
+    f(x, w)
+    f(x, w)
+    g = oclcore.graph.Graph()
+    with oclcore.graph.graph(g):
+        y = f(x, w)
+    assert g.num_commands > 0
+    x.copy_(torch.randn(5, 6))
+    g.replay()
+    assert_close(y, torch.tanh(x.cpu() @ w.cpu()) * 2 + 1, 1e-5, 1e-5)
+
+
 def test_graph_break_and_uncapturable_graph_still_correct():
     def f(x):
         y = torch.sigmoid(x) * 3

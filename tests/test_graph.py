@@ -17,8 +17,8 @@ def _models(seed=0):
     return cpu, ocl.to("ocl")
 
 
-def _step(model, opt, x, y):
-    opt.zero_grad(set_to_none=False)
+def _step(model, opt, x, y, set_to_none=False):
+    opt.zero_grad(set_to_none=set_to_none)
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     opt.step()
@@ -28,8 +28,12 @@ def _step(model, opt, x, y):
 @pytest.mark.parametrize("make_opt", [
     lambda p, on_device: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     lambda p, on_device: torch.optim.Adam(p, lr=0.01, capturable=on_device),
-], ids=["sgd-momentum", "adam-capturable"])
-def test_replayed_training_matches_eager_cpu(make_opt, no_fallbacks):
+    lambda p, on_device: torch.optim.AdamW(p, lr=0.01, **({"fused": True} if on_device else {})),
+], ids=["sgd-momentum", "adam-capturable", "adamw-fused"])
+@pytest.mark.parametrize("set_to_none", (False, True), ids=["zeroed-grads", "grads-set-to-none"])
+def test_replayed_training_matches_eager_cpu(make_opt, set_to_none, no_fallbacks):
+    """With grads set to None inside the capture, backward allocates them there and replays
+    write the same buffers; with zeroed grads it accumulates into the existing ones."""
     cpu, ocl = _models()
     opt_c, opt_o = make_opt(cpu.parameters(), False), make_opt(ocl.parameters(), True)
     x, y = torch.randn(8, 12), torch.randint(0, 5, (8,))
@@ -38,7 +42,7 @@ def test_replayed_training_matches_eager_cpu(make_opt, no_fallbacks):
     _step(ocl, opt_o, sx, sy)  # warm-up: allocates grads and optimizer state
     g = Graph()
     with graph(g):
-        loss = _step(ocl, opt_o, sx, sy)
+        loss = _step(ocl, opt_o, sx, sy, set_to_none)
     _step(cpu, opt_c, x, y)
     assert g.num_commands > 0
     for i in range(3):
@@ -46,7 +50,7 @@ def test_replayed_training_matches_eager_cpu(make_opt, no_fallbacks):
         sx.copy_(x)
         sy.copy_(y)
         g.replay()
-        ref = _step(cpu, opt_c, x, y)
+        ref = _step(cpu, opt_c, x, y, set_to_none)
         assert_close(loss, ref, rtol=1e-4, atol=1e-5)
     for p, q in zip(ocl.parameters(), cpu.parameters()):
         assert_close(p, q, rtol=1e-4, atol=1e-5)
@@ -98,9 +102,9 @@ def test_share_memory_reuses_dead_temporaries_and_replays_the_same():
     assert not torch.equal(out.cpu(), expected)
 
 
-def test_capture_is_profiled_and_replays_are_not(no_fallbacks):
-    """The capturing run launches its kernels with events (bench/nets.py --profile of graph and
-    compiled steps profiles it); replays run from the command list without the profiler."""
+def test_captures_and_replays_are_profiled(no_fallbacks):
+    """The capturing run launches its kernels with events, and so does a replay while the
+    profiler listens (bench/nets.py --profile of graph and compiled steps)."""
     x = torch.randn(64, device="ocl")
     g = Graph()
     with oclcore.profile() as prof:
@@ -109,7 +113,10 @@ def test_capture_is_profiled_and_replays_are_not(no_fallbacks):
         captured = prof.times()
     assert [(op, name) for op, name, *_ in captured] == [("aten::relu", "pw_relu"), ("aten::mul.Tensor", "pw_mul")]
     assert all(end >= start > 0 for *_, start, end in captured)
+    x.copy_(torch.randn(64))
     with oclcore.profile() as prof:
         g.replay()
-    assert prof.times() == []
+    replayed = prof.times()
+    assert [(op, name) for op, name, *_ in replayed] == [("<direct>", "pw_relu"), ("<direct>", "pw_mul")]
+    assert all(end >= start > 0 for *_, start, end in replayed)
     assert_close(y, torch.relu(x.cpu()) * 2)

@@ -163,6 +163,34 @@ def test_foreach_scalar_tensor_stays_on_device(no_fallbacks):
     _same(torch._foreach_add(_dev(xs), s.double().to(DEVICE), alpha=2), torch._foreach_add(xs, s.double(), alpha=2))
 
 
+@pytest.mark.parametrize("op", ("_foreach_div_", "_foreach_add", "_foreach_sub_", "_foreach_mul"))
+def test_foreach_list_of_zero_dim_tensors_is_one_launch_per_8(op, no_fallbacks):
+    """capturable Adam divides every tensor by a 0-dim tensor of its own (its bias corrections):
+    the multi-tensor kernel reads one element per slot instead of a launch per tensor."""
+    from oclcore import _runtime
+    torch.manual_seed(3)
+    xs = [torch.randn(s) for s in ((3, 5), (7,), (), (2, 2, 2), (0,), (1,), (4, 1), (9,), (6,), (2, 3))]
+    ds = [torch.rand(()) + 0.5 for _ in xs]
+    kw = {"alpha": 0.5} if "add" in op or "sub" in op else {}
+    fn = getattr(torch, op)
+    dev_x, dev_d = _dev(xs), _dev(ds)
+    fn(dev_x, dev_d, **kw)  # plans the call
+    dev_x = _dev(xs)
+    before = _runtime.launch_count()
+    actual = fn(dev_x, dev_d, **kw)
+    assert _runtime.launch_count() - before == 2  # 9 non-empty tensors, 8 slots per launch
+    cpu_x = [x.clone() for x in xs]
+    expected = fn(cpu_x, ds, **kw)
+    _same(dev_x if op.endswith("_") else actual, cpu_x if op.endswith("_") else expected)
+    # a 0-dim tensor of another dtype, and a list mixing 0-dim and full tensors, stay correct
+    mixed = [d.double() if i == 2 else d for i, d in enumerate(ds)]
+    _same(fn(_dev(xs), _dev(mixed), **kw) or [], fn([x.clone() for x in xs], mixed, **kw) or [])
+    full = [torch.randn(x.shape) + 3 if i % 2 else d for i, (x, d) in enumerate(zip(xs, ds))]
+    dev_x, cpu_x = _dev(xs), [x.clone() for x in xs]
+    out_dev, out_cpu = fn(dev_x, _dev(full), **kw), fn(cpu_x, full, **kw)
+    _same(dev_x if op.endswith("_") else out_dev, cpu_x if op.endswith("_") else out_cpu)
+
+
 def test_foreach_mixed_layouts_dtypes_and_integers(no_fallbacks):
     xs = [torch.randn(4, 3).t(), torch.randn(6)[::2], torch.randn(3, dtype=torch.float64),
           torch.arange(4), torch.randn(5)]

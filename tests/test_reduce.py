@@ -67,6 +67,40 @@ def test_long_reductions(fn, no_fallbacks):
         assert_close(fn(ocl(t)), fn(t), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 7, 7), (2, 3, 28, 29), (1, 2, 3, 1000), (70, 9), (2, 12544)])
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "norm"])
+def test_contiguous_rows_run_several_per_work_group(shape, op, no_fallbacks):
+    """Reductions over contiguous trailing elements (squeeze-excitation pooling) run reduce_rows:
+    a power of two of work-items per output and several outputs per work-group."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(5))
+    dims = (-2, -1) if len(shape) == 4 else (-1,)
+    f = {"sum": lambda t: t.sum(dims, keepdim=True), "mean": lambda t: t.mean(dims),
+         "amax": lambda t: t.amax(dims), "norm": lambda t: torch.linalg.vector_norm(t, dim=dims)}[op]
+    with oclcore.profile() as prof:
+        actual = f(ocl(x))
+    assert [name for _, name, *_ in prof.times()] == ["reduce_rows"]
+    assert_close(actual, f(x), rtol=1e-5, atol=1e-5)
+    # a strided view of the same values takes the other kernels and agrees
+    assert_close(f(ocl(x.transpose(0, 1).contiguous()).transpose(0, 1)), f(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn,kernel", [
+    (lambda t: t.sum((0, 2, 3)), "reduce_value"), (lambda t: t.mean((0, 2, 3), keepdim=True), "reduce_value"),
+    (lambda t: t.amin((0, 2, 3)), "reduce_value"), (lambda t: t.var((0, 2, 3)), "reduce_moments"),
+    (lambda t: t.argmax(0), "reduce_arg"), (lambda t: torch.logsumexp(t, (0, 2, 3)), "reduce_lse"),
+], ids=["sum", "mean", "amin", "var", "argmax", "logsumexp"])
+def test_long_strided_columns_are_chunked(fn, kernel, no_fallbacks):
+    """Per-channel reductions of a channels-last tensor (convnext's layer-scale gradient): each
+    work-item folds a chunk of one column, a second pass folds each output's chunks."""
+    x = torch.randn(4, 30, 30, 70, generator=torch.Generator().manual_seed(6)).permute(0, 3, 1, 2)
+    if kernel == "reduce_arg":
+        x = x.permute(0, 2, 3, 1).reshape(3600, 70)  # argmax over the strided dim 0
+    with oclcore.profile() as prof:
+        actual = fn(ocl(x) if kernel == "reduce_arg" else ocl(x.permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2))
+    assert [name for _, name, *_ in prof.times()][-2:] == [kernel, kernel]
+    assert_close(actual, fn(x), rtol=1e-4, atol=1e-5)
+
+
 def test_deterministic(no_fallbacks):
     x = ocl(torch.randn(70000, generator=torch.Generator().manual_seed(4)))
     for f in (lambda t: t.sum(), lambda t: t.var(), lambda t: t.view(70, 1000).sum(0),

@@ -417,6 +417,82 @@ def test_get_kernel_with_defines_is_cached(dev):
     assert k1 is k2
 
 
+# ---- command lists (graph replays) ----
+
+def _read(buf, n):
+    out = np.empty(n, np.float32)
+    buf.read(out)
+    return out
+
+
+def test_command_list_replays_launches_copies_and_fills(dev, program):
+    k = program.kernel("scale", "BiBifi")
+    n = 37
+    x = np.arange(n, dtype=np.float32)
+    xb, yb, zb = dev.alloc(4 * n), dev.alloc(4 * n), dev.alloc(4 * n)
+    xb.write(x)
+    cl = rt.CommandList([("fill", zb, np.float32(7).tobytes(), 0, 4 * n), (k, (n,), (16,), (yb, 0, xb, 0, 3.0, n)),
+                         ("copy", yb, zb, 4 * 10, 0, 4 * 5), (k, (0,), None, (yb, 0, xb, 0, 1.0, 0))])
+    assert len(cl) == 4
+    before = rt.launch_count()
+    cl.replay()
+    assert rt.launch_count() == before + 1  # the empty launch is skipped
+    np.testing.assert_array_equal(_read(yb, n), 3 * x)
+    expected = np.full(n, 7, np.float32)
+    expected[5:15] = 3 * x[:10]
+    np.testing.assert_array_equal(_read(zb, n), expected)
+    cl.set_args(1, (yb, 0, xb, 0, -1.0, n))  # a launch's arguments can change between replays
+    cl.replay()
+    np.testing.assert_array_equal(_read(yb, n), -x)
+
+
+def test_command_list_bind_points_uses_at_another_buffer(dev, program):
+    k = program.kernel("scale", "BiBifi")
+    n = 16
+    xb, yb, zb, other = dev.alloc(4 * n), dev.alloc(4 * n), dev.alloc(4 * n), dev.alloc(4 * n + 8)
+    xb.write(np.ones(n, np.float32))
+    other.write(np.full(n + 2, 5, np.float32))
+    cl = rt.CommandList([(k, (n,), None, (yb, 0, xb, 0, 2.0, n)), ("copy", yb, zb, 4 * n, 0, 0)])
+    cl.replay({xb: other})  # a swap binds every use of the recorded buffer, launches and copies
+    np.testing.assert_array_equal(_read(zb, n), np.full(n, 10, np.float32))
+    fresh = dev.alloc(4 * n)
+    cl.replay({xb: other, zb: fresh})
+    np.testing.assert_array_equal(_read(fresh, n), np.full(n, 10, np.float32))
+    cl.replay({})  # buffers not named go back to the recorded ones
+    np.testing.assert_array_equal(_read(zb, n), np.full(n, 2, np.float32))
+    with pytest.raises(ValueError, match="cannot stand for"):
+        cl.bind(xb, dev.alloc(4))
+    gone = dev.alloc(4 * n)
+    cl.bind(xb, gone)
+    del gone  # the list does not keep a bound buffer alive
+    with pytest.raises(RuntimeError, match="gone: bind it again"):
+        cl.replay()
+    cl.bind(xb, xb)
+    cl.replay()
+    with pytest.raises(IndexError):
+        cl.set_args(1, ())
+    with pytest.raises(ValueError, match="unknown recorded command"):
+        rt.CommandList([("move", xb)])
+
+
+def test_command_list_replay_inside_a_capture_is_recorded(dev, program):
+    """A replay while a graph captures (a compiled model called inside oclcore.graph) goes
+    through the ordinary launches, so the outer graph records it with the bound buffers."""
+    from oclcore.graph import Graph, graph
+    k = program.kernel("scale", "BiBifi")
+    n = 8
+    xb, yb, other = dev.alloc(4 * n), dev.alloc(4 * n), dev.alloc(4 * n)
+    other.write(np.full(n, 4, np.float32))
+    cl = rt.CommandList([(k, (n,), None, (yb, 0, xb, 0, 2.0, n))])
+    g = Graph()
+    with graph(g):
+        cl.replay({xb: other})
+    assert [(c[0].name, c[3][2] is other) for c in g.commands] == [("scale", True)]
+    yb.fill(b"\0\0\0\0")
+    g.replay()
+    np.testing.assert_array_equal(_read(yb, n), np.full(n, 8, np.float32))
+
+
 def test_error_names():
     assert rt.error_name(-5) == "CL_OUT_OF_RESOURCES"
     assert rt.error_name(-11) == "CL_BUILD_PROGRAM_FAILURE"

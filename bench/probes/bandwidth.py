@@ -7,21 +7,13 @@ a kernel must move).
 import torch
 import torch.nn.functional as F
 
-import oclcore
+from kernel_time import kernel_us
 
 
 def run(name, fn, nbytes, reps=10):
     """Prints the mean kernel time per call of fn and the bandwidth nbytes per call make."""
-    fn()
-    torch.ocl.synchronize()
-    with oclcore.profile() as prof:
-        for _ in range(reps):
-            fn()
-        torch.ocl.synchronize()
-    tab = prof.table(top=3)
-    tot = [l for l in tab.splitlines() if l.startswith("all kernels")][0].split()
-    ms = float(tot[3]) / reps
-    print(f"{name:40s} {ms*1e3:8.1f} us  {nbytes / ms / 1e6:7.0f} GB/s", flush=True)
+    us = sum(kernel_us(fn, reps=reps).values())
+    print(f"{name:40s} {us:8.1f} us  {nbytes / us / 1e3:7.0f} GB/s", flush=True)
 
 
 for shape in [(64, 96, 112, 112), (64, 144, 56, 56), (64, 672, 14, 14), (64, 1152, 7, 7)]:

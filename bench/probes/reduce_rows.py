@@ -1,8 +1,9 @@
 """Kernel time of means over the positions of efficientnet_b0-sized activations (squeeze-excitation
-pooling) with reductions of up to ITEM_MAX_NRED elements folded one work-item per output, for the
-limits given (each in its own process: the limit is read when a reduction is first planned).
+pooling) in reduce_rows with about N elements per work-item, for each N given (each in its own
+process: the value is read when a reduction is first planned); 0 runs the generic reduction
+kernel instead (one work-item per output up to 256 elements, else a work-group per output).
 
-    python bench/probes/reduce_rows.py 32 256 1024
+    python bench/probes/reduce_rows.py 0 4 8 16 32
 """
 import subprocess
 import sys
@@ -13,22 +14,14 @@ SHAPES = [(64, 96, 112, 112), (64, 144, 56, 56), (64, 240, 28, 28), (64, 672, 14
 
 
 def measure(limit):
-    import oclcore
+    from kernel_time import kernel_us
     from oclcore.ops import reduce
 
-    reduce.ITEM_MAX_NRED = limit
+    reduce.ROW_ELEMENTS_PER_ITEM = limit
     for shape in SHAPES:
         x = torch.randn(*shape, device="ocl")
-        x.mean((2, 3), keepdim=True)
-        torch.ocl.synchronize()
-        with oclcore.profile() as prof:
-            for _ in range(10):
-                x.mean((2, 3), keepdim=True)
-            torch.ocl.synchronize()
-        total = [ln for ln in prof.table(top=1).splitlines() if ln.startswith("all kernels")][0].split()
-        ms = float(total[3]) / 10
-        print(f"limit {limit:5d} {str(shape):22s} {ms * 1e3:8.1f} us {x.numel() * 4 / ms / 1e6:6.0f} GB/s",
-              flush=True)
+        us = sum(kernel_us(lambda: x.mean((2, 3), keepdim=True)).values())
+        print(f"limit {limit:5d} {str(shape):22s} {us:8.1f} us {x.numel() * 4 / us / 1e3:6.0f} GB/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -515,18 +515,26 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-_DW_VP = 4                # output rows per work-item (VP in conv_depthwise.cl)
+_DW_VP = 4                # output rows per work-item (VP in conv_depthwise.cl) ...
+_DW_VP_FORWARD_S1 = 8     # ... of stride-1 forwards (bench/probes/depthwise_tiles.py on an H200:
+#                           efficientnet_b0's and mobilenet_v2's stride-1 layers 5-25% faster)
 _DW_PARTS = 16            # WG_PARTS in conv_depthwise.cl
 _DW_LOCAL = 32 << 10      # local-memory bytes a tiled depthwise work-group may use
 _DW_SPECIAL = ((3, 3), (5, 5), (7, 7))
 
 
-def _dw_defines(g):
-    """Compile-time geometry for the common kernel sizes (stride 1 or 2,
-    no dilation); other problems share one program with runtime geometry."""
+def _dw_vp(g, pass_):
+    """Output rows per work-item of the tiled forward / data-gradient kernel."""
+    return _DW_VP_FORWARD_S1 if pass_ == FORWARD and g.sh == g.sw == 1 else _DW_VP
+
+
+def _dw_defines(g, pass_=GRAD_INPUT):
+    """Output rows per work-item, and compile-time geometry for the common kernel
+    sizes (stride 1 or 2, no dilation); other problems share one program with
+    runtime geometry."""
     if (g.R, g.S) in _DW_SPECIAL and g.sh == g.sw in (1, 2) and g.dh == g.dw == 1:
-        return dict(KR=g.R, KS=g.S, KSH=g.sh, KSW=g.sw, KDH=1, KDW=1)
-    return {}
+        return dict(VP=_dw_vp(g, pass_), KR=g.R, KS=g.S, KSH=g.sh, KSW=g.sw, KDH=1, KDW=1)
+    return dict(VP=_dw_vp(g, pass_))
 
 
 def _dw_tile(rows, cols, nt, nb, span_h, span_w, RS):
@@ -550,7 +558,7 @@ def _dw_tile(rows, cols, nt, nb, span_h, span_w, RS):
 
 
 def _dw_forward_tile(g):
-    return _dw_tile(g.P, g.Q, _DW_VP, 1, lambda n: (n - 1) * g.sh + (g.R - 1) * g.dh + 1,
+    return _dw_tile(g.P, g.Q, _dw_vp(g, FORWARD), 1, lambda n: (n - 1) * g.sh + (g.R - 1) * g.dh + 1,
                     lambda n: (n - 1) * g.sw + (g.S - 1) * g.dw + 1, g.R * g.S)
 
 
@@ -560,13 +568,14 @@ def _dw_grad_input_tile(g):
     up to the padding, so that a tile of n outputs reads n / stride dy rows
     plus the kernel's reach whenever n is a multiple of the stride (always
     with compile-time geometry, whose work-items own whole stride phases)."""
-    spec = bool(_dw_defines(g))
+    spec = "KR" in _dw_defines(g)
 
     def span(n, stride, k, dil):
         if n % stride == 0:
             return n // stride + _cdiv((k - 1) * dil, stride)
         return (n - 1 + (k - 1) * dil) // stride + 2
-    nt, nb = (_DW_VP * g.sh, g.sw) if spec else (_DW_VP, 1)
+    vp = _dw_vp(g, GRAD_INPUT)
+    nt, nb = (vp * g.sh, g.sw) if spec else (vp, 1)
     hs, ws = g.pt - g.pt % g.sh, g.pl - g.pl % g.sw
     tile = _dw_tile(g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, lambda n: span(n, g.sh, g.R, g.dh),
                     lambda n: span(n, g.sw, g.S, g.dw), g.R * g.S)
@@ -629,11 +638,11 @@ def direct_grad_weight(ctx, g, dy, x, dw):
         (_RED, g.K * g.Cg * g.R * g.S, 1), (_RED, 1, 1), _d4(dy) + _d4(x) + _d4(dw) + _groups_args(g) + (_RED * _F32,))
 
 
-def _dw_launch(ctx, g, name, sig, head, tile, planes, rows, cols, nt, nb, extra):
-    """Launches tiled depthwise kernel name over planes output planes of rows x
-    cols (work-items owning nt x nb outputs, tile = (LX, LY, LZ, TH, TW)),
-    with extra ints after head."""
-    defines = _dw_defines(g)
+def _dw_launch(ctx, g, pass_, name, sig, head, tile, planes, rows, cols, nt, nb, extra):
+    """Launches tiled depthwise kernel name (of pass_) over planes output planes
+    of rows x cols (work-items owning nt x nb outputs, tile = (LX, LY, LZ, TH,
+    TW)), with extra ints after head."""
+    defines = _dw_defines(g, pass_)
     LX, LY, LZ, TH, TW = tile
     tq = _cdiv(cols, LX * nb)
     ctx.kernel("conv_depthwise.cl", name, sig + "i" * (len(extra) + 3) + "Z", defines).launch(
@@ -654,7 +663,7 @@ class Depthwise(Algorithm):
         return g.is_depthwise
 
     def _plan(self, g, pass_, make):
-        key = (g, pass_, _DW_LOCAL)
+        key = (g, pass_, _DW_LOCAL, _DW_VP, _DW_VP_FORWARD_S1)
         p = self._plans.get(key)
         if p is None:
             p = self._plans[key] = make(g)
@@ -667,8 +676,8 @@ class Depthwise(Algorithm):
             return
         head = (_d4(x) + _dw_w(w) + _d4(y) + _bias_args(bias, y) + (ACTIVATIONS[act], g.N * g.K, g.K, g.K // g.C)
                 + _dw_geo(g))
-        _dw_launch(ctx, g, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head, tile,
-                   g.N * g.K, g.P, g.Q, _DW_VP, 1, ())
+        _dw_launch(ctx, g, FORWARD, "dw_forward", "Biiiii" "Biiii" "Biiiii" "Biii" "iii" + "i" * 12, head, tile,
+                   g.N * g.K, g.P, g.Q, _dw_vp(g, FORWARD), 1, ())
 
     def grad_input(self, ctx, g, dy, w, dx):
         tile, nt, nb, hs, ws = self._plan(g, GRAD_INPUT, _dw_grad_input_tile)
@@ -676,7 +685,7 @@ class Depthwise(Algorithm):
             direct_grad_input(ctx, g, dy, w, dx)
             return
         head = _d4(dy) + _dw_w(w) + _d4(dx) + (g.N * g.C, g.C, g.K // g.C) + _dw_geo(g)
-        _dw_launch(ctx, g, "dw_grad_input", "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12, head, tile,
+        _dw_launch(ctx, g, GRAD_INPUT, "dw_grad_input", "Biiiii" "Biiii" "Biiiii" "iii" + "i" * 12, head, tile,
                    g.N * g.C, g.H + g.pt - hs, g.W + g.pl - ws, nt, nb, (hs, ws))
 
     def grad_weight(self, ctx, g, dy, x, dw):

@@ -175,8 +175,9 @@ class _Plan:
     the kernel and its launches (ranges of that order). ``split``: each launch takes consecutive
     list indices only (slot j then reads the device scalar of index first + j)."""
 
-    def __init__(self, op, outs, lists, same_dtype, split):
+    def __init__(self, op, outs, lists, same_dtype, split, src):
         self.singles, self.allocs, groups = [], [], {}
+        single_elements = {k for k, bit in ((1, _YB), (2, _ZB)) if src & bit}  # lists of 0-dim operands
         for i in range(len(lists[0])):
             ops = [lst[i] for lst in lists]
             a = ops[0]
@@ -188,7 +189,9 @@ class _Plan:
                         and (o is None or o._index == a._index)
                         and (not same_dtype or o is None or o.dtype == a.dtype)
                         and (o is None or dtypes.supported(o.dtype))
-                        and dense_alike(a, *ops[1:], *([o] if o is not None else [])))
+                        and all(ops[k].numel() == 1 for k in single_elements)
+                        and dense_alike(a, *[t for k, t in enumerate(ops) if k and k not in single_elements],
+                                        *([o] if o is not None else [])))
             if not fast:
                 self.singles.append(i)
                 continue
@@ -287,7 +290,7 @@ def _run(key, plan, op, outs, lists, scalar, src, params, single, same_dtype=Tru
     ``single(i)`` (which returns the result tensor). ``outs`` entries may be None for functional
     ops: they are allocated here. ``plan``: the cached plan for ``key`` or None. Returns outs."""
     plan = _plan(key, plan, lists, lambda: _Plan(op, lists[0] if outs is None else outs, lists, same_dtype,
-                                                 scalar.device is not None and scalar.step != 0))
+                                                 scalar.device is not None and scalar.step != 0, src))
     plan.run(outs, lists, scalar, src, params, single)
     return outs
 
@@ -295,6 +298,7 @@ def _run(key, plan, op, outs, lists, scalar, src, params, single, same_dtype=Tru
 # ---------------------------------------------------------------- op families
 
 _X, _Y, _Z, _P0 = 1, 2, 4, 8  # `src` bits: operand taken from the slot's scalar
+_YB, _ZB = 16, 32  # `src` bits: operand y / z is the single element of a 0-dim tensor
 
 
 def _tensor_scalar(t):
@@ -403,7 +407,9 @@ def _binary(op, torch_name, has_alpha=False):
         kw = {"alpha": alpha} if has_alpha and alpha != 1 else {}
         fn = _torch_fn(torch_name, inplace)
         if overload == "List":
-            return op, [xs, other], _Scalar(), 0, params or (1,), lambda i: fn(xs[i], other[i], **kw)
+            # a list of 0-dim tensors (capturable Adam's bias corrections) is read one element per slot
+            src = _YB if other and all(isinstance(t, OclTensor) and t.dim() == 0 for t in other) else 0
+            return op, [xs, other], _Scalar(), src, params or (1,), lambda i: fn(xs[i], other[i], **kw)
         if overload == "Tensor":
             scalar = _tensor_scalar(other)
             return op, [xs], scalar, _Y, params or (1,), lambda i: fn(xs[i], other, **kw)

@@ -44,10 +44,18 @@ OPS = {
     "logsumexp": ("lse", 0),
 }
 MODE_GROUP, MODE_PARTS, MODE_ITEM = 0, 1, 2
-# Reductions this short run one work-item per output (MODE_ITEM): on an H200 a mean over 14x14 or
-# 7x7 positions of 64x672 or 64x1152 planes took 38 / 18 us against 102 / 55 us with a work-group
-# per output (bench/probes/reduce_rows.py); 28x28 was no faster.
+# Reductions this short run one work-item per output (MODE_ITEM) unless their elements are
+# contiguous: on an H200 a mean over 14x14 or 7x7 positions of 64x672 or 64x1152 planes took
+# 38 / 18 us against 102 / 55 us with a work-group per output (bench/probes/reduce_rows.py).
 ITEM_MAX_NRED = 256
+# Longer reductions over strided columns are cut into chunks of at least ITEM_MAX_NRED elements
+# for about this many work-items (then a pass folding each output's chunks): convnext_small's
+# layer-scale gradients (96 channels of 16x56x56 sums) took 2.6 ms each with a work-item per channel.
+COLUMN_ITEMS = 65536
+# Sums, means and norms over contiguous elements run reduce_rows: a power of two of work-items
+# per output, each folding about this many elements, the rest of the work-group other outputs
+# (0: never).
+ROW_ELEMENTS_PER_ITEM = 32
 
 _kernels = {}
 _local_sizes = {}
@@ -271,20 +279,34 @@ def _plan(op, x, reduced, out_shape, out_stride, ct, keep_order, store_dtype, id
     nred = math.prod(shape[d] for d in red)
     dev = runtime.device(x._index)
 
-    columns = nred <= ITEM_MAX_NRED or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1))
+    family, code = OPS[op]
+    rows = ROW_ELEMENTS_PER_ITEM > 0 and family == "value" and tuple(rin) == (1,) and nred > 4 and (nout >= 64 or nred < 16384)
+    columns = not rows and (nred <= ITEM_MAX_NRED
+                            or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1)))
     chunks = 1
-    if not columns and nout < 64 and nred >= 16384:
+    if not rows and not columns and nout < 64 and nred >= 16384:
         chunks = max(1, min(-(-256 // nout), nred // 4096))
+    elif columns and nred > ITEM_MAX_NRED:  # few long columns (a per-channel sum over N, H, W)
+        chunks = max(1, min(-(-COLUMN_ITEMS // nout), nred // ITEM_MAX_NRED))
     chunk_len = -(-nred // chunks) if nred else 0
     if chunk_len:
         chunks = -(-nred // chunk_len)
 
-    family, code = OPS[op]
-    k = kernel("reduce_" + family, x.dtype, ct, store_dtype, idx, dev)
+    k = kernel("reduce_rows" if rows else "reduce_" + family, x.dtype, ct, store_dtype, idx, dev)
     geometry = (nout, nred, chunks, chunk_len, len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz),
                 tuple(rsz), tuple(rin), code)
     if columns:
-        return k, chunks, (((nout,), (64,) if nout >= 64 else None, geometry + (MODE_ITEM,)),)
+        n = nout * chunks
+        launches = [((n,), (64,) if n >= 64 else None, geometry + (MODE_ITEM,))]
+        if chunks > 1:
+            g2 = group_size(k, dev, chunks)
+            launches.append(((nout * g2,), (g2,), geometry + (MODE_PARTS,)))
+        return k, chunks, tuple(launches)
+    if rows:
+        g = group_size(k, dev, nout * nred)
+        lanes = min(g, 1 << max(0, (-(-nred // ROW_ELEMENTS_PER_ITEM) - 1).bit_length()))
+        geometry = geometry[:2] + (lanes,) + geometry[3:]
+        return k, 1, (((-(-nout * lanes // g) * g,), (g,), geometry + (MODE_GROUP,)),)
     g1 = group_size(k, dev, chunk_len)
     launches = [((nout * chunks * g1,), (g1,), geometry + (MODE_GROUP,))]
     if chunks > 1:
