@@ -96,14 +96,14 @@ def kernel(name, in_dtype, ct, out_dtype, idx, dev):
 
 def group_size(k, dev, span):
     """Work-group size for kernel ``k`` folding ``span`` items per group: a power of two, at most
-    the program's WG and what ``k`` allows, and no larger than needed for ``span``."""
+    the program's WG and what ``k`` allows, no larger than needed for ``span`` but at least 4."""
     n = _local_sizes.get(k)
     if n is None:
         n = runtime.work_group_size(dev)
         while n > k.max_work_group_size:
             n //= 2
         _local_sizes[k] = n
-    while n > 1 and n // 2 >= span:
+    while n > 4 and n // 2 >= span:  # (PoCL crashed running the tree with work-groups of 2)
         n //= 2
     return n
 
