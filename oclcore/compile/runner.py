@@ -15,20 +15,23 @@ import torch
 from .. import graph as _graph
 from ..torch.tensor import OclTensor
 
+_NoSubclassChecks = torch._C.DisableTorchFunctionSubclass
+
 
 def signature(args):
     """What a capture depends on: tensor geometry and dtype, memory sharing between the
     inputs, and the values of everything else."""
     first_with_buffer = {}
     key = []
-    for i, a in enumerate(args):
-        if type(a) is OclTensor:
-            shared = first_with_buffer.setdefault(id(a._buf), i)
-            key.append((tuple(a.shape), a.stride(), a.storage_offset(), a.dtype, a._index, shared))
-        elif isinstance(a, torch.Tensor):
-            return None  # CPU tensors (and others) change without the graph knowing
-        else:
-            key.append(a)
+    with _NoSubclassChecks():  # (tensor attributes read a third faster; OclTensor has no torch function)
+        for i, a in enumerate(args):
+            if type(a) is OclTensor:
+                shared = first_with_buffer.setdefault(id(a._buf), i)
+                key.append((a.shape, a.stride(), a.storage_offset(), a.dtype, a._index, shared))
+            elif isinstance(a, torch.Tensor):
+                return None  # CPU tensors (and others) change without the graph knowing
+            else:
+                key.append(a)
     return tuple(key)
 
 
