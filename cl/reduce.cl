@@ -361,7 +361,9 @@ inline void lse_store(int op, lse_state s, long n, CT p0, CT p1, __global TO* ou
   }
 
 REDUCE_KERNEL(value, TO)
-// (its arguments are reduce_value's; out2, part, chunk_len and mode are unused)
+// A kernel of its own: as a mode of REDUCE_KERNEL, its per-output tree gave wrong
+// results on PoCL. Its arguments are reduce_value's, with `lanes` in the chunks slot
+// (out2, part, chunk_len and mode unused).
 __kernel void reduce_rows(__global TO* out, IDX o_off, __global TO* out2, IDX o2_off,
                           __global const TI* in, IDX i_off, __global value_state* part, IDX p_off,
                           CT p0, CT p1, IDX nout, IDX nred, int lanes, IDX chunk_len, int krank,

@@ -842,11 +842,10 @@ cdef class Kernel:
         cdef cl_uint nd
         cdef size_t g[3]
         cdef size_t l[3]
-        if not self.sizes(gsize, lsize, &nd, g, l):
-            if len(args) != self.nargs:
-                raise TypeError(f"{self.name} takes {self.nargs} arguments ({self.signature}), got {len(args)}")
+        cdef int nonempty = self.sizes(gsize, lsize, &nd, g, l)
+        self.bind(self.kernel, args, True)  # (checked even for an empty launch)
+        if not nonempty:
             return 0
-        self.bind(self.kernel, args, True)
         cdef cl_int rc = ocl_api.clEnqueueNDRangeKernel(self.device.dev.queue, self.kernel, nd, NULL, g,
                                                         l if lsize is not None else NULL, 0, NULL, event)
         _launches += 1

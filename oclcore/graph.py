@@ -4,9 +4,9 @@ While a graph captures, every op runs as usual and each kernel launch, device
 copy and fill is also recorded with its exact arguments. ``replay()`` then
 re-issues that command list from one C loop (each launch has its own kernel
 handle with its arguments set at the first replay): no Python dispatch, no
-argument setting, no allocation, no shape logic. Buffers used by the capture stay owned by the graph (its
-memory pool), so tensors made during capture keep their memory and replays
-write the same places.
+argument setting, no allocation, no shape logic. Buffers used by the capture
+stay owned by the graph (its memory pool), so tensors made during capture keep
+their memory and replays write the same places.
 
 Restrictions (as for CUDA graphs):
 * static shapes: a replay repeats exactly what was captured; new input data

@@ -528,7 +528,7 @@ def _dw_vp(g, pass_):
     return _DW_VP_FORWARD_S1 if pass_ == FORWARD and g.sh == g.sw == 1 else _DW_VP
 
 
-def _dw_defines(g, pass_=GRAD_INPUT):
+def _dw_defines(g, pass_):
     """Output rows per work-item, and compile-time geometry for the common kernel
     sizes (stride 1 or 2, no dilation); other problems share one program with
     runtime geometry."""
@@ -568,7 +568,7 @@ def _dw_grad_input_tile(g):
     up to the padding, so that a tile of n outputs reads n / stride dy rows
     plus the kernel's reach whenever n is a multiple of the stride (always
     with compile-time geometry, whose work-items own whole stride phases)."""
-    spec = "KR" in _dw_defines(g)
+    spec = "KR" in _dw_defines(g, GRAD_INPUT)
 
     def span(n, stride, k, dil):
         if n % stride == 0:
@@ -693,7 +693,7 @@ class Depthwise(Algorithm):
         if plan is None:
             direct_grad_weight(ctx, g, dy, x, dw)
             return
-        RS, defines = g.R * g.S, _dw_defines(g)
+        RS, defines = g.R * g.S, _dw_defines(g, GRAD_WEIGHT)
         head = _d4(dy) + _d4(x)
         tail = (g.N, g.K, g.K // g.C) + _dw_geo(g)
         NI, PB, BP, TQ, XR, XC, LX, LY, blocks = plan

@@ -280,7 +280,8 @@ def _plan(op, x, reduced, out_shape, out_stride, ct, keep_order, store_dtype, id
     dev = runtime.device(x._index)
 
     family, code = OPS[op]
-    rows = ROW_ELEMENTS_PER_ITEM > 0 and family == "value" and tuple(rin) == (1,) and nred > 4 and (nout >= 64 or nred < 16384)
+    rows = (ROW_ELEMENTS_PER_ITEM > 0 and family == "value" and tuple(rin) == (1,) and nred > 4
+            and (nout >= 64 or nred < 16384))
     columns = not rows and (nred <= ITEM_MAX_NRED
                             or (rin and rin[-1] != 1 and nout >= 64 and (not kin or kin[-1] == 1)))
     chunks = 1
@@ -295,21 +296,18 @@ def _plan(op, x, reduced, out_shape, out_stride, ct, keep_order, store_dtype, id
     k = kernel("reduce_rows" if rows else "reduce_" + family, x.dtype, ct, store_dtype, idx, dev)
     geometry = (nout, nred, chunks, chunk_len, len(ksz), tuple(ksz), tuple(kin), tuple(kout), len(rsz),
                 tuple(rsz), tuple(rin), code)
-    if columns:
-        n = nout * chunks
-        launches = [((n,), (64,) if n >= 64 else None, geometry + (MODE_ITEM,))]
-        if chunks > 1:
-            g2 = group_size(k, dev, chunks)
-            launches.append(((nout * g2,), (g2,), geometry + (MODE_PARTS,)))
-        return k, chunks, tuple(launches)
-    if rows:
+    if rows:  # (reduce_rows takes reduce_value's arguments, its lanes per output in the chunks slot)
         g = group_size(k, dev, nout * nred)
         lanes = min(g, 1 << max(0, (-(-nred // ROW_ELEMENTS_PER_ITEM) - 1).bit_length()))
         geometry = geometry[:2] + (lanes,) + geometry[3:]
         return k, 1, (((-(-nout * lanes // g) * g,), (g,), geometry + (MODE_GROUP,)),)
-    g1 = group_size(k, dev, chunk_len)
-    launches = [((nout * chunks * g1,), (g1,), geometry + (MODE_GROUP,))]
-    if chunks > 1:
+    if columns:
+        n = nout * chunks
+        launches = [((n,), (64,) if n >= 64 else None, geometry + (MODE_ITEM,))]
+    else:
+        g1 = group_size(k, dev, chunk_len)
+        launches = [((nout * chunks * g1,), (g1,), geometry + (MODE_GROUP,))]
+    if chunks > 1:  # a second pass folds each output's chunk states
         g2 = group_size(k, dev, chunks)
         launches.append(((nout * g2,), (g2,), geometry + (MODE_PARTS,)))
     return k, chunks, tuple(launches)
