@@ -28,3 +28,18 @@ def median_seconds(fn, sync, min_time=0.2, max_reps=200, group_time=2e-3):
         sync()
         times.append((time.perf_counter() - t0) / per_group)
     return statistics.median(times)
+
+
+def kernel_seconds(fn, sync, reps=5):
+    """Device time per call of ``fn`` on ocl: the OpenCL event times of every kernel it launches
+    (oclcore.profile()), summed, averaged over ``reps`` calls after one warm-up call. Next to
+    median_seconds it shows how much of a call's stream time the host adds."""
+    import oclcore
+
+    fn()
+    sync()
+    with oclcore.profile() as prof:
+        for _ in range(reps):
+            fn()
+        sync()
+    return sum(end - start for *_, start, end in prof.times()) / 1e9 / reps

@@ -8,6 +8,7 @@ database entry), all against float64 references with a K-scaled tolerance."""
 import itertools
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -537,12 +538,13 @@ def _shipped_param_sets():
         with open(os.path.join(folder, fn)) as f:
             entries = json.load(f)["entries"]
         for i, e in enumerate(entries):
-            for family in ("tiled", "tiled_small", "direct"):
-                if family in e:
-                    kind = "direct" if family == "direct" else "tiled"
-                    key = (kind, tuple(sorted(e[family].items())))
-                    found.setdefault(key, []).append("%s#%d:%s/%s/%s" % (fn, i, e.get("vendor"), e.get("arch"),
-                                                                         e.get("dtype")))
+            sets = [(f, e[f]) for f in ("tiled", "tiled_small", "direct") if f in e]
+            sets += [("tiled", q) for q in e.get("tiled_sets", ())]
+            for family, q in sets:
+                kind = "direct" if family == "direct" else "tiled"
+                key = (kind, tuple(sorted(q.items())))
+                found.setdefault(key, []).append("%s#%d:%s/%s/%s" % (fn, i, e.get("vendor"), e.get("arch"),
+                                                                     e.get("dtype")))
     return [pytest.param(kind, dict(p), id="%s-%s" % (kind, "+".join(src)))
             for (kind, p), src in found.items()]
 
@@ -552,7 +554,9 @@ def test_shipped_database_entries_are_valid():
         kind, p = param.values
         check = P.tiled_errors if kind == "tiled" else P.direct_errors
         assert check(P.complete(kind, p)) == [], param.id
-        assert set(p) == set(P.TILED_KEYS if kind == "tiled" else P.DIRECT_KEYS), param.id
+        assert set(p) - {"RATE"} == set(P.TILED_KEYS if kind == "tiled" else P.DIRECT_KEYS), param.id
+        assert kind == "tiled" or "RATE" not in p, param.id
+        assert float(p.get("RATE", 1.0)) > 0, param.id
 
 
 @pytest.mark.parametrize("kind,params", _shipped_param_sets())
@@ -639,6 +643,32 @@ def test_small_tile_set(dev):
         P.TILED_SAFE, MWG=8, NWG=8))
 
 
+def test_further_tiled_sets_and_rates(dev, tmp_path, monkeypatch):
+    """The planner weighs a database entry's 'tiled_sets' beside the big and small sets, scaled by
+    their RATE; sets the device cannot run are skipped; the chosen one computes correctly."""
+    monkeypatch.setenv("OCLCORE_CACHE_DIR", str(tmp_path))
+    t, v, a, d = database.device_key(dev.info)
+    extra = dict(MWG=32, NWG=16, KWG=16, MDIMC=8, NDIMC=4, KWI=2, VWM=2, VWN=2, STRM=0, STRN=0, SA=1, SB=1)
+    too_big = dict(extra, MWG=1 << 16)
+
+    def plan_with(rate):
+        entry = dict(type=t, vendor=v, arch=a, device=d, dtype="float32",
+                     tiled_sets=[too_big, dict(extra, RATE=rate)])
+        with open(database.user_db_path(), "w") as f:
+            json.dump({"entries": [entry]}, f)
+        os.utime(database.user_db_path(), ns=(time.time_ns(), time.time_ns() + int(rate * 1e6)))
+        return planner.plan_gemm(dev.info, 96, 80, 64, kind="tiled")
+
+    fast = plan_with(1000.0)
+    assert fast.family == "tiled_set1" and fast.params == P.complete("tiled", extra), fast
+    assert plan_with(0.001).family in ("tiled", "tiled_small")
+    assert [c[0] for c in planner._tiled_candidates(dev.info, "float32", P.TILED_SAFE, 1.0)][-1] == "tiled_set1"
+    plan_with(1000.0)
+    assert run_check(dev, 96, 80, 64, "t", "n", "n", kind="tiled", seed=32).family == "tiled_set1"
+    assert run_check(dev, 70, 50, 40, "n", "n", "t", batch=2, b_shared=True, kind="tiled",
+                     seed=33).family == "tiled_set1"
+
+
 def test_shared_operand_is_packed_once(dev):
     """A batch-stride-0 operand is packed once, not once per batch entry."""
     M, N, K, batch = 70, 90, 50, 4
@@ -660,7 +690,7 @@ def test_h200_plans():
         assert plan.kind == "tiled" and plan.split > 1 and _groups(plan) >= 132, plan
     # resnet50 2048->512 1x1 convolution, weight shared by the batch
     plan = planner.plan_gemm(H200, 512, 49, 2048, 32, a_strides=(2048, 1, 0))
-    assert plan.family == "tiled_small" and _groups(plan) >= 4 * 132
+    assert plan.family != "tiled" and plan.params["MWG"] == 64 and _groups(plan) >= 4 * 132, plan
     assert [s.gsize[2] for s in plan.packs if s.operand == "b"] in ([1], [])   # shared: packed once
     # Where packing pays (measured on the H200): not for the big weight of a
     # small-batch linear layer, nor for batched 1x1 convolutions; yes for large

@@ -12,16 +12,18 @@ File format: {"entries": [{"type": "gpu", "vendor": "nvidia", "arch": "*",
 "device": "*", "dtype": "float32", "tiled": {...}, "tiled_small": {...},
 "direct": {...}, "crossover": {...}}, ...]}.  "tiled_small" is a second tiled
 parameter set with a smaller work-group tile, for problems whose grid of
-"tiled" tiles leaves the device under-occupied or mostly padding.  An entry
-may hold any subset of the families;
-dtype "*" matches every dtype.
+"tiled" tiles leaves the device under-occupied or mostly padding;
+"tiled_sets" is a list of further tiled sets the planner weighs beside those
+two.  A tiled set may carry RATE: its measured speed relative to what the
+planner's cost model predicts for it (bench/probes/gemm_sets.py fits it).  An
+entry may hold any subset of the families; dtype "*" matches every dtype.
 """
 import json
 import os
 import re
 import threading
 
-FAMILIES = ("tiled", "tiled_small", "direct", "crossover")
+FAMILIES = ("tiled", "tiled_small", "tiled_sets", "direct", "crossover")
 USER_DB_NAME = "gemm_database.json"
 _SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "database")
 
@@ -150,8 +152,8 @@ def _match(e, level, dtype):
 
 
 def lookup(device_info, family, dtype="float32", accept=None):
-    """Best database parameters (dict) of family ('tiled', 'direct',
-    'crossover') for the device, or None.  Most specific level wins; at equal
+    """Best database parameters of family ('tiled', 'direct', 'crossover': a dict;
+    'tiled_sets': a list of dicts) for the device, or None.  Most specific level wins; at equal
     level the user database beats the shipped one, and an entry for dtype
     beats a float32 one (used as a fallback for other dtypes).  accept(params)
     -> bool skips candidates unusable here (e.g. too much local memory for
@@ -169,7 +171,8 @@ def lookup(device_info, family, dtype="float32", accept=None):
                 for e in reversed(entries):  # later entries override earlier
                     if family in e and _match(e, level, dt):
                         if accept is None or accept(e[family]):
-                            return dict(e[family])
+                            v = e[family]
+                            return dict(v) if isinstance(v, dict) else [dict(x) for x in v]
     return None
 
 

@@ -124,6 +124,7 @@ BYTE_COST = 10.0
 LAUNCH_COST = 1.0e6
 KCONT_COST = 0.05
 GUARD_COST = 0.2
+RESIDENT_THREADS = 512
 SPLIT_MIN_K = 1024       # deeper problems are worth a split-K when the grid is small
 SPLIT_MIN_CHUNK = 128    # shallowest K chunk of a split
 SPLIT_MAX = 1024         # tiny outputs of very deep products (filter gradients) need many chunks
@@ -147,7 +148,7 @@ def tiled_cost(device_info, prm, kM, kN, K, batch, split, esize, pack_elems, kco
     through the pack kernels (read and write), with kcont operands read in
     place along K and bounds-checked loads when guard."""
     cu = _compute_units(device_info)
-    occ = max(1, 512 // (prm["MDIMC"] * prm["NDIMC"]))
+    occ = max(1, RESIDENT_THREADS // (prm["MDIMC"] * prm["NDIMC"]))
     groups = -(-kM // prm["MWG"]) * -(-kN // prm["NWG"]) * batch * split
     waves = -(-groups // (cu * occ))
     chunk = _ceil(-(-K // split), prm["KWG"])
@@ -277,7 +278,9 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         family = "forced"
     else:
         usable = lambda p: P.is_valid(kind, P.complete(kind, p), device_info, dtype)
-        prm = P.resolve(kind, database.lookup(device_info, kind, dtype, usable), device_info, dtype)
+        found = database.lookup(device_info, kind, dtype, usable)
+        prm = P.resolve(kind, found, device_info, dtype)
+        rate = _rate(found) if found else 1.0
 
     defines = {"REAL": real, "ACC": acc}
     if kbias or ACTIVATIONS[act]:
@@ -315,16 +318,13 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
 
     defines["PACK_TILE"] = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
     if params is not None or split is not None:
-        candidates = [(family, prm)]
+        candidates = [(family, prm, 1.0)]
     else:
-        candidates = [("tiled", prm)]
-        small = _small_params(device_info, dtype, prm)
-        if small != prm:
-            candidates.append(("tiled_small", small))
+        candidates = _tiled_candidates(device_info, dtype, prm, rate)
     # Operands to pack: every combination, or as forced.
     pack_choices = {True: (("a", "b"),), False: ((),)}.get(pack, ((), ("a",), ("b",), ("a", "b")))
     best = None
-    for family, q in candidates:
+    for family, q, rate in candidates:
         # Only grids that cannot fill the device (fewer than two groups per
         # compute unit) are split; larger ones lose little to wave tails.
         tiles = -(-kM // q["MWG"]) * -(-kN // q["NWG"]) * batch
@@ -336,7 +336,7 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
                                        defines["PACK_TILE"], device_info, dtype, packed)
                 cost = tiled_cost(device_info, q, kM, kN, K, batch, S, esize, layout["pack_elems"],
                                   sum(o[0] == "kcont" for o in layout["operands"].values()),
-                                  layout["guard"])
+                                  layout["guard"]) / rate
                 if best is None or cost < best[0]:
                     best = (cost, family, q, S, layout)
     _, family, prm, S, layout = best
@@ -378,14 +378,40 @@ def sum_slices(get_kernel, device_info, W, S, M, N, C, c_off, c_rs, c_cs, alpha=
     return k.launch(gsize, lsize, (M, N, S, alpha, beta, W, C, c_off, c_rs, c_cs, 0, C, 0))
 
 
-def _small_params(device_info, dtype, big):
-    """The 'tiled_small' set for the device: its database entry when usable,
-    else one derived from the big set."""
+def _rate(entry):
+    """A database set's measured speed relative to what the cost model predicts for it (its
+    RATE key, 1 when absent): bench/probes/gemm_sets.py fits it per set on deep-learning shapes,
+    where tile_efficiency alone misjudges sets of other thread shapes and depths."""
+    return float(entry.get("RATE", 1.0))
+
+
+def _small_set(device_info, dtype, big):
+    """(the 'tiled_small' set for the device, its rate): its database entry when usable, else
+    one derived from the big set."""
     usable = lambda p: P.is_valid("tiled", P.complete("tiled", p), device_info, dtype)
     found = database.lookup(device_info, "tiled_small", dtype, usable)
     if found:
-        return P.complete("tiled", found)
-    return P.derive_small(big, device_info, dtype)
+        return P.complete("tiled", found), _rate(found)
+    return P.derive_small(big, device_info, dtype), 1.0
+
+
+def _small_params(device_info, dtype, big):
+    """The 'tiled_small' set for the device (see _small_set)."""
+    return _small_set(device_info, dtype, big)[0]
+
+
+def _tiled_candidates(device_info, dtype, big, big_rate):
+    """(family, set, rate) of every tiled set the cost model weighs on this device: the big set,
+    the small one, and the database's further 'tiled_sets' (a list) that the device can run."""
+    out = [("tiled", big, big_rate)]
+    small, small_rate = _small_set(device_info, dtype, big)
+    if small != big:
+        out.append(("tiled_small", small, small_rate))
+    for i, e in enumerate(database.lookup(device_info, "tiled_sets", dtype) or ()):
+        q = P.complete("tiled", e)
+        if P.is_valid("tiled", q, device_info, dtype) and all(q != c[1] for c in out):
+            out.append(("tiled_set%d" % i, q, _rate(e)))
+    return out
 
 
 def _in_place(prm, op, rows, K, Kp, si, sj, sb, off, batch, device_info, dtype, a_kcont):
