@@ -98,15 +98,16 @@ def device_setup(device, tf32):
     return (lambda: None), f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def make_step(model, x, y, train, forward=None):
-    """The timed step: a training step with Adam, or eval inference under no_grad
-    (``forward``: what computes the model's output, e.g. its compiled form)."""
+def make_step(model, x, y, train, forward=None, fused=False):
+    """The timed step: a training step with Adam (torch's default multi-tensor form, or its
+    fused form), or eval inference under no_grad (``forward``: what computes the model's
+    output, e.g. its compiled form)."""
     import torch
 
     forward = model if forward is None else forward
     if train:
         model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=fused or None)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
@@ -124,8 +125,10 @@ def make_step(model, x, y, train, forward=None):
 
 
 def make_graph_step(model, x, y, train):
-    """The same step captured once with oclcore.graph and replayed (Adam with capturable=True,
-    as CUDA graphs require); warm-up eager steps allocate gradients and optimizer state first.
+    """The same step captured once with oclcore.graph and replayed (Adam with fused=True, which
+    keeps its step counts on the device as CUDA graphs require, in one kernel per 8 parameters
+    where capturable=True takes ten multi-tensor ops); warm-up eager steps allocate gradients
+    and optimizer state first.
     Gradients are set to None inside the step, as in the eager step and torch.cuda.graph's
     whole-network example: backward allocates them in the capture and replays rewrite them."""
     import torch
@@ -133,7 +136,7 @@ def make_graph_step(model, x, y, train):
 
     if train:
         model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=True)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
@@ -156,12 +159,13 @@ def make_graph_step(model, x, y, train):
 
 
 def make_compiled_step(model, x, y, train):
-    """The same step with the model under torch.compile(backend="oclcore"); Adam's step stays eager."""
+    """The same step with the model under torch.compile(backend="oclcore"); Adam's step stays
+    eager, in its fused form (one kernel per 8 parameters)."""
     import torch
 
     import oclcore.compile  # noqa: F401  (registers the backend even without the entry point)
 
-    return make_step(model, x, y, train, forward=torch.compile(model, backend="oclcore"))
+    return make_step(model, x, y, train, forward=torch.compile(model, backend="oclcore"), fused=True)
 
 
 STEP_MAKERS = {"eager": make_step, "graph": make_graph_step, "compile": make_compiled_step}
