@@ -628,7 +628,7 @@ def test_split_k_automatic(dev, no_fallbacks):
 def test_small_tile_set(dev):
     """The derived small set is valid, halves the tile, runs, and is chosen where it pads less."""
     big = P.resolve("tiled", database.lookup(dev.info, "tiled"), dev.info)
-    small = planner._small_params(dev.info, "float32", big)
+    small = planner._small_set(dev.info, "float32", big)[0]
     assert P.tiled_errors(small, dev.info) == []
     assert small["MWG"] * small["NWG"] < big["MWG"] * big["NWG"]
     run_check(dev, 67, 131, 45, "t", "n", "n", kind="tiled", params=small, seed=29)

@@ -15,7 +15,8 @@ parameter set with a smaller work-group tile, for problems whose grid of
 "tiled" tiles leaves the device under-occupied or mostly padding;
 "tiled_sets" is a list of further tiled sets the planner weighs beside those
 two.  A tiled set may carry RATE: its measured speed relative to what the
-planner's cost model predicts for it (bench/probes/gemm_sets.py fits it).  An
+planner's cost model predicts for it, fitted beside the entry's big set
+(bench/probes/gemm_sets.py measures the data).  An
 entry may hold any subset of the families; dtype "*" matches every dtype.
 """
 import json

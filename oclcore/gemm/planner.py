@@ -119,7 +119,8 @@ def choose_kind(device_info, M, N, K, dtype="float32", batch=1):
 # efficiency
 #   min(1, MWI*NWI / (MWI+NWI) / 4) * min(1, sqrt(MWG*NWG / (MWG+NWG) / 48))
 # (local-memory and global traffic per multiply-add), and a compute unit is
-# saturated by max(1, 512 / work-group size) resident groups.
+# saturated by max(1, RESIDENT_THREADS / work-group size) resident groups.
+# A database set's RATE scales its estimate by what was measured (see _rate).
 BYTE_COST = 10.0
 LAUNCH_COST = 1.0e6
 KCONT_COST = 0.05
@@ -393,11 +394,6 @@ def _small_set(device_info, dtype, big):
     if found:
         return P.complete("tiled", found), _rate(found)
     return P.derive_small(big, device_info, dtype), 1.0
-
-
-def _small_params(device_info, dtype, big):
-    """The 'tiled_small' set for the device (see _small_set)."""
-    return _small_set(device_info, dtype, big)[0]
 
 
 def _tiled_candidates(device_info, dtype, big, big_rate):
