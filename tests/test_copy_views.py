@@ -249,6 +249,34 @@ def test_view_errors_match_cpu(call):
     assert str(ocl_err.value).split("(")[0] == str(cpu_err.value).split("(")[0]
 
 
+@pytest.mark.parametrize("call", [
+    lambda t: t.transpose_(0, 2), lambda t: t[0].t_(), lambda t: t.swapdims_(1, 2), lambda t: t.swapaxes_(0, 1),
+    lambda t: t.unsqueeze_(1), lambda t: t[:1].squeeze_(), lambda t: t[:1].squeeze_(0), lambda t: t[:1].squeeze_((0, 1)),
+    lambda t: t.as_strided_((2, 5), (1, 3), 1),
+], ids=["transpose_", "t_", "swapdims_", "swapaxes_", "unsqueeze_", "squeeze_", "squeeze_dim", "squeeze_dims",
+        "as_strided_"])
+def test_inplace_views(call, no_fallbacks):
+    """In-place view ops give the tensor itself the new geometry over the same data, as on the CPU."""
+    cpu, ocl = BASE.clone(), BASE.to(DEVICE)
+    want, got = call(cpu), call(ocl)
+    assert tuple(got.shape) == tuple(want.shape) and got.stride() == want.stride()
+    assert got.storage_offset() == want.storage_offset()
+    assert_close(got, want)
+    ocl.fill_(1.0)   # the view still shares the base's buffer
+    assert torch.equal(got.cpu(), torch.ones(want.shape))
+
+
+def test_inplace_view_errors_and_backward(no_fallbacks):
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        BASE.to(DEVICE).transpose_(0, 7)
+    with pytest.raises(RuntimeError, match="t_"):
+        BASE.to(DEVICE).t_()
+    w = torch.randn(3, 4, device=DEVICE, requires_grad=True)
+    y = (w * torch.arange(12.0, device=DEVICE).view(3, 4)).transpose_(0, 1)
+    y[0].sum().backward()
+    assert_close(w.grad, torch.tensor([[0.0, 0, 0, 0], [4, 0, 0, 0], [8, 0, 0, 0]]))
+
+
 def test_view_backward(no_fallbacks):
     x = torch.randn(3, 4, 5)
     xc = x.clone().requires_grad_()

@@ -32,7 +32,7 @@ def _kernel(name, dtype, dev, signature):
 
 def _check_dtype(x):
     if not x.dtype.is_floating_point or not dtypes.supported(x.dtype):
-        raise RuntimeError(f"\"native_dropout\" not implemented for '{str(x.dtype).split('.')[-1]}'")
+        raise RuntimeError(f"\"native_dropout\" not implemented for '{dtypes.type_name(x.dtype)}'")
 
 
 @register(aten.native_dropout.default)

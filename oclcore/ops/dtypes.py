@@ -75,3 +75,15 @@ def py_scalar(value, ct):
     if isinstance(value, float):
         return int(value)
     return int(value)
+
+
+_TYPE_NAMES = {torch.float32: "Float", torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float64: "Double",
+               torch.int64: "Long", torch.int32: "Int", torch.int16: "Short", torch.int8: "Char",
+               torch.uint8: "Byte", torch.bool: "Bool", torch.complex64: "ComplexFloat",
+               torch.complex128: "ComplexDouble"}
+
+
+def type_name(dtype):
+    """torch's ScalarType name of ``dtype`` ('Float', 'Long', ...), as its "not implemented for"
+    errors show it."""
+    return _TYPE_NAMES.get(dtype, str(dtype).split(".")[-1])

@@ -15,9 +15,6 @@ MAX_DIMS = 8
 ILP = 4  # elements per work-item of contiguous launches (cl/pointwise.cl)
 _INT32_MAX = 2**31 - 1
 _kernels = {}
-_DTYPE_NAMES = {torch.float32: "Float", torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float64: "Double",
-                torch.int64: "Long", torch.int32: "Int", torch.int16: "Short", torch.int8: "Char",
-                torch.uint8: "Byte", torch.bool: "Bool"}
 
 
 def _program_source(arity, floating):
@@ -46,7 +43,7 @@ def kernel(op, in_dtypes, out_dtype, ct, idx, dev):
     if OPS[op][1 if floating else 2] is None:
         # torch's wording and class (NotImplementedError, which Python operators do not swallow)
         shown = out_dtype if not floating or out_dtype.is_floating_point else in_dtypes[0]
-        raise NotImplementedError(f'"{op}_ocl" not implemented for \'{_DTYPE_NAMES.get(shown, shown)}\'')
+        raise NotImplementedError(f'"{op}_ocl" not implemented for \'{dtypes.type_name(shown)}\'')
     defines = {"TO": dtypes.storage(out_dtype), "STO": dtypes.store_macro(out_dtype), "CT": ct, "IDX": idx}
     for slot, dt in zip("ABC", in_dtypes):
         defines["T" + slot] = dtypes.storage(dt)

@@ -198,8 +198,24 @@ def select(x, dim, index):
     return alias(x, tuple(shape), tuple(stride), offset)
 
 
-@register(aten.as_strided_.default)
-def as_strided_(x, size, stride, storage_offset=None):
-    """In-place geometry change of x over its own buffer (checked by the meta kernel)."""
-    m = aten.as_strided_.default(_meta_like(x), size, stride, storage_offset)
-    return rebind(x, x._buf, tuple(m.shape), m.stride(), m.storage_offset())
+def inplace_meta_view(func):
+    """An implementation of in-place view op ``func`` (x itself takes the new geometry over its own
+    buffer) through its meta kernel, which also checks the arguments."""
+    def impl(x, *args, **kwargs):
+        m = func(_meta_like(x), *args, **kwargs)
+        return rebind(x, x._buf, tuple(m.shape), m.stride(), m.storage_offset())
+    return impl
+
+
+for _f in (aten.as_strided_.default, aten.transpose_.default, aten.swapaxes_.default,
+           aten.swapdims_.default, aten.squeeze_.default, aten.squeeze_.dim, aten.squeeze_.dims,
+           aten.unsqueeze_.default):
+    register(_f)(inplace_meta_view(_f))
+
+
+@register(aten.t_.default)
+def t_(x):
+    if x.dim() > 2:  # (torch's wording; the meta kernel raises an AssertionError)
+        raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
+    v = t(x)
+    return rebind(x, x._buf, tuple(v.shape), v.stride(), v.storage_offset())
