@@ -160,3 +160,32 @@ def test_cross_entropy_2d_large_uses_several_groups(no_fallbacks):
     target[0, :10] = -100
     _check(lambda a, b, c: F.cross_entropy(a, b, weight=c), x, target, torch.rand(3), rtol=1e-4)
     _check(lambda a, b: F.cross_entropy(a, b, reduction="sum"), x, target, rtol=1e-4)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("lengths_on", ["cpu", "ocl", "list"])
+def test_ctc_loss_with_host_or_device_lengths(reduction, lengths_on):
+    """nn.CTCLoss with the lengths as CPU tensors (the usual way), ocl tensors or lists: torch's
+    decomposition for tensor subclasses divided ocl losses by CPU lengths. The loss itself runs
+    on the CPU fallback (no OpenCL kernel yet)."""
+    import oclcore
+
+    torch.manual_seed(0)
+    log_probs = torch.randn(8, 3, 6).log_softmax(2)
+    targets = torch.tensor([[1, 2, 2], [3, 1, 0], [5, 4, 3]])
+    il, tl = torch.tensor([8, 7, 8]), torch.tensor([3, 2, 3])
+    if lengths_on == "list":
+        il_o, tl_o = il.tolist(), tl.tolist()
+    else:
+        il_o, tl_o = (il.to(DEVICE), tl.to(DEVICE)) if lengths_on == "ocl" else (il, tl)
+    oclcore.reset_fallbacks()
+    x = log_probs.clone().requires_grad_()
+    xo = log_probs.to(DEVICE).requires_grad_()
+    want = F.ctc_loss(x, targets, il, tl, reduction=reduction, zero_infinity=True)
+    got = F.ctc_loss(xo, targets.to(DEVICE), il_o, tl_o, reduction=reduction, zero_infinity=True)
+    assert got.device.type == "ocl"
+    assert_close(got, want)
+    want.sum().backward()
+    got.sum().backward()
+    assert_close(xo.grad, x.grad)
+    assert set(oclcore.fallbacks()) <= {"aten::_ctc_loss", "aten::_ctc_loss_backward"}

@@ -95,3 +95,15 @@ def test_tril_triu(dtype, no_fallbacks):
     y.triu_(1)
     assert_close(y, x.triu(1))
     assert_close(ocl(torch.empty(0, 3)).tril(), torch.empty(0, 3).tril())
+
+
+@pytest.mark.parametrize("op", [torch.tril_indices, torch.triu_indices])
+def test_triangle_indices_factories(op):
+    """tril_indices / triu_indices with device="ocl" (factories with no tensor input)."""
+    for args in ((3, 3), (4, 3, 1), (3, 5, -2), (0, 3), (5, 5, 9)):
+        got = op(*args, device=DEVICE)
+        assert got.device.type == "ocl" and got.dtype == torch.long
+        assert torch.equal(got.cpu(), op(*args))
+    assert op(3, 4, dtype=torch.int32, device=DEVICE).dtype == torch.int32
+    with pytest.raises(RuntimeError, match="row must be non-negative"):
+        op(-1, 3, device=DEVICE)

@@ -1,6 +1,6 @@
-"""torch integration: the ocl device, its tensor type, dispatch and factories."""
+"""torch integration: the ocl device, its tensor type, dispatch, factories and composite overrides."""
 
-from . import backend, dispatch, factories, tensor  # noqa: F401
+from . import backend, composites, dispatch, factories, tensor  # noqa: F401
 
 
 def install():
@@ -11,5 +11,6 @@ def install():
     _runtime.set_out_of_memory_error(torch.OutOfMemoryError)
     backend.install()
     factories.install()
+    composites.install()
     dispatch.install()
     from .. import ops  # noqa: F401  (registers the aten implementations)

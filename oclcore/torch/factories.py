@@ -42,6 +42,16 @@ def install():
     _lib.impl("empty.memory_format", _empty, "PrivateUse1")
     _lib.impl("empty_strided", _empty_strided, "PrivateUse1")
     _lib.impl("_copy_from", _copy_from, "PrivateUse1")
+    _lib.impl("tril_indices", _triangle_indices(torch.tril_indices), "PrivateUse1")
+    _lib.impl("triu_indices", _triangle_indices(torch.triu_indices), "PrivateUse1")
+
+
+def _triangle_indices(cpu_op):
+    """tril_indices / triu_indices on ocl: the (2, n) index tensor made on the CPU (torch's checks
+    and layout) and copied over; a factory that runs once per shape."""
+    def impl(row, col, offset=0, dtype=None, layout=None, device=None, pin_memory=None):
+        return cpu_op(row, col, offset, dtype=dtype or torch.long).to(torch.device("ocl", _index(device)))
+    return impl
 
 
 def _copy_from(src, dst, non_blocking=False):
