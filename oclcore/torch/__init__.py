@@ -1,6 +1,7 @@
-"""torch integration: the ocl device, its tensor type, dispatch, factories and composite overrides."""
+"""torch integration: the ocl device, its tensor type, dispatch, factories, composite overrides
+and autocast."""
 
-from . import backend, composites, dispatch, factories, tensor  # noqa: F401
+from . import autocast, backend, composites, dispatch, factories, tensor  # noqa: F401
 
 
 def install():
@@ -12,5 +13,6 @@ def install():
     backend.install()
     factories.install()
     composites.install()
+    autocast.install()
     dispatch.install()
     from .. import ops  # noqa: F401  (registers the aten implementations)

@@ -177,6 +177,20 @@ def memory_summary(device=None, abbreviated=False):
     return "\n".join(out)
 
 
+# ---- automatic mixed precision ----
+
+def get_amp_supported_dtype():
+    """The dtypes torch.autocast(device_type="ocl") may cast to: float16 and bfloat16 (every
+    kernel stores both; devices without cl_khr_fp16 compute in float32)."""
+    return [torch.float16, torch.bfloat16]
+
+
+def is_bf16_supported(including_emulation=True):
+    """True: bfloat16 tensors are stored as such and computed in float32 (as torch.cuda says of
+    emulated bfloat16)."""
+    return True
+
+
 # ---- random ----
 
 def manual_seed(seed):
