@@ -53,6 +53,10 @@ def test_inplace_and_out_fallback_write_back():
     o = torch.empty(3, device="ocl")
     res = cpu_fallback(torch.ops.aten.mul.out, (z, torch.full((3,), 2.0, device="ocl")), {"out": o})
     assert res is o and o.cpu().tolist() == [2.0, 2.0, 2.0]
+    # a list argument written in place (Tensor(a!)[]) is written back too
+    xs = [torch.zeros(2, device="ocl"), torch.ones(3, device="ocl")]
+    cpu_fallback(torch.ops.aten._foreach_add_.Scalar, (xs, 2.0), {})
+    assert [x.cpu().tolist() for x in xs] == [[2.0, 2.0], [3.0, 3.0, 3.0]]
 
 
 def test_error_inside_backward_is_catchable(monkeypatch):

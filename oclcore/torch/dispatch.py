@@ -156,9 +156,11 @@ def cpu_fallback(func, args, kwargs):
         if arg.alias_info is not None and arg.alias_info.is_write:
             orig = kwargs.get(arg.name) if arg.kwarg_only or i >= len(args) else args[i]
             new = cpu_kwargs.get(arg.name) if arg.kwarg_only or i >= len(args) else cpu_args[i]
-            if isinstance(orig, OclTensor):
-                orig.copy_(new)
-                written[id(new)] = orig
+            pairs = zip(orig, new) if isinstance(orig, (list, tuple)) else ((orig, new),)  # (Tensor(a!)[] too)
+            for o, n in pairs:
+                if isinstance(o, OclTensor):
+                    o.copy_(n)
+                    written[id(n)] = o
 
     out_flat, out_spec = tree_flatten(result)
     back = []
