@@ -75,6 +75,18 @@ def _biases(input_bias, hidden_bias, like, width):
     return 1, (input_bias if input_bias is not None else zeros), (hidden_bias if hidden_bias is not None else zeros)
 
 
+def _cell_operands(op, gates, input_gates, hidden_gates, prev, input_bias, hidden_bias):
+    """Checks a cell's inputs (``gates`` gates per hidden unit, ``prev`` the previous cell or hidden
+    state); returns (B, H, dtype, device index, the forward kernel's operand arguments)."""
+    _check_sizes(op, input_gates, hidden_gates, input_bias, hidden_bias, gates, prev)
+    _check_dtype(op, input_gates, hidden_gates, prev, input_bias, hidden_bias)
+    B, H = prev.shape
+    has_bias, ib, hb = _biases(input_bias, hidden_bias, input_gates, gates * H)
+    operands = (*_operand(input_gates), *_operand(hidden_gates), *_operand(prev), *_operand(ib), *_operand(hb),
+                B, H, has_bias)
+    return B, H, input_gates.dtype, input_gates._index, operands
+
+
 def _launch(name, dtype, index, n, args):
     if n:
         _kernel(name, dtype, index).launch((n,), (64,) if n >= 64 else None, args)
@@ -83,16 +95,10 @@ def _launch(name, dtype, index, n, args):
 @register(aten._thnn_fused_lstm_cell.default)
 def lstm_cell(input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None):
     """(hy, cy, workspace) of one LSTM step from the gates' two projections."""
-    _check_sizes("_thnn_fused_lstm_cell", input_gates, hidden_gates, input_bias, hidden_bias, 4, cx)
-    _check_dtype("_thnn_fused_lstm_cell", input_gates, hidden_gates, cx, input_bias, hidden_bias)
-    B, H = cx.shape
-    dtype, index = input_gates.dtype, input_gates._index
-    hy, cy = empty((B, H), dtype, index), empty((B, H), dtype, index)
-    ws = empty(tuple(input_gates.shape), dtype, index)
-    has_bias, ib, hb = _biases(input_bias, hidden_bias, input_gates, 4 * H)
-    _launch("lstm_cell_forward", dtype, index, B * H,
-            (hy._buf, cy._buf, ws._buf, *_operand(input_gates), *_operand(hidden_gates), *_operand(cx),
-             *_operand(ib), *_operand(hb), B, H, has_bias))
+    B, H, dtype, index, operands = _cell_operands("_thnn_fused_lstm_cell", 4, input_gates, hidden_gates, cx,
+                                                  input_bias, hidden_bias)
+    hy, cy, ws = empty((B, H), dtype, index), empty((B, H), dtype, index), empty((B, 4 * H), dtype, index)
+    _launch("lstm_cell_forward", dtype, index, B * H, (hy._buf, cy._buf, ws._buf, *operands))
     return hy, cy, ws
 
 
@@ -117,15 +123,10 @@ def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace, has_bias):
 @register(aten._thnn_fused_gru_cell.default)
 def gru_cell(input_gates, hidden_gates, hx, input_bias=None, hidden_bias=None):
     """(hy, workspace) of one GRU step from the gates' two projections."""
-    _check_sizes("_thnn_fused_gru_cell", input_gates, hidden_gates, input_bias, hidden_bias, 3, hx)
-    _check_dtype("_thnn_fused_gru_cell", input_gates, hidden_gates, hx, input_bias, hidden_bias)
-    B, H = hx.shape
-    dtype, index = input_gates.dtype, input_gates._index
+    B, H, dtype, index, operands = _cell_operands("_thnn_fused_gru_cell", 3, input_gates, hidden_gates, hx,
+                                                  input_bias, hidden_bias)
     hy, ws = empty((B, H), dtype, index), empty((B, 5 * H), dtype, index)
-    has_bias, ib, hb = _biases(input_bias, hidden_bias, input_gates, 3 * H)
-    _launch("gru_cell_forward", dtype, index, B * H,
-            (hy._buf, ws._buf, *_operand(input_gates), *_operand(hidden_gates), *_operand(hx), *_operand(ib),
-             *_operand(hb), B, H, has_bias))
+    _launch("gru_cell_forward", dtype, index, B * H, (hy._buf, ws._buf, *operands))
     return hy, ws
 
 
