@@ -3,15 +3,16 @@ custom op ``torch.ops.oclcore.conv2d`` (convolution + bias + activation).
 
 1-D convolutions run as 2-D ones with H = 1; transposed convolutions run
 through the data-gradient path; only the gradients in output_mask are
-computed. float32 runs natively, float16/bfloat16 in float32; other cases
-(3-D convolutions, float64) take the CPU fallback."""
+computed. float32 runs natively, float16/bfloat16 in float32; 3-D convolutions
+run as 2-D ones over stacked depth taps (oclcore.ops.conv3d); other cases
+(transposed 3-D convolutions, float64) take the CPU fallback."""
 
 import torch
 
 from .. import conv as _conv
 from ..torch.dispatch import cpu_fallback, register
 from ..torch.tensor import empty, wrap
-from . import pointwise
+from . import conv3d, pointwise
 from ..gemm import database as _gemm_database
 from ..gemm import planner as _gemm_planner
 from .linalg import ACTIVATIONS, device_context
@@ -136,8 +137,16 @@ def _plan(func, tensors, args, x, w, stride, padding, dilation, output_padding):
 _memo, _backward_memo = Memo(), Memo()
 
 
+def _is_3d(x, w, transposed):
+    return (x.dim() == 5 and w.dim() == 5 and not transposed
+            and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and w.dtype == x.dtype)
+
+
 @register(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if _is_3d(x, w, transposed):
+        infer(aten.convolution.default, (x, w, bias, stride, padding, dilation, transposed, output_padding, groups))
+        return conv3d.forward(x, w, bias, stride, padding, dilation, groups)
     key = _memo_key((x, w, bias), (stride, padding, dilation, transposed, output_padding, groups))
     if key is None:
         return _convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)
@@ -185,6 +194,10 @@ def _convolution(x, w, bias, stride, padding, dilation, transposed, output_paddi
 @register(aten.convolution_backward.default)
 def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                          groups, output_mask):
+    if _is_3d(x, w, transposed):
+        infer(aten.convolution_backward.default, (grad, x, w, bias_sizes, stride, padding, dilation, transposed,
+                                                   output_padding, groups, output_mask))
+        return conv3d.backward(grad, x, w, stride, padding, dilation, groups, output_mask)
     args = (bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask)
     key = _memo_key((grad, x, w), args)
     if key is None:
