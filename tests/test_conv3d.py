@@ -1,7 +1,7 @@
 """3-D convolutions on ocl (stacked depth taps over 2-D convolutions) against torch CPU: forward and
 every gradient over kernel sizes, strides, padding ('same' too), dilation, groups and depthwise,
 with and without bias; gradients of the weight alone; float16; channels-last-3d and strided
-inputs; a video network's training step; transposed 3-D convolutions on the CPU fallback."""
+inputs; a video network's training step; transposed 3-D convolutions with output padding."""
 import itertools
 
 import pytest
@@ -90,15 +90,29 @@ def test_video_network_training_step(no_fallbacks):
     assert_close(model.stem[0].weight.grad, grad, rtol=1e-3, atol=1e-3)
 
 
-def test_transposed_conv3d_falls_back_correctly():
-    import oclcore
+TRANSPOSED = [  # (N, Ci, D, H, W), Co, kernel, stride, padding, output_padding, dilation, groups, bias
+    ((1, 4, 3, 4, 4), 2, (3, 3, 3), 2, 0, 0, 1, 1, True),
+    ((2, 4, 3, 3, 5), 6, (2, 3, 1), (2, 1, 2), (1, 1, 0), (1, 0, 1), 1, 2, False),
+    ((1, 2, 4, 4, 4), 3, (3, 3, 3), 1, 1, 0, (2, 1, 1), 1, True),
+]
 
+
+@pytest.mark.parametrize("shape,co,kernel,stride,padding,output_padding,dilation,groups,bias", TRANSPOSED)
+def test_conv_transpose3d(no_fallbacks, shape, co, kernel, stride, padding, output_padding, dilation, groups, bias):
     torch.manual_seed(4)
-    x, w = torch.randn(1, 4, 3, 4, 4), torch.randn(4, 2, 3, 3, 3)
-    oclcore.reset_fallbacks()
-    got = F.conv_transpose3d(x.to(DEVICE), w.to(DEVICE), stride=2)
-    assert_close(got, F.conv_transpose3d(x, w, stride=2), rtol=1e-4, atol=1e-4)
-    assert "aten::convolution" in oclcore.fallbacks()
+    x, w = torch.randn(shape), torch.randn(shape[1], co // groups, *kernel)
+    b = torch.randn(co) if bias else None
+    cpu = [t.clone().requires_grad_() if t is not None else None for t in (x, w, b)]
+    ocl = [t.to(DEVICE).requires_grad_() if t is not None else None for t in (x, w, b)]
+    want = F.conv_transpose3d(*cpu, stride, padding, output_padding, groups, dilation)
+    got = F.conv_transpose3d(*ocl, stride, padding, output_padding, groups, dilation)
+    assert_close(got, want, rtol=1e-4, atol=1e-4)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    for o, c in zip(ocl, cpu):
+        if c is not None:
+            assert_close(o.grad, c.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_depth_taps_geometry():

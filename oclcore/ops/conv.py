@@ -4,8 +4,8 @@ custom op ``torch.ops.oclcore.conv2d`` (convolution + bias + activation).
 1-D convolutions run as 2-D ones with H = 1; transposed convolutions run
 through the data-gradient path; only the gradients in output_mask are
 computed. float32 runs natively, float16/bfloat16 in float32; 3-D convolutions
-run as 2-D ones over stacked depth taps (oclcore.ops.conv3d); other cases
-(transposed 3-D convolutions, float64) take the CPU fallback."""
+(transposed too) run as 2-D ones over stacked depth taps (oclcore.ops.conv3d);
+float64 takes the CPU fallback."""
 
 import torch
 
@@ -137,15 +137,18 @@ def _plan(func, tensors, args, x, w, stride, padding, dilation, output_padding):
 _memo, _backward_memo = Memo(), Memo()
 
 
-def _is_3d(x, w, transposed):
-    return (x.dim() == 5 and w.dim() == 5 and not transposed
+def _is_3d(x, w):
+    return (x.dim() == 5 and w.dim() == 5
             and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and w.dtype == x.dtype)
 
 
 @register(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
-    if _is_3d(x, w, transposed):
-        infer(aten.convolution.default, (x, w, bias, stride, padding, dilation, transposed, output_padding, groups))
+    if _is_3d(x, w):
+        meta = infer(aten.convolution.default, (x, w, bias, stride, padding, dilation, transposed, output_padding,
+                                                groups))
+        if transposed:
+            return conv3d.transposed_forward(x, w, bias, stride, padding, dilation, groups, meta.shape)
         return conv3d.forward(x, w, bias, stride, padding, dilation, groups)
     key = _memo_key((x, w, bias), (stride, padding, dilation, transposed, output_padding, groups))
     if key is None:
@@ -194,10 +197,11 @@ def _convolution(x, w, bias, stride, padding, dilation, transposed, output_paddi
 @register(aten.convolution_backward.default)
 def convolution_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding,
                          groups, output_mask):
-    if _is_3d(x, w, transposed):
+    if _is_3d(x, w):
         infer(aten.convolution_backward.default, (grad, x, w, bias_sizes, stride, padding, dilation, transposed,
                                                    output_padding, groups, output_mask))
-        return conv3d.backward(grad, x, w, stride, padding, dilation, groups, output_mask)
+        run = conv3d.transposed_backward if transposed else conv3d.backward
+        return run(grad, x, w, stride, padding, dilation, groups, output_mask)
     args = (bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask)
     key = _memo_key((grad, x, w), args)
     if key is None:

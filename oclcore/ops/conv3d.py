@@ -1,8 +1,10 @@
-"""3-D convolutions (nn.Conv3d: video networks) as 2-D ones: the kd depth taps of the kernel are
-stacked into the channel dimension, so forward is one 2-D convolution over N * out_depth images
-with kd times the channels, and both gradients come from that convolution's backward. Costs an
-input copy of kd times its size; runs on the device where the CPU fallback copied everything.
-Transposed 3-D convolutions still take the CPU fallback."""
+"""3-D convolutions (nn.Conv3d: video networks; nn.ConvTranspose3d: 3-D U-Nets) as 2-D ones: the
+kd depth taps of the kernel are stacked into the channel dimension, so forward is one 2-D
+convolution over N * out_depth images with kd times the channels, and both gradients come from
+that convolution's backward. Costs an input copy of kd times its size; runs on the device where
+the CPU fallback copied everything. A transposed convolution is the data gradient of the direct
+one whose output its input is; its gradients are that direct convolution and its weight
+gradient with the roles of input and output gradient exchanged."""
 
 import torch
 
@@ -68,4 +70,21 @@ def backward(grad, x, w, stride, padding, dilation, groups, output_mask):
             tap = aten.permute(aten.select(taps, 3, k), [0, 2, 3, 1, 4, 5])  # (N, G, Cg, od, H, W)
             aten.slice(per_group, 3, start, start + (od - 1) * stride[0] + 1, stride[0]).add_(tap)
         gi = (aten.slice(gxp, 2, pd, pd + D) if pd else gxp).contiguous()
+    return gi, gw, gb
+
+
+def transposed_forward(x, w, bias, stride, padding, dilation, groups, out_shape):
+    """aten.convolution for transposed 5-D x and w, whose output has ``out_shape``."""
+    shape_only = aten.zeros(list(out_shape), dtype=x.dtype, device=x.device)  # (its values are not read)
+    y = backward(x, shape_only, w, stride, padding, dilation, groups, (True, False, False))[0]
+    if bias is not None:
+        y.add_(aten.view(bias, [1, -1, 1, 1, 1]))
+    return y
+
+
+def transposed_backward(grad, x, w, stride, padding, dilation, groups, output_mask):
+    """aten.convolution_backward for transposed 5-D tensors."""
+    gi = forward(grad, w, None, stride, padding, dilation, groups) if output_mask[0] else None
+    gw = backward(x, grad, w, stride, padding, dilation, groups, (False, True, False))[1] if output_mask[1] else None
+    gb = aten.sum.dim_IntList(grad, [0, 2, 3, 4]) if output_mask[2] else None
     return gi, gw, gb
