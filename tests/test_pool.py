@@ -98,3 +98,37 @@ def test_pool_bad_arguments_raise_torch_errors():
         F.max_pool2d(x, 2, 2, 2)
     with pytest.raises(RuntimeError):
         F.avg_pool2d(x, 5)
+
+
+@pytest.mark.parametrize("pool", [
+    lambda t: F.max_pool3d(t, 2), lambda t: F.max_pool3d(t, 3, stride=1, padding=1),
+    lambda t: F.max_pool3d(t, (2, 3, 2), stride=(1, 2, 2), dilation=(2, 1, 1)),
+    lambda t: F.max_pool3d(t[0], 2), lambda t: F.max_pool3d(t.to(memory_format=torch.channels_last_3d), 2),
+], ids=["2", "3-overlapping-padded", "dilated", "unbatched", "channels-last-3d"])
+def test_max_pool3d_backward(pool, no_fallbacks):
+    """3-D max pooling's gradient goes to the recorded maxima (overlapping windows add up)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, 7)
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    want, got = pool(xc), pool(xo)
+    assert_close(got, want)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    assert_close(xo.grad, xc.grad)
+
+
+def test_adaptive_max_pool3d():
+    """Forward on the CPU fallback (torch's decomposition declines it), backward on the device."""
+    import oclcore
+
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 5, 6, 7)
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    oclcore.reset_fallbacks()
+    want, got = F.adaptive_max_pool3d(xc, (2, 3, 2)), F.adaptive_max_pool3d(xo, (2, 3, 2))
+    assert_close(got, want)
+    want.sum().backward()
+    got.sum().backward()
+    assert_close(xo.grad, xc.grad)
+    assert set(oclcore.fallbacks()) == {"aten::adaptive_max_pool3d"}

@@ -1,6 +1,6 @@
 """2-d pooling: max (with int64 indices), average (ceil_mode,
 count_include_pad, divisor_override), adaptive average and adaptive max, and
-their backward ops, on cl/pool.cl. Inputs of any strides (channels-last
+their backward ops, on cl/pool.cl; 3-d max pooling's backward as a scatter. Inputs of any strides (channels-last
 included) are read in place; outputs take torch's layout."""
 
 import functools
@@ -198,3 +198,29 @@ def adaptive_max_pool2d_backward(gy, x, indices):
     gi = _new(meta, x._index)
     _backward(gy, x, indices, gi, _ADAPTIVE_MAX, _NO_WINDOW)
     return gi
+
+
+# ---- 3-d max pooling's backward: the gradients scattered to the recorded maxima ----
+
+def _scatter_to_indices(gy, x, indices):
+    """The input gradient of a max pooling whose maxima are ``indices`` (flat positions within
+    each (n, c) volume, as torch records them): gy added at those positions (overlapping windows
+    add up)."""
+    n, c = (x.shape[0], x.shape[1]) if x.dim() == 5 else (1, x.shape[0])
+    gi = aten.zeros(list(x.shape), dtype=gy.dtype, device=gy.device)
+    flat = aten.view(gi, [n, c, -1])
+    aten.scatter_add_(flat, 2, aten.reshape(indices, [n, c, -1]), aten.reshape(gy, [n, c, -1]))
+    return gi
+
+
+@register(aten.max_pool3d_with_indices_backward.default)
+def max_pool3d_with_indices_backward(gy, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
+    infer(aten.max_pool3d_with_indices_backward.default,
+          (gy, x, kernel_size, stride, padding, dilation, ceil_mode, indices))
+    return _scatter_to_indices(gy, x, indices)
+
+
+@register(aten.adaptive_max_pool3d_backward.default)
+def adaptive_max_pool3d_backward(gy, x, indices):
+    infer(aten.adaptive_max_pool3d_backward.default, (gy, x, indices))
+    return _scatter_to_indices(gy, x, indices)

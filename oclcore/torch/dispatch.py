@@ -102,7 +102,9 @@ def _unhandled(func, args, kwargs):
                 return out
             decomp = _decomposition(func)
             if decomp is not None:
-                return decomp(*args, **kwargs)
+                out = decomp(*args, **kwargs)
+                if out is not NotImplemented:  # (a decomposition may decline a case: the CPU runs it)
+                    return out
         finally:
             active.discard(func)
     return cpu_fallback(func, args, kwargs)
