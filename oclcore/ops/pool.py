@@ -1,7 +1,8 @@
 """2-d pooling: max (with int64 indices), average (ceil_mode,
 count_include_pad, divisor_override), adaptive average and adaptive max, and
-their backward ops, on cl/pool.cl; 3-d max pooling's backward as a scatter. Inputs of any strides (channels-last
-included) are read in place; outputs take torch's layout."""
+their backward ops, on cl/pool.cl (3-d max pooling's backward as a scatter).
+Inputs of any strides (channels-last included) are read in place; outputs
+take torch's layout."""
 
 import functools
 
