@@ -1,5 +1,5 @@
-"""Upsampling (nearest, nearest-exact, bilinear) and channel_shuffle on ocl
-against torch CPU, forward and input grads through autograd."""
+"""Upsampling (nearest, nearest-exact, bilinear; trilinear and 1-d nearest through the 2-d
+kernels) and channel_shuffle on ocl against torch CPU, forward and input grads through autograd."""
 
 import pytest
 import torch
@@ -52,3 +52,40 @@ def test_upsample_empty(no_fallbacks):
 def test_channel_shuffle(no_fallbacks, groups):
     torch.manual_seed(2)
     compare_forward_backward(lambda t: F.channel_shuffle(t, groups), torch.randn(2, 6, 3, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: F.interpolate(t, scale_factor=2, mode="trilinear"),
+    lambda t: F.interpolate(t, size=(3, 7, 5), mode="trilinear", align_corners=True),
+    lambda t: F.interpolate(t, scale_factor=(1.5, 0.5, 2.3), mode="trilinear"),
+    lambda t: F.interpolate(t, size=(1, 1, 1), mode="trilinear", align_corners=True),
+    lambda t: F.interpolate(t.to(memory_format=torch.channels_last_3d), scale_factor=2, mode="trilinear"),
+], ids=["x2", "sizes-align-corners", "uneven-scales", "to-one", "channels-last-3d"])
+def test_trilinear(call, no_fallbacks):
+    """Trilinear upsampling as bilinear over (H, W), then linear over D: forward and backward."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, 6)
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    want, got = call(xc), call(xo)
+    assert_close(got, want)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    assert_close(xo.grad, xc.grad)
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: F.interpolate(t, scale_factor=2, mode="nearest"),
+    lambda t: F.interpolate(t, size=7, mode="nearest-exact"),
+    lambda t: F.interpolate(t, scale_factor=0.6, mode="nearest"),
+], ids=["x2", "exact-size", "down"])
+def test_nearest1d_backward(call, no_fallbacks):
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 9)
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    want, got = call(xc), call(xo)
+    assert_close(got, want)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    assert_close(xo.grad, xc.grad)

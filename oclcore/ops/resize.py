@@ -165,3 +165,60 @@ def upsample_bilinear2d_backward(gy, output_size, input_size, align_corners, sca
     _run("upsample_bilinear_backward", gy.dtype, gy._index, gi.numel(), gi, gy, small, big, int(align_corners),
          sh, sw)
     return gi
+
+
+# ---- 1-d nearest and 3-d trilinear through the 2-d kernels ----
+#
+# A 1-d map is a 2-d one of height 1. Trilinear interpolation is linear along each axis in turn:
+# bilinear over (H, W) with the depth folded into the channels, then linear over D with the
+# (H, W) plane as one axis of unchanged size (an identity map at scale 1).
+
+def _nearest1d_backward(func2d, gy, output_size, input_size, scales):
+    n, c, length = input_size
+    gi = func2d(aten.unsqueeze(gy, 2), [1, output_size[0]], [n, c, 1, length], None, scales)
+    return aten.squeeze(gi, [2])
+
+
+@register(aten.upsample_nearest1d_backward.default)
+def upsample_nearest1d_backward(gy, output_size, input_size, scales=None):
+    infer(aten.upsample_nearest1d_backward.default, (gy, output_size, input_size, scales))
+    return _nearest1d_backward(upsample_nearest2d_backward, gy, output_size, input_size, scales)
+
+
+@register(aten._upsample_nearest_exact1d_backward.default)
+def _upsample_nearest_exact1d_backward(gy, output_size, input_size, scales=None):
+    infer(aten._upsample_nearest_exact1d_backward.default, (gy, output_size, input_size, scales))
+    return _nearest1d_backward(_upsample_nearest_exact2d_backward, gy, output_size, input_size, scales)
+
+
+@register(aten.upsample_trilinear3d.default)
+def upsample_trilinear3d(x, output_size, align_corners, scales_d=None, scales_h=None, scales_w=None):
+    infer(aten.upsample_trilinear3d.default, (x, output_size, align_corners, scales_d, scales_h, scales_w))
+    n, c, d, h, w = x.shape
+    od, oh, ow = output_size
+    planes = upsample_bilinear2d(aten.view(x.contiguous(), [n, c * d, h, w]), [oh, ow], align_corners, scales_h,
+                                 scales_w)
+    out = upsample_bilinear2d(aten.view(planes, [n, c, d, oh * ow]), [od, oh * ow], align_corners, scales_d, None)
+    return aten.view(out, [n, c, od, oh, ow])
+
+
+@register(aten.upsample_trilinear3d.vec)
+def upsample_trilinear3d_vec(x, output_size, align_corners, scale_factors):
+    scales = [None] * 3 if scale_factors is None else list(scale_factors)
+    if output_size is None:
+        output_size = [int(x.shape[2 + i] * scales[i]) for i in range(3)]
+    return upsample_trilinear3d(x, list(output_size), align_corners, *scales)
+
+
+@register(aten.upsample_trilinear3d_backward.default)
+def upsample_trilinear3d_backward(gy, output_size, input_size, align_corners, scales_d=None, scales_h=None,
+                                  scales_w=None):
+    infer(aten.upsample_trilinear3d_backward.default,
+          (gy, output_size, input_size, align_corners, scales_d, scales_h, scales_w))
+    n, c, d, h, w = input_size
+    od, oh, ow = output_size
+    g = upsample_bilinear2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), [od, oh * ow],
+                                     [n, c, d, oh * ow], align_corners, scales_d, None)
+    g = upsample_bilinear2d_backward(aten.view(g, [n, c * d, oh, ow]), [oh, ow], [n, c * d, h, w], align_corners,
+                                     scales_h, scales_w)
+    return aten.view(g, [n, c, d, h, w])
