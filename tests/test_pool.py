@@ -1,5 +1,5 @@
-"""2-d pooling on ocl against torch CPU: forward, indices, and input grads
-through autograd, for contiguous, channels-last and sliced inputs."""
+"""Pooling on ocl against torch CPU (2-d; 3-d average, 3-d max's backward): forward, indices, and
+input grads through autograd, for contiguous, channels-last and sliced inputs."""
 
 import pytest
 import torch
@@ -132,3 +132,31 @@ def test_adaptive_max_pool3d():
     got.sum().backward()
     assert_close(xo.grad, xc.grad)
     assert set(oclcore.fallbacks()) == {"aten::adaptive_max_pool3d"}
+
+
+@pytest.mark.parametrize("pool", [
+    lambda t: F.avg_pool3d(t, 2), lambda t: F.avg_pool3d(t, 3, stride=2, padding=1),
+    lambda t: F.avg_pool3d(t, (3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True, count_include_pad=False),
+    lambda t: F.avg_pool3d(t, 3, stride=2, padding=1, ceil_mode=True), lambda t: F.avg_pool3d(t[0], 2),
+    lambda t: F.avg_pool3d(t.to(memory_format=torch.channels_last_3d), 2),
+], ids=["2", "3-padded", "ceil-no-pad-count", "ceil", "unbatched", "channels-last-3d"])
+def test_avg_pool3d(pool, no_fallbacks):
+    """3-D average pooling (per-axis averages through the 2-d kernel), forward and backward."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 5, 6, 7)
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    want, got = pool(xc), pool(xo)
+    assert_close(got, want)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    assert_close(xo.grad, xc.grad)
+
+
+def test_avg_pool3d_divisor_override_falls_back():
+    import oclcore
+
+    x = torch.randn(1, 2, 4, 4, 4)
+    oclcore.reset_fallbacks()
+    assert_close(F.avg_pool3d(x.to(DEVICE), 2, divisor_override=3), F.avg_pool3d(x, 2, divisor_override=3))
+    assert set(oclcore.fallbacks()) == {"aten::avg_pool3d"}

@@ -1,6 +1,7 @@
 """2-d pooling: max (with int64 indices), average (ceil_mode,
 count_include_pad, divisor_override), adaptive average and adaptive max, and
-their backward ops, on cl/pool.cl (3-d max pooling's backward as a scatter).
+their backward ops, on cl/pool.cl (3-d average pooling through the 2-d kernel,
+3-d max pooling's backward as a scatter).
 Inputs of any strides (channels-last included) are read in place; outputs
 take torch's layout."""
 
@@ -9,7 +10,7 @@ import functools
 import torch
 
 from .. import runtime
-from ..torch.dispatch import register
+from ..torch.dispatch import cpu_fallback, register
 from ..torch.tensor import empty
 from . import dtypes
 from .meta import infer
@@ -225,3 +226,56 @@ def max_pool3d_with_indices_backward(gy, x, kernel_size, stride, padding, dilati
 def adaptive_max_pool3d_backward(gy, x, indices):
     infer(aten.adaptive_max_pool3d_backward.default, (gy, x, indices))
     return _scatter_to_indices(gy, x, indices)
+
+
+# ---- 3-d average pooling through the 2-d kernel ----
+#
+# A box average is the product of per-axis averages, divisors included (the count of a window
+# clipped by padding or ceil_mode is a product of per-axis counts), so avg_pool3d is avg_pool2d
+# over (H, W) with the depth folded into the channels, then over D with the (H, W) plane as one
+# axis of window 1. A divisor_override breaks that product: the CPU runs those.
+
+def _triple(v, default=None):
+    v = list(v) if v else list(default or [])
+    return v * 3 if len(v) == 1 else v
+
+
+@register(aten.avg_pool3d.default)
+def avg_pool3d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    args = (x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    meta = infer(aten.avg_pool3d.default, args)
+    if divisor_override is not None:
+        return cpu_fallback(aten.avg_pool3d.default, args, {})
+    if x.dim() == 4:  # unbatched
+        return aten.squeeze(avg_pool3d(aten.unsqueeze(x, 0), *args[1:]), [0])
+    (kd, kh, kw), (sd, sh, sw) = _triple(kernel_size), _triple(stride, kernel_size)
+    (pd, ph, pw) = _triple([padding] if isinstance(padding, int) else padding)
+    n, c, d, h, w = x.shape
+    od, oh, ow = meta.shape[2:]
+    planes = avg_pool2d(aten.view(x.contiguous(), [n, c * d, h, w]), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
+                        count_include_pad)
+    out = avg_pool2d(aten.view(planes.contiguous(), [n, c, d, oh * ow]), [kd, 1], [sd, 1], [pd, 0], ceil_mode,
+                     count_include_pad)
+    return aten.view(out.contiguous(), [n, c, od, oh, ow])
+
+
+@register(aten.avg_pool3d_backward.default)
+def avg_pool3d_backward(gy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    args = (gy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    infer(aten.avg_pool3d_backward.default, args)
+    if divisor_override is not None:
+        return cpu_fallback(aten.avg_pool3d_backward.default, args, {})
+    if x.dim() == 4:  # unbatched
+        return aten.squeeze(avg_pool3d_backward(aten.unsqueeze(gy, 0), aten.unsqueeze(x, 0), *args[2:]), [0])
+    (kd, kh, kw), (sd, sh, sw) = _triple(kernel_size), _triple(stride, kernel_size)
+    (pd, ph, pw) = _triple([padding] if isinstance(padding, int) else padding)
+    n, c, d, h, w = x.shape
+    od, oh, ow = gy.shape[2:]
+    planes = aten.empty([n, c, d, oh * ow], dtype=x.dtype, device=x.device)  # (the shape the kernel asks)
+    g = avg_pool2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), planes, [kd, 1], [sd, 1], [pd, 0],
+                            ceil_mode, count_include_pad, None)
+    g = avg_pool2d_backward(aten.view(g.contiguous(), [n, c * d, oh, ow]),
+                            aten.view(x.contiguous(), [n, c * d, h, w]), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
+                            count_include_pad, None)
+    return aten.view(g.contiguous(), [n, c, d, h, w])
