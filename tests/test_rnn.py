@@ -132,8 +132,9 @@ def test_one_bias_of_two(no_fallbacks):
     ig, hg, cx, b = (torch.randn(3, 12, device=DEVICE), torch.randn(3, 12, device=DEVICE),
                      torch.randn(3, 3, device=DEVICE), torch.randn(12, device=DEVICE))
     zeros = torch.zeros(12, device=DEVICE)
-    for got, want in ((aten._thnn_fused_lstm_cell(ig, hg, cx, b, None), aten._thnn_fused_lstm_cell(ig, hg, cx, b, zeros)),
-                      (aten._thnn_fused_gru_cell(ig[:, :9], hg[:, :9], cx, None, b[:9]),
-                       aten._thnn_fused_gru_cell(ig[:, :9], hg[:, :9], cx, zeros[:9], b[:9]))):
+    pairs = ((aten._thnn_fused_lstm_cell(ig, hg, cx, b, None), aten._thnn_fused_lstm_cell(ig, hg, cx, b, zeros)),
+             (aten._thnn_fused_gru_cell(ig[:, :9], hg[:, :9], cx, None, b[:9]),
+              aten._thnn_fused_gru_cell(ig[:, :9], hg[:, :9], cx, zeros[:9], b[:9])))
+    for got, want in pairs:
         for g, w in zip(got, want):
             assert_close(g.cpu(), w.cpu(), atol=0, rtol=0)
