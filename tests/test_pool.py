@@ -160,3 +160,19 @@ def test_avg_pool3d_divisor_override_falls_back():
     oclcore.reset_fallbacks()
     assert_close(F.avg_pool3d(x.to(DEVICE), 2, divisor_override=3), F.avg_pool3d(x, 2, divisor_override=3))
     assert set(oclcore.fallbacks()) == {"aten::avg_pool3d"}
+
+
+@pytest.mark.parametrize("size", [(2, 3, 2), (7, 4, 9), 1, "unbatched", "channels-last-3d"])
+def test_adaptive_avg_pool3d(size, no_fallbacks):
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 5, 6, 7)
+    pool = {"unbatched": lambda t: F.adaptive_avg_pool3d(t[0], (3, 3, 3)),
+            "channels-last-3d": lambda t: F.adaptive_avg_pool3d(t.to(memory_format=torch.channels_last_3d), 2)}.get(
+        size, lambda t: F.adaptive_avg_pool3d(t, size))
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    want, got = pool(xc), pool(xo)
+    assert_close(got, want)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    assert_close(xo.grad, xc.grad)

@@ -1,7 +1,7 @@
 """2-d pooling: max (with int64 indices), average (ceil_mode,
 count_include_pad, divisor_override), adaptive average and adaptive max, and
-their backward ops, on cl/pool.cl (3-d average pooling through the 2-d kernel,
-3-d max pooling's backward as a scatter).
+their backward ops, on cl/pool.cl (3-d average and adaptive average pooling
+through the 2-d kernel, 3-d max pooling's backward as a scatter).
 Inputs of any strides (channels-last included) are read in place; outputs
 take torch's layout."""
 
@@ -278,4 +278,31 @@ def avg_pool3d_backward(gy, x, kernel_size, stride, padding, ceil_mode, count_in
     g = avg_pool2d_backward(aten.view(g.contiguous(), [n, c * d, oh, ow]),
                             aten.view(x.contiguous(), [n, c * d, h, w]), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
                             count_include_pad, None)
+    return aten.view(g.contiguous(), [n, c, d, h, w])
+
+
+@register(aten._adaptive_avg_pool3d.default, aten.adaptive_avg_pool3d.default)
+def _adaptive_avg_pool3d(x, output_size):
+    """Adaptive windows are per-axis too: over (H, W) with the depth in the channels, then over D."""
+    meta = infer(aten._adaptive_avg_pool3d.default, (x, output_size))
+    if x.dim() == 4:  # unbatched
+        return aten.squeeze(_adaptive_avg_pool3d(aten.unsqueeze(x, 0), output_size), [0])
+    n, c, d, h, w = x.shape
+    od, oh, ow = meta.shape[-3:]
+    planes = _adaptive_avg_pool2d(aten.view(x.contiguous(), [n, c * d, h, w]), [oh, ow])
+    out = _adaptive_avg_pool2d(aten.view(planes.contiguous(), [n, c, d, oh * ow]), [od, oh * ow])
+    return aten.view(out.contiguous(), [n, c, od, oh, ow])
+
+
+@register(aten._adaptive_avg_pool3d_backward.default)
+def _adaptive_avg_pool3d_backward(gy, x):
+    infer(aten._adaptive_avg_pool3d_backward.default, (gy, x))
+    if x.dim() == 4:
+        return aten.squeeze(_adaptive_avg_pool3d_backward(aten.unsqueeze(gy, 0), aten.unsqueeze(x, 0)), [0])
+    n, c, d, h, w = x.shape
+    od, oh, ow = gy.shape[-3:]
+    planes = aten.empty([n, c, d, oh * ow], dtype=x.dtype, device=x.device)  # (the shape the kernel asks)
+    g = _adaptive_avg_pool2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), planes)
+    g = _adaptive_avg_pool2d_backward(aten.view(g.contiguous(), [n, c * d, oh, ow]),
+                                      aten.view(x.contiguous(), [n, c * d, h, w]))
     return aten.view(g.contiguous(), [n, c, d, h, w])
