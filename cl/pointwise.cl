@@ -173,6 +173,32 @@
 #define GELU_TANH_INNER(v) ((CT)0.7978845608028654 * ((v) + (CT)0.044715 * (v) * (v) * (v)))
 #define NAN_OR(a, b, v) ((isnan(a) || isnan(b)) ? (CT)NAN : (v))
 
+#ifndef CT_IS_INT
+// erfinv: Giles' single-precision approximation ("Approximating the erfinv function", GPU
+// Computing Gems, 2011), then Newton steps on erf (two reach double precision).
+inline CT erfinv_ct(CT x) {
+  if (fabs(x) >= (CT)1) return fabs(x) == (CT)1 ? copysign((CT)INFINITY, x) : (CT)NAN;
+  float xf = (float)x, w = -log((1.0f - xf) * (1.0f + xf)), p;
+  if (w < 5.0f) {
+    w -= 2.5f;
+    p = 2.81022636e-08f;
+    p = 3.43273939e-07f + p * w; p = -3.5233877e-06f + p * w; p = -4.39150654e-06f + p * w;
+    p = 0.00021858087f + p * w; p = -0.00125372503f + p * w; p = -0.00417768164f + p * w;
+    p = 0.246640727f + p * w; p = 1.50140941f + p * w;
+  } else {
+    w = sqrt(w) - 3.0f;
+    p = -0.000200214257f;
+    p = 0.000100950558f + p * w; p = 0.00134934322f + p * w; p = -0.00367342844f + p * w;
+    p = 0.00573950773f + p * w; p = -0.0076224613f + p * w; p = 0.00943887047f + p * w;
+    p = 1.00167406f + p * w; p = 2.83297682f + p * w;
+  }
+  CT y = (CT)(p * xf);
+  for (int i = 0; i < 2; i++)
+    y -= (erf(y) - x) / ((CT)1.1283791670955126 * exp(-y * y));
+  return y;
+}
+#endif
+
 #ifdef CT_IS_INT
 inline CT ipow(CT base, CT e) {
   if (e < 0) return base == 1 ? (CT)1 : (base == -1 ? ((e & 1) ? (CT)-1 : (CT)1) : (CT)0);

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import DEVICE, assert_close
+from oclcore import runtime
 
 FLOAT_TOL = dict(rtol=1e-4, atol=1e-5)
 INT_DTYPES = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8]
@@ -81,6 +82,7 @@ UNARY = {
     "sinh": (torch.sinh, "any", True),
     "cosh": (torch.cosh, "any", True),
     "erfc": (torch.erfc, "any", True),
+    "erfinv": (torch.erfinv, "unit", True),
     "relu": (torch.relu, "any", True),
     "relu6": (F.relu6, "wide", True),
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), "any", True),
@@ -116,6 +118,15 @@ def test_unary_forward_backward(name, no_fallbacks):
         y.backward(g)
         yo.backward(g.to(DEVICE))
         assert_close(xo.grad, xc.grad, **FLOAT_TOL)
+
+
+def test_erfinv_edges_and_precision(no_fallbacks):
+    """erfinv at and beyond +-1, near the ends and near 0, to float32 (and float64) precision."""
+    x = torch.tensor([0.0, -0.0, 1.0, -1.0, 1.5, -2.0, math.nan, 1e-8, 0.5, -0.999999, 0.9999999])
+    assert_close(torch.erfinv(x.to(DEVICE)), torch.erfinv(x), rtol=1e-6, atol=0)
+    if runtime.device(0).fp64:
+        xd = torch.linspace(-0.999999, 0.999999, 1001, dtype=torch.float64)
+        assert_close(torch.erfinv(xd.to(DEVICE)), torch.erfinv(xd), rtol=1e-9, atol=0)
 
 
 def test_activation_special_values(no_fallbacks):

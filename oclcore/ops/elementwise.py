@@ -155,7 +155,7 @@ def define(name, describe, compare=False, inplace=True):
 # ---- unary math: the kernel op has the aten name ----
 for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1",
               "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
-              "cosh", "tanh", "sigmoid", "erf", "erfc", "floor", "ceil", "trunc", "frac", "relu",
+              "cosh", "tanh", "sigmoid", "erf", "erfc", "erfinv", "floor", "ceil", "trunc", "frac", "relu",
               "silu", "mish", "hardswish", "hardsigmoid", "square"):
     define(_name, lambda x, _op=_name: (_op, [x], ()))
 

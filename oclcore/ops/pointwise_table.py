@@ -34,6 +34,7 @@ OPS = {
     "sigmoid": (1, "SIGMOID(x)", None),
     "erf": (1, "erf(x)", None),
     "erfc": (1, "erfc(x)", None),
+    "erfinv": (1, "erfinv_ct(x)", None),
     "floor": (1, "floor(x)", "x"),
     "ceil": (1, "ceil(x)", "x"),
     "round": (1, "rint(x)", "x"),
