@@ -10,6 +10,20 @@ import torch.nn.functional as F
 
 from conftest import DEVICE, assert_close
 
+def _compare(conv, x, w, b):
+    """conv(x, w, b) on ocl and on the CPU: output and the gradients of x, w and b (when given)."""
+    cpu = [t.clone().requires_grad_() if t is not None else None for t in (x, w, b)]
+    ocl = [t.to(DEVICE).requires_grad_() if t is not None else None for t in (x, w, b)]
+    want, got = conv(*cpu), conv(*ocl)
+    assert_close(got, want, rtol=1e-4, atol=1e-4)
+    seed = torch.randn(want.shape)
+    want.backward(seed)
+    got.backward(seed.to(DEVICE))
+    for o, c in zip(ocl, cpu):
+        if c is not None:
+            assert_close(o.grad, c.grad, rtol=1e-4, atol=1e-4)
+
+
 CONFIGS = [  # (N, C, D, H, W), Co, kernel, stride, padding, dilation, groups, bias
     ((2, 4, 5, 6, 7), 6, (3, 3, 3), 1, 1, 1, 1, True),
     ((1, 4, 7, 5, 5), 4, (3, 1, 3), (2, 1, 2), (1, 0, 2), (2, 1, 1), 2, False),
@@ -25,17 +39,7 @@ def test_conv3d_forward_and_gradients(no_fallbacks, shape, co, kernel, stride, p
     torch.manual_seed(0)
     x, w = torch.randn(shape), torch.randn(co, shape[1] // groups, *kernel)
     b = torch.randn(co) if bias else None
-    cpu = [t.clone().requires_grad_() if t is not None else None for t in (x, w, b)]
-    ocl = [t.to(DEVICE).requires_grad_() if t is not None else None for t in (x, w, b)]
-    want = F.conv3d(*cpu, stride, padding, dilation, groups)
-    got = F.conv3d(*ocl, stride, padding, dilation, groups)
-    assert_close(got, want, rtol=1e-4, atol=1e-4)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    for o, c in zip(ocl, cpu):
-        if c is not None:
-            assert_close(o.grad, c.grad, rtol=1e-4, atol=1e-4)
+    _compare(lambda x, w, b: F.conv3d(x, w, b, stride, padding, dilation, groups), x, w, b)
 
 
 def test_conv3d_weight_gradient_only_and_module(no_fallbacks):
@@ -102,17 +106,7 @@ def test_conv_transpose3d(no_fallbacks, shape, co, kernel, stride, padding, outp
     torch.manual_seed(4)
     x, w = torch.randn(shape), torch.randn(shape[1], co // groups, *kernel)
     b = torch.randn(co) if bias else None
-    cpu = [t.clone().requires_grad_() if t is not None else None for t in (x, w, b)]
-    ocl = [t.to(DEVICE).requires_grad_() if t is not None else None for t in (x, w, b)]
-    want = F.conv_transpose3d(*cpu, stride, padding, output_padding, groups, dilation)
-    got = F.conv_transpose3d(*ocl, stride, padding, output_padding, groups, dilation)
-    assert_close(got, want, rtol=1e-4, atol=1e-4)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    for o, c in zip(ocl, cpu):
-        if c is not None:
-            assert_close(o.grad, c.grad, rtol=1e-4, atol=1e-4)
+    _compare(lambda x, w, b: F.conv_transpose3d(x, w, b, stride, padding, output_padding, groups, dilation), x, w, b)
 
 
 def test_depth_taps_geometry():

@@ -108,14 +108,7 @@ def test_pool_bad_arguments_raise_torch_errors():
 def test_max_pool3d_backward(pool, no_fallbacks):
     """3-D max pooling's gradient goes to the recorded maxima (overlapping windows add up)."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, 6, 7)
-    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
-    want, got = pool(xc), pool(xo)
-    assert_close(got, want)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    assert_close(xo.grad, xc.grad)
+    compare_forward_backward(pool, torch.randn(2, 3, 5, 6, 7), 1e-5, 1e-5)
 
 
 def test_adaptive_max_pool3d():
@@ -143,14 +136,7 @@ def test_adaptive_max_pool3d():
 def test_avg_pool3d(pool, no_fallbacks):
     """3-D average pooling (per-axis averages through the 2-d kernel), forward and backward."""
     torch.manual_seed(2)
-    x = torch.randn(2, 3, 5, 6, 7)
-    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
-    want, got = pool(xc), pool(xo)
-    assert_close(got, want)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    assert_close(xo.grad, xc.grad)
+    compare_forward_backward(pool, torch.randn(2, 3, 5, 6, 7), 1e-5, 1e-5)
 
 
 def test_avg_pool3d_divisor_override_falls_back():
@@ -169,10 +155,4 @@ def test_adaptive_avg_pool3d(size, no_fallbacks):
     pool = {"unbatched": lambda t: F.adaptive_avg_pool3d(t[0], (3, 3, 3)),
             "channels-last-3d": lambda t: F.adaptive_avg_pool3d(t.to(memory_format=torch.channels_last_3d), 2)}.get(
         size, lambda t: F.adaptive_avg_pool3d(t, size))
-    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
-    want, got = pool(xc), pool(xo)
-    assert_close(got, want)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    assert_close(xo.grad, xc.grad)
+    compare_forward_backward(pool, x, 1e-5, 1e-5)

@@ -64,14 +64,7 @@ def test_channel_shuffle(no_fallbacks, groups):
 def test_trilinear(call, no_fallbacks):
     """Trilinear upsampling as bilinear over (H, W), then linear over D: forward and backward."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 5, 6)
-    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
-    want, got = call(xc), call(xo)
-    assert_close(got, want)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    assert_close(xo.grad, xc.grad)
+    compare_forward_backward(call, torch.randn(2, 3, 4, 5, 6), 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize("call", [
@@ -81,11 +74,4 @@ def test_trilinear(call, no_fallbacks):
 ], ids=["x2", "exact-size", "down"])
 def test_nearest1d_backward(call, no_fallbacks):
     torch.manual_seed(1)
-    x = torch.randn(2, 3, 9)
-    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
-    want, got = call(xc), call(xo)
-    assert_close(got, want)
-    seed = torch.randn(want.shape)
-    want.backward(seed)
-    got.backward(seed.to(DEVICE))
-    assert_close(xo.grad, xc.grad)
+    compare_forward_backward(call, torch.randn(2, 3, 9), 1e-5, 1e-5)
