@@ -185,6 +185,24 @@ def test_graph_break_and_uncapturable_graph_still_correct():
     assert stats["graphs"] == 2 and stats["eager_calls"] >= 2 and stats["replays"] >= 2, stats
 
 
+def test_eager_ops_after_a_graph_break_are_not_compiled_by_dynamo():
+    """An LSTM is a graph break for dynamo: its ops run eagerly inside the compiled call, and
+    dynamo must not compile oclcore's dispatcher for them (it did, once per op signature)."""
+    import torch._dynamo.utils as dynamo_utils
+
+    torch._dynamo.reset()
+    oc.reset()
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(4, 6, batch_first=True).to("ocl")
+    x = torch.randn(2, 5, 4, device="ocl")
+    want = lstm(x)[0]
+    frames_before = dynamo_utils.counters["stats"]["unique_graphs"]
+    got = torch.compile(lstm, backend="oclcore")(x)[0]
+    assert_close(got, want, 1e-6, 1e-6)
+    assert dynamo_utils.counters["stats"]["unique_graphs"] == frames_before
+    assert oc.stats()["graphs"] == 0
+
+
 def _fused_gm(fn, *args):
     from torch.fx.experimental.proxy_tensor import make_fx
 

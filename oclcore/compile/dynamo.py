@@ -8,7 +8,11 @@ trace into our dispatch code. This module makes dynamo's variable builder
 wrap OclTensors like plain tensors (fake tensors on device "ocl"), which is
 what they are to every op. AOTAutograd then asks the runtime tangents to
 match the traced type: OclTensor.__coerce_same_metadata_as_tangent__ answers.
-The patch is the one place oclcore reaches into dynamo's internals."""
+It also keeps dynamo's frame hook out of OclTensor.__torch_dispatch__ and all it
+calls: after a graph break (an LSTM, a print) eager ops run inside the compiled
+function, and dynamo would compile the dispatcher itself, once per op signature
+until its recompile limit. These are the places oclcore reaches into dynamo's
+internals."""
 
 from ..torch.tensor import OclTensor
 
@@ -30,4 +34,8 @@ def install():
         return wrap(self, value)
 
     builder.VariableBuilder._wrap = _wrap
+    from torch._dynamo.eval_frame import FrameAction, FrameExecStrategy, set_code_exec_strategy
+
+    set_code_exec_strategy(OclTensor.__torch_dispatch__.__func__.__code__,
+                           FrameExecStrategy(FrameAction.SKIP, FrameAction.SKIP))
     _installed = True
