@@ -1,4 +1,4 @@
-"""Host time per small-tensor op through torch on ocl (a + b, relu, reductions, softmax), next to
+"""Host time per small-tensor op through torch on ocl (a + b, relu, reductions, softmax, matmul), next to
 a bare launch of a trivial kernel on the same device and the same ops on torch
 CPU, in one run. Ops only enqueue, so the loop measures host time; the device
 is synchronised once per batch of ops. Host time is the calling thread's CPU
@@ -65,13 +65,16 @@ def main():
     x, y = torch.randn(a.size, device=device), torch.randn(a.size, device=device)
     xc, yc = x.cpu(), y.cpu()
     m, mc = x.view(-1, a.row), xc.view(-1, a.row)
+    b3, b3c = m.view(-1, 4, a.row), mc.view(-1, 4, a.row)  # a batch of (4, row) matrices
     ops = {"a + b": (lambda: x + y, lambda: xc + yc),
            "relu": (lambda: torch.relu(x), lambda: torch.relu(xc)),
            "sum": (lambda: x.sum(), lambda: xc.sum()),
            "sum(dim)": (lambda: m.sum(1), lambda: mc.sum(1)),
            "mean(dim)": (lambda: m.mean(1), lambda: mc.mean(1)),
            "amax(dim)": (lambda: m.amax(1), lambda: mc.amax(1)),
-           "softmax": (lambda: torch.softmax(m, 1), lambda: torch.softmax(mc, 1))}
+           "softmax": (lambda: torch.softmax(m, 1), lambda: torch.softmax(mc, 1)),
+           "matmul 2-D": (lambda: m @ m.t(), lambda: mc @ mc.t()),
+           "matmul 3-D": (lambda: b3 @ b3.transpose(1, 2), lambda: b3c @ b3c.transpose(1, 2))}
     for f in [bare] + [f for pair in ops.values() for f in pair]:  # warm-up, builds kernels
         for _ in range(20):
             f()
@@ -86,9 +89,9 @@ def main():
           f"{a.size}-element float32 tensors (rows of {a.row} for the dim ops); median of {a.repeats} x {a.ops} "
           "ops (round-robin); "
           f"{'wall' if a.wall else 'host thread CPU'} time")
-    print(f"{'op':<11}{'ocl us/op':>12}{'bare launch':>13}{'over bare':>11}{'torch CPU':>11}")
+    print(f"{'op':<12}{'ocl us/op':>12}{'bare launch':>13}{'over bare':>11}{'torch CPU':>11}")
     for name in ops:
-        print(f"{name:<11}{us[name]:>12.1f}{bare_us:>13.1f}{us[name] - bare_us:>+11.1f}{cpu_us[name]:>11.1f}")
+        print(f"{name:<12}{us[name]:>12.1f}{bare_us:>13.1f}{us[name] - bare_us:>+11.1f}{cpu_us[name]:>11.1f}")
     if oclcore.fallbacks():
         print("CPU fallbacks during the run:", oclcore.fallbacks())
 
