@@ -224,35 +224,6 @@ def test_bmm_matmul_autograd(no_fallbacks):
     assert_close(bo.grad, bc.grad, 1e-5, 1e-5)
 
 
-def test_matmul_of_two_batches_is_one_bmm(no_fallbacks):
-    """torch.matmul of two 3-D operands with one batch size runs as a single bmm (one dispatch where
-    the decomposition took six); gradients, strided operands and every other rank still match."""
-    import oclcore.torch.tensor as T
-
-    torch.manual_seed(12)
-    a, b = torch.randn(4, 6, 9), torch.randn(4, 5, 9).transpose(1, 2)
-    ac, bc = a.clone().requires_grad_(), b.clone().requires_grad_()
-    ao, bo = _o(a).requires_grad_(), _o(b.transpose(1, 2).contiguous()).transpose(1, 2).requires_grad_()
-    calls = []
-    dispatch = T._dispatch
-    T._dispatch = lambda func, args, kwargs: (calls.append(func), dispatch(func, args, kwargs))[1]
-    try:
-        out = torch.matmul(ao, bo)
-    finally:
-        T._dispatch = dispatch
-    assert calls == [torch.ops.aten.bmm.default], calls
-    g = torch.randn(4, 6, 5)
-    torch.matmul(ac, bc).backward(g)
-    out.backward(_o(g))
-    assert_close(out, ac @ bc, 1e-5, 1e-5)
-    assert_close(ao.grad, ac.grad, 1e-5, 1e-5)
-    assert_close(bo.grad, bc.grad, 1e-5, 1e-5)
-    for x, y in ((torch.randn(7), torch.randn(7)), (torch.randn(3, 7), torch.randn(7)),
-                 (torch.randn(7), torch.randn(7, 2)), (torch.randn(2, 3, 4, 7), torch.randn(2, 3, 7, 5)),
-                 (torch.randn(1, 3, 7), torch.randn(2, 7, 4))):
-        assert_close(torch.matmul(_o(x), _o(y)), torch.matmul(x, y), 1e-5, 1e-5)
-
-
 @pytest.mark.parametrize("act", ["none", "relu"])
 def test_oclcore_gemm_op(no_fallbacks, act):
     torch.manual_seed(11)
