@@ -12,7 +12,7 @@ import torch
 from .. import runtime
 from ..torch.dispatch import cpu_fallback, register
 from ..torch.tensor import empty
-from . import dtypes
+from . import depth_fold, dtypes
 from .meta import infer
 
 aten = torch.ops.aten
@@ -228,36 +228,34 @@ def adaptive_max_pool3d_backward(gy, x, indices):
     return _scatter_to_indices(gy, x, indices)
 
 
-# ---- 3-d average pooling through the 2-d kernel ----
+# ---- 3-d average pooling through the 2-d kernel (oclcore.ops.depth_fold) ----
 #
 # A box average is the product of per-axis averages, divisors included (the count of a window
-# clipped by padding or ceil_mode is a product of per-axis counts), so avg_pool3d is avg_pool2d
-# over (H, W) with the depth folded into the channels, then over D with the (H, W) plane as one
-# axis of window 1. A divisor_override breaks that product: the CPU runs those.
+# clipped by padding or ceil_mode is a product of per-axis counts); a divisor_override breaks
+# that product: the CPU runs those. Adaptive windows are per-axis too.
 
 def _triple(v, default=None):
     v = list(v) if v else list(default or [])
     return v * 3 if len(v) == 1 else v
 
 
+def _windows(kernel_size, stride, padding):
+    """((kd, kh, kw), (sd, sh, sw), (pd, ph, pw)) of a 3-d pooling's arguments."""
+    return (_triple(kernel_size), _triple(stride, kernel_size),
+            _triple([padding] if isinstance(padding, int) else padding))
+
+
 @register(aten.avg_pool3d.default)
 def avg_pool3d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     args = (x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    meta = infer(aten.avg_pool3d.default, args)
+    infer(aten.avg_pool3d.default, args)
     if divisor_override is not None:
         return cpu_fallback(aten.avg_pool3d.default, args, {})
-    if x.dim() == 4:  # unbatched
-        return aten.squeeze(avg_pool3d(aten.unsqueeze(x, 0), *args[1:]), [0])
-    (kd, kh, kw), (sd, sh, sw) = _triple(kernel_size), _triple(stride, kernel_size)
-    (pd, ph, pw) = _triple([padding] if isinstance(padding, int) else padding)
-    n, c, d, h, w = x.shape
-    od, oh, ow = meta.shape[2:]
-    planes = avg_pool2d(aten.view(x.contiguous(), [n, c * d, h, w]), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
-                        count_include_pad)
-    out = avg_pool2d(aten.view(planes.contiguous(), [n, c, d, oh * ow]), [kd, 1], [sd, 1], [pd, 0], ceil_mode,
-                     count_include_pad)
-    return aten.view(out.contiguous(), [n, c, od, oh, ow])
+    (kd, kh, kw), (sd, sh, sw), (pd, ph, pw) = _windows(kernel_size, stride, padding)
+    return depth_fold.forward(
+        x, lambda t: avg_pool2d(t, [kh, kw], [sh, sw], [ph, pw], ceil_mode, count_include_pad),
+        lambda t: avg_pool2d(t, [kd, 1], [sd, 1], [pd, 0], ceil_mode, count_include_pad))
 
 
 @register(aten.avg_pool3d_backward.default)
@@ -266,43 +264,29 @@ def avg_pool3d_backward(gy, x, kernel_size, stride, padding, ceil_mode, count_in
     infer(aten.avg_pool3d_backward.default, args)
     if divisor_override is not None:
         return cpu_fallback(aten.avg_pool3d_backward.default, args, {})
-    if x.dim() == 4:  # unbatched
-        return aten.squeeze(avg_pool3d_backward(aten.unsqueeze(gy, 0), aten.unsqueeze(x, 0), *args[2:]), [0])
-    (kd, kh, kw), (sd, sh, sw) = _triple(kernel_size), _triple(stride, kernel_size)
-    (pd, ph, pw) = _triple([padding] if isinstance(padding, int) else padding)
-    n, c, d, h, w = x.shape
-    od, oh, ow = gy.shape[2:]
-    planes = aten.empty([n, c, d, oh * ow], dtype=x.dtype, device=x.device)  # (the shape the kernel asks)
-    g = avg_pool2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), planes, [kd, 1], [sd, 1], [pd, 0],
-                            ceil_mode, count_include_pad, None)
-    g = avg_pool2d_backward(aten.view(g.contiguous(), [n, c * d, oh, ow]),
-                            aten.view(x.contiguous(), [n, c * d, h, w]), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
-                            count_include_pad, None)
-    return aten.view(g.contiguous(), [n, c, d, h, w])
+    (kd, kh, kw), (sd, sh, sw), (pd, ph, pw) = _windows(kernel_size, stride, padding)
+
+    def like(shape):  # (the 2-d backward takes the input for its shape only)
+        return aten.empty(shape, dtype=x.dtype, device=x.device)
+    return depth_fold.backward(
+        gy, x.shape,
+        lambda g, shape: avg_pool2d_backward(g, like(shape), [kd, 1], [sd, 1], [pd, 0], ceil_mode, count_include_pad,
+                                             None),
+        lambda g, shape: avg_pool2d_backward(g, like(shape), [kh, kw], [sh, sw], [ph, pw], ceil_mode,
+                                             count_include_pad, None))
 
 
 @register(aten._adaptive_avg_pool3d.default, aten.adaptive_avg_pool3d.default)
 def _adaptive_avg_pool3d(x, output_size):
-    """Adaptive windows are per-axis too: over (H, W) with the depth in the channels, then over D."""
-    meta = infer(aten._adaptive_avg_pool3d.default, (x, output_size))
-    if x.dim() == 4:  # unbatched
-        return aten.squeeze(_adaptive_avg_pool3d(aten.unsqueeze(x, 0), output_size), [0])
-    n, c, d, h, w = x.shape
-    od, oh, ow = meta.shape[-3:]
-    planes = _adaptive_avg_pool2d(aten.view(x.contiguous(), [n, c * d, h, w]), [oh, ow])
-    out = _adaptive_avg_pool2d(aten.view(planes.contiguous(), [n, c, d, oh * ow]), [od, oh * ow])
-    return aten.view(out.contiguous(), [n, c, od, oh, ow])
+    od, oh, ow = infer(aten._adaptive_avg_pool3d.default, (x, output_size)).shape[-3:]
+    return depth_fold.forward(x, lambda t: _adaptive_avg_pool2d(t, [oh, ow]),
+                              lambda t: _adaptive_avg_pool2d(t, [od, t.shape[3]]))
 
 
 @register(aten._adaptive_avg_pool3d_backward.default)
 def _adaptive_avg_pool3d_backward(gy, x):
     infer(aten._adaptive_avg_pool3d_backward.default, (gy, x))
-    if x.dim() == 4:
-        return aten.squeeze(_adaptive_avg_pool3d_backward(aten.unsqueeze(gy, 0), aten.unsqueeze(x, 0)), [0])
-    n, c, d, h, w = x.shape
-    od, oh, ow = gy.shape[-3:]
-    planes = aten.empty([n, c, d, oh * ow], dtype=x.dtype, device=x.device)  # (the shape the kernel asks)
-    g = _adaptive_avg_pool2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), planes)
-    g = _adaptive_avg_pool2d_backward(aten.view(g.contiguous(), [n, c * d, oh, ow]),
-                                      aten.view(x.contiguous(), [n, c * d, h, w]))
-    return aten.view(g.contiguous(), [n, c, d, h, w])
+
+    def back(g, shape):
+        return _adaptive_avg_pool2d_backward(g, aten.empty(shape, dtype=x.dtype, device=x.device))
+    return depth_fold.backward(gy, x.shape, back, back)

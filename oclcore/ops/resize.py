@@ -9,7 +9,7 @@ import torch
 from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import empty
-from . import dtypes
+from . import depth_fold, dtypes
 from .meta import infer
 
 aten = torch.ops.aten
@@ -169,9 +169,9 @@ def upsample_bilinear2d_backward(gy, output_size, input_size, align_corners, sca
 
 # ---- 1-d nearest and 3-d trilinear through the 2-d kernels ----
 #
-# A 1-d map is a 2-d one of height 1. Trilinear interpolation is linear along each axis in turn:
-# bilinear over (H, W) with the depth folded into the channels, then linear over D with the
-# (H, W) plane as one axis of unchanged size (an identity map at scale 1).
+# A 1-d map is a 2-d one of height 1. Trilinear interpolation is linear along each axis in turn
+# (oclcore.ops.depth_fold): the (H, W) plane is an axis of unchanged size in the second pass, an
+# identity map at scale 1.
 
 def _nearest1d_backward(func2d, gy, output_size, input_size, scales):
     n, c, length = input_size
@@ -194,12 +194,9 @@ def _upsample_nearest_exact1d_backward(gy, output_size, input_size, scales=None)
 @register(aten.upsample_trilinear3d.default)
 def upsample_trilinear3d(x, output_size, align_corners, scales_d=None, scales_h=None, scales_w=None):
     infer(aten.upsample_trilinear3d.default, (x, output_size, align_corners, scales_d, scales_h, scales_w))
-    n, c, d, h, w = x.shape
     od, oh, ow = output_size
-    planes = upsample_bilinear2d(aten.view(x.contiguous(), [n, c * d, h, w]), [oh, ow], align_corners, scales_h,
-                                 scales_w)
-    out = upsample_bilinear2d(aten.view(planes, [n, c, d, oh * ow]), [od, oh * ow], align_corners, scales_d, None)
-    return aten.view(out, [n, c, od, oh, ow])
+    return depth_fold.forward(x, lambda t: upsample_bilinear2d(t, [oh, ow], align_corners, scales_h, scales_w),
+                              lambda t: upsample_bilinear2d(t, [od, t.shape[3]], align_corners, scales_d, None))
 
 
 @register(aten.upsample_trilinear3d.vec)
@@ -215,10 +212,8 @@ def upsample_trilinear3d_backward(gy, output_size, input_size, align_corners, sc
                                   scales_w=None):
     infer(aten.upsample_trilinear3d_backward.default,
           (gy, output_size, input_size, align_corners, scales_d, scales_h, scales_w))
-    n, c, d, h, w = input_size
-    od, oh, ow = output_size
-    g = upsample_bilinear2d_backward(aten.view(gy.contiguous(), [n, c, od, oh * ow]), [od, oh * ow],
-                                     [n, c, d, oh * ow], align_corners, scales_d, None)
-    g = upsample_bilinear2d_backward(aten.view(g, [n, c * d, oh, ow]), [oh, ow], [n, c * d, h, w], align_corners,
-                                     scales_h, scales_w)
-    return aten.view(g, [n, c, d, h, w])
+    return depth_fold.backward(
+        gy, input_size,
+        lambda g, shape: upsample_bilinear2d_backward(g, list(g.shape[2:]), shape, align_corners, scales_d, None),
+        lambda g, shape: upsample_bilinear2d_backward(g, list(g.shape[2:]), shape, align_corners, scales_h,
+                                                      scales_w))
