@@ -89,7 +89,6 @@ cdef extern from "oclcore/runtime.h" nogil:
 
     ctypedef struct ocl_block:
         cl_mem mem
-        size_t offset
         size_t size
         size_t requested
 

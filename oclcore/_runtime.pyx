@@ -277,7 +277,7 @@ cdef class Device:
                 "segments_freed": s.segments_freed, "ooms": s.ooms}
 
     def empty_cache(self):
-        """Releases every cached segment that holds no live buffer."""
+        """Releases every cached buffer that holds no live data."""
         ocl_empty_cache(self._d())
 
     def reset_peak_stats(self):

@@ -47,6 +47,20 @@ def test_freed_block_is_reused(dev):
     assert b.handle == handle
 
 
+def test_a_loop_of_the_same_sizes_creates_no_buffers_after_its_first_step(dev):
+    sizes = [100_000, 3000, 250_000, 700, 1_500_000, 64, 9 * MiB]
+    for step in range(3):
+        if step == 1:
+            s1 = dev.memory_stats()
+        bufs = [dev.alloc(n) for n in sizes]
+        del bufs[1], bufs[3]
+        bufs += [dev.alloc(n) for n in sizes[:3]]
+        del bufs
+    s2 = dev.memory_stats()
+    assert s2["segments_created"] == s1["segments_created"]
+    assert s2["cache_hits"] - s1["cache_hits"] == 2 * (len(sizes) + 3)
+
+
 def test_statistics_track_allocations_and_frees(dev):
     s0 = dev.memory_stats()
     bufs = [dev.alloc(n) for n in (1, 1000, 5000, 3 * MiB + 5)]
@@ -71,31 +85,54 @@ def test_statistics_track_allocations_and_frees(dev):
     assert s3["max_reserved_bytes"] == s3["reserved_bytes"]
 
 
-def test_small_blocks_share_a_segment_and_large_blocks_split(dev):
-    dev.empty_cache()
-    s0 = dev.memory_stats()
-    small = [dev.alloc(512) for _ in range(16)]
-    s1 = dev.memory_stats()
-    assert s1["segments_created"] - s0["segments_created"] <= 1
-    assert len({b.handle for b in small}) == 16  # distinct blocks
-    big = dev.alloc(24 * MiB)
-    del big
-    s2 = dev.memory_stats()
-    # two smaller large requests are cut from the freed 24 MiB segment
-    a, b = dev.alloc(11 * MiB), dev.alloc(12 * MiB)
-    s3 = dev.memory_stats()
-    assert s3["segments_created"] == s2["segments_created"]
-    assert s3["cache_hits"] - s2["cache_hits"] == 2
-    # the halves are independent memory
-    a.fill(b"\x11")
-    b.fill(b"\x22")
-    out = np.empty(11 * MiB, np.uint8)
-    a.read(out)
+def test_a_step_whose_peak_is_freed_keeps_its_blocks_through_a_miss(dev):
+    params = dev.alloc(1000)
+    for step in range(3):
+        activations = [dev.alloc(20 * MiB) for _ in range(4)]  # 80 MiB at the peak
+        if step == 2:
+            s0 = dev.memory_stats()
+        del activations  # as backward frees them
+        extra = dev.alloc((step + 1) * 64 * 1024 + 512)  # a size not seen before: a miss
+        del extra
+    activations = [dev.alloc(20 * MiB) for _ in range(4)]
+    assert dev.memory_stats()["segments_created"] - s0["segments_created"] == 1  # only the miss
+    del activations, params
+
+
+def test_large_sizes_round_to_quarters_of_a_power_of_two_and_share_blocks(dev):
+    a = dev.alloc(5 * MiB + 1)
+    assert a.capacity == 6 * MiB  # (quarters of 4 MiB)
+    handle = a.handle
+    del a
+    b = dev.alloc(6 * MiB - 4096)  # another request of the same rounded size takes it back
+    assert b.handle == handle and b.nbytes == 6 * MiB - 4096
+    c = dev.alloc(700)
+    assert c.capacity == 1024
+    # distinct blocks are independent memory
+    b.fill(b"\x11")
+    c.fill(b"\x22")
+    out = np.empty(6 * MiB - 4096, np.uint8)
+    b.read(out)
     assert (out == 0x11).all()
-    del a, b, small
+    del b, c
 
 
-def test_empty_cache_releases_only_unused_segments(dev):
+def test_free_blocks_are_released_once_they_outgrow_the_peak_of_live_ones(dev):
+    dev.empty_cache()
+    dev.reset_peak_stats()
+    live = dev.alloc(1000)
+    for mib in (10, 12, 14, 16, 20, 24):  # 96 MiB of distinct sizes, each freed at once
+        dev.alloc(mib * MiB)
+    s0 = dev.memory_stats()
+    assert s0["reserved_bytes"] >= 96 * MiB  # (while free blocks hold under peak + 64 MiB, misses keep them)
+    fresh = dev.alloc(40 * MiB)  # a miss: the free blocks outweigh the peak of live ones, so they go first
+    s1 = dev.memory_stats()
+    assert s1["reserved_bytes"] == s0["reserved_bytes"] - 96 * MiB + 40 * MiB
+    assert s1["segments_freed"] - s0["segments_freed"] == 6
+    del live, fresh
+
+
+def test_empty_cache_releases_only_unused_buffers(dev):
     keep = dev.alloc(30 * MiB)
     drop = dev.alloc(40 * MiB)
     del drop

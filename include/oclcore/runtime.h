@@ -72,17 +72,12 @@ cl_int ocl_device_set_profiling(ocl_device *dev, int enabled);
 cl_int ocl_device_synchronize(ocl_device *dev);
 
 /* ---- allocator.c ---- */
-typedef struct ocl_segment ocl_segment;
 typedef struct ocl_block {
-  ocl_segment *segment;
-  cl_mem mem;          /* this block alone: the segment's cl_mem at offset 0,
-                          else a sub-buffer kept while the block keeps its shape */
-  size_t offset;       /* bytes into the segment */
+  cl_mem mem;          /* a cl_mem of its own */
   size_t size;         /* bytes reserved for this block (rounded) */
   size_t requested;    /* bytes asked for */
   int free;
-  struct ocl_block *prev, *next; /* neighbours within the segment */
-  struct ocl_block *free_prev, *free_next; /* the pool's free list */
+  struct ocl_block *next_free; /* the free list of its size */
 } ocl_block;
 
 typedef struct {
@@ -90,14 +85,14 @@ typedef struct {
   size_t reserved, max_reserved;
   size_t requested;
   uint64_t allocations, frees, cache_hits, segments_created, segments_freed,
-      ooms;
+      ooms; /* (a segment is one block's cl_mem) */
 } ocl_memory_stats;
 
 /* Returns a block of at least `nbytes`; OCL_E_OUT_OF_MEMORY when the device
  * cannot hold it even after the cache has been released. */
 cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out);
 void ocl_free(ocl_device *dev, ocl_block *block);
-/* Releases every segment that holds no live block. */
+/* Releases every free block. */
 void ocl_empty_cache(ocl_device *dev);
 void ocl_memory_stats_get(ocl_device *dev, ocl_memory_stats *out);
 void ocl_reset_peak_stats(ocl_device *dev);

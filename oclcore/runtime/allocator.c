@@ -1,132 +1,111 @@
-/* A caching allocator in the manner of PyTorch's CUDA one.
+/* A caching allocator: every block is a cl_mem of its own, kept for reuse.
  *
- * Memory is reserved from OpenCL in segments (one cl_mem each) and handed out
- * as blocks. A block that does not start its segment is a sub-buffer, so
- * kernels and copies see every block as a whole cl_mem; the sub-buffer lives
- * as long as the block keeps its offset and size, so a training loop that
- * allocates the same sizes each step creates none after the first.
- * Requests of up to 1 MiB come from 2 MiB segments, larger ones from 20 MiB
- * segments or a segment of their own size rounded to 2 MiB. Freed blocks go
- * back to a free list and merge with free neighbours; in-order queues make
- * reuse safe while kernels that used the block are still queued. */
+ * Requests are rounded up (to 512 bytes; past 1 MiB to a quarter of their
+ * power of two, so sizes that vary a little share blocks) and a freed block
+ * waits in the free list of its rounded size until a request of that size
+ * takes it back: a training loop that allocates the same sizes each step
+ * creates no cl_mem after its first step. In-order queues make reuse safe
+ * while kernels that used the block are still queued.
+ *
+ * Blocks are not cut from larger buffers as sub-buffers: on NVIDIA's driver
+ * creating sub-buffers, and launching kernels on buffers that have many, cost
+ * more host time than whole buffers (bench/results/h200-round8.md), and whole
+ * buffers need no alignment or overlap rules. The cache is bounded instead:
+ * a request that misses releases every free block first once free blocks hold
+ * more than the peak of live ones plus CACHE_SLACK, so a training loop,
+ * whose backward pass frees most of its peak, keeps its blocks. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "oclcore/runtime.h"
 
-#define MIN_BLOCK ((size_t)512) /* also the sub-buffer alignment we need */
+#define MIN_BLOCK ((size_t)512)
 #define SMALL_SIZE ((size_t)1 << 20)
-#define SMALL_SEGMENT ((size_t)2 << 20)
-#define LARGE_SEGMENT ((size_t)20 << 20)
-#define MIN_LARGE_ALLOC ((size_t)10 << 20)
-#define ROUND_LARGE ((size_t)2 << 20)
+#define CACHE_SLACK ((size_t)64 << 20)
 
-struct ocl_segment {
-  cl_mem mem;
-  size_t size;
-  int small;
-  ocl_block *first;
-  struct ocl_segment *prev, *next;
-};
+typedef struct {
+  size_t size; /* 0: an empty slot */
+  ocl_block *free;
+} ocl_size_class;
 
 struct ocl_allocator {
-  ocl_segment *segments;
-  ocl_block *free_small, *free_large;
+  ocl_size_class *classes; /* open-addressed by size; capacity a power of two */
+  size_t nclasses, capacity;
+  size_t cached; /* bytes in free blocks */
   ocl_memory_stats stats;
   size_t limit;
 };
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
+static size_t rounded(size_t n, size_t align) {
+  if (n <= SMALL_SIZE) return round_up(n ? n : 1, align);
+  size_t p = SMALL_SIZE;
+  while (p <= n / 2) p *= 2; /* the power of two at or below n */
+  return round_up(n, p / 4);
+}
+
 static ocl_allocator *allocator_of(ocl_device *dev) {
   if (!dev->allocator) dev->allocator = calloc(1, sizeof(ocl_allocator));
   return dev->allocator;
 }
 
-static ocl_block **pool_of(ocl_allocator *a, int small) {
-  return small ? &a->free_small : &a->free_large;
+static ocl_size_class *class_slot(ocl_size_class *classes, size_t capacity, size_t size) {
+  size_t i = (size / MIN_BLOCK) * 0x9E3779B97F4A7C15ull & (capacity - 1);
+  while (classes[i].size && classes[i].size != size) i = (i + 1) & (capacity - 1);
+  return &classes[i];
 }
 
-static void free_list_push(ocl_block **head, ocl_block *b) {
-  b->free_prev = NULL;
-  b->free_next = *head;
-  if (*head) (*head)->free_prev = b;
-  *head = b;
-}
-
-static void free_list_remove(ocl_block **head, ocl_block *b) {
-  if (b->free_prev) b->free_prev->free_next = b->free_next;
-  else *head = b->free_next;
-  if (b->free_next) b->free_next->free_prev = b->free_prev;
-  b->free_prev = b->free_next = NULL;
-}
-
-static ocl_block *best_fit(ocl_block *head, size_t size) {
-  ocl_block *best = NULL;
-  for (ocl_block *b = head; b; b = b->free_next)
-    if (b->size >= size && (!best || b->size < best->size)) {
-      best = b;
-      if (b->size == size) break;
-    }
-  return best;
-}
-
-static void drop_view(ocl_block *b) {
-  if (b->mem && b->mem != b->segment->mem) CL(clReleaseMemObject)(b->mem);
-  b->mem = NULL;
-}
-
-static cl_int make_view(ocl_device *dev, ocl_block *b) {
-  if (b->mem) return CL_SUCCESS;
-  if (b->offset == 0) {
-    b->mem = b->segment->mem;
-    return CL_SUCCESS;
+/* The free list of blocks of `size` bytes (NULL only when out of host memory). */
+static ocl_size_class *size_class(ocl_allocator *a, size_t size) {
+  if (a->capacity) {
+    ocl_size_class *c = class_slot(a->classes, a->capacity, size);
+    if (c->size) return c;
   }
-  size_t region[2] = {b->offset, b->size};
-  cl_int rc;
-  b->mem = CL(clCreateSubBuffer)(b->segment->mem, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
-                                 region, &rc);
-  if (rc != CL_SUCCESS) {
-    b->mem = NULL;
-    return ocl_fail(rc, "clCreateSubBuffer failed on %s", dev->name);
+  if (2 * (a->nclasses + 1) > a->capacity) {
+    size_t capacity = a->capacity ? 2 * a->capacity : 64;
+    ocl_size_class *grown = calloc(capacity, sizeof *grown);
+    if (!grown) return NULL;
+    for (size_t i = 0; i < a->capacity; i++)
+      if (a->classes[i].size) *class_slot(grown, capacity, a->classes[i].size) = a->classes[i];
+    free(a->classes);
+    a->classes = grown;
+    a->capacity = capacity;
   }
-  return CL_SUCCESS;
+  ocl_size_class *c = class_slot(a->classes, a->capacity, size);
+  c->size = size;
+  a->nclasses++;
+  return c;
 }
 
-static void release_segment(ocl_allocator *a, ocl_segment *s) {
-  ocl_block *b = s->first;
-  free_list_remove(pool_of(a, s->small), b);
-  drop_view(b);
-  free(b);
-  if (s->prev) s->prev->next = s->next;
-  else a->segments = s->next;
-  if (s->next) s->next->prev = s->prev;
-  CL(clReleaseMemObject)(s->mem);
-  a->stats.reserved -= s->size;
+static void release_block(ocl_allocator *a, ocl_block *b) {
+  CL(clReleaseMemObject)(b->mem);
+  a->stats.reserved -= b->size;
   a->stats.segments_freed++;
-  free(s);
+  free(b);
 }
 
 void ocl_empty_cache(ocl_device *dev) {
-  ocl_allocator *a = allocator_of(dev);
+  ocl_allocator *a = dev->allocator;
   if (!a) return;
-  ocl_segment *s = a->segments;
-  while (s) {
-    ocl_segment *next = s->next;
-    if (s->first->free && s->first->next == NULL) release_segment(a, s);
-    s = next;
+  for (size_t i = 0; i < a->capacity; i++) {
+    ocl_size_class *c = &a->classes[i];
+    while (c->free) {
+      ocl_block *b = c->free;
+      c->free = b->next_free;
+      release_block(a, b);
+    }
   }
+  a->cached = 0;
 }
 
 static size_t effective_limit(ocl_device *dev, ocl_allocator *a) {
   return a->limit ? a->limit : (size_t)dev->global_mem;
 }
 
-/* Reserves a new segment for a block of `size` bytes in the given pool. */
-static cl_int new_segment(ocl_device *dev, ocl_allocator *a, size_t size, size_t requested, int small,
-                          ocl_segment **out) {
-  size_t seg = small ? SMALL_SEGMENT : (size < MIN_LARGE_ALLOC ? LARGE_SEGMENT : round_up(size, ROUND_LARGE));
-  if (seg > dev->max_alloc) seg = size; /* the rounding must not break the object limit */
+/* A new block of `size` bytes; releases the cache and retries once when the limit or the
+ * device refuses. */
+static cl_int new_block(ocl_device *dev, ocl_allocator *a, size_t size, size_t requested, ocl_block **out) {
   if (size > dev->max_alloc) {
     a->stats.ooms++;
     return ocl_fail(OCL_E_OUT_OF_MEMORY,
@@ -134,37 +113,26 @@ static cl_int new_segment(ocl_device *dev, ocl_allocator *a, size_t size, size_t
                     "allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
                     requested, requested / 1048576.0, dev->name, (unsigned long long)dev->max_alloc);
   }
+  if (a->cached > a->stats.max_allocated + CACHE_SLACK) ocl_empty_cache(dev);
   for (int attempt = 0; attempt < 2; attempt++) {
     cl_int rc = CL_SUCCESS;
     cl_mem mem = NULL;
-    if (a->stats.reserved + seg <= effective_limit(dev, a)) {
-      mem = CL(clCreateBuffer)(dev->context, CL_MEM_READ_WRITE, seg, NULL, &rc);
+    if (a->stats.reserved + size <= effective_limit(dev, a)) {
+      mem = CL(clCreateBuffer)(dev->context, CL_MEM_READ_WRITE, size, NULL, &rc);
       if (rc != CL_SUCCESS) mem = NULL;
     }
     if (mem) {
-      ocl_segment *s = calloc(1, sizeof *s);
       ocl_block *b = calloc(1, sizeof *b);
-      if (!s || !b) {
-        free(s);
-        free(b);
+      if (!b) {
         CL(clReleaseMemObject)(mem);
         return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating allocator bookkeeping");
       }
-      s->mem = mem;
-      s->size = seg;
-      s->small = small;
-      s->first = b;
-      s->next = a->segments;
-      if (a->segments) a->segments->prev = s;
-      a->segments = s;
-      b->segment = s;
-      b->size = seg;
-      b->free = 1;
-      free_list_push(pool_of(a, small), b);
-      a->stats.reserved += seg;
+      b->mem = mem;
+      b->size = size;
+      a->stats.reserved += size;
       if (a->stats.reserved > a->stats.max_reserved) a->stats.max_reserved = a->stats.reserved;
       a->stats.segments_created++;
-      *out = s;
+      *out = b;
       return CL_SUCCESS;
     }
     if (attempt == 0) ocl_empty_cache(dev);
@@ -185,41 +153,19 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
   if (!a) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating the allocator");
   if (nbytes > ((size_t)1 << 62)) return ocl_fail(OCL_E_OUT_OF_MEMORY, "tried to allocate %zu bytes on %s", nbytes, dev->name);
   size_t align = dev->mem_base_addr_align_bits / 8 > MIN_BLOCK ? dev->mem_base_addr_align_bits / 8 : MIN_BLOCK;
-  size_t size = round_up(nbytes ? nbytes : 1, align);
-  int small = size <= SMALL_SIZE;
-  ocl_block **pool = pool_of(a, small);
-  ocl_block *b = best_fit(*pool, size);
+  size_t size = rounded(nbytes, align);
+  ocl_size_class *c = size_class(a, size);
+  if (!c) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating allocator bookkeeping");
+  ocl_block *b = c->free;
   if (b) {
+    c->free = b->next_free;
+    a->cached -= size;
     a->stats.cache_hits++;
   } else {
-    ocl_segment *s;
-    rc = new_segment(dev, a, size, nbytes, small, &s);
+    rc = new_block(dev, a, size, nbytes, &b);
     if (rc != CL_SUCCESS) return rc;
-    b = s->first;
   }
-  free_list_remove(pool, b);
-  size_t rest = b->size - size;
-  if (rest >= (small ? align : SMALL_SIZE + 1)) {
-    ocl_block *r = calloc(1, sizeof *r);
-    if (r) {
-      drop_view(b);
-      r->segment = b->segment;
-      r->offset = b->offset + size;
-      r->size = rest;
-      r->free = 1;
-      r->prev = b;
-      r->next = b->next;
-      if (b->next) b->next->prev = r;
-      b->next = r;
-      b->size = size;
-      free_list_push(pool, r);
-    }
-  }
-  rc = make_view(dev, b);
-  if (rc != CL_SUCCESS) {
-    free_list_push(pool, b);
-    return rc;
-  }
+  b->next_free = NULL;
   b->free = 0;
   b->requested = nbytes;
   a->stats.allocated += b->size;
@@ -230,35 +176,17 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
   return CL_SUCCESS;
 }
 
-static void merge_into_prev(ocl_block *prev, ocl_block *b) {
-  drop_view(prev);
-  drop_view(b);
-  prev->size += b->size;
-  prev->next = b->next;
-  if (b->next) b->next->prev = prev;
-  free(b);
-}
-
 void ocl_free(ocl_device *dev, ocl_block *b) {
   ocl_allocator *a = dev->allocator;
   if (!a || !b || b->free) return;
-  int small = b->segment->small;
-  ocl_block **pool = pool_of(a, small);
   a->stats.allocated -= b->size;
   a->stats.requested -= b->requested;
   a->stats.frees++;
   b->free = 1;
-  if (b->next && b->next->free) {
-    free_list_remove(pool, b->next);
-    merge_into_prev(b, b->next);
-  }
-  if (b->prev && b->prev->free) {
-    ocl_block *prev = b->prev;
-    free_list_remove(pool, prev);
-    merge_into_prev(prev, b);
-    b = prev;
-  }
-  free_list_push(pool, b);
+  ocl_size_class *c = size_class(a, b->size); /* (exists: the block was allocated through it) */
+  b->next_free = c->free;
+  c->free = b;
+  a->cached += b->size;
 }
 
 void ocl_memory_stats_get(ocl_device *dev, ocl_memory_stats *out) {
