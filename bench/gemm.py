@@ -3,7 +3,7 @@ off when present, else the CPU) and CLBlast when its library is installed, in
 one run. Square sizes and deep-learning shapes (vgg16 and vit_b_16 linear
 layers, resnet50 1x1 convolutions as GEMM, attention bmm).
 
-    python bench/gemm.py [--sizes 256 512 ...] [--out DIR] [--quick]
+    python bench/gemm.py [--sizes 256 512 ...] [--out DIR] [--quick] [--clblast PATH]
 """
 
 import argparse
@@ -46,31 +46,33 @@ def operands(M, N, K, batch, trans_b, device, dtype=torch.float32):
 
 
 class CLBlast:
-    """CLBlast's SGEMM through ctypes, when libclblast is installed, run on oclcore's own
-    buffers and queue (so it is timed exactly like oclcore)."""
+    """CLBlast's SGEMM (and strided-batched SGEMM) through ctypes, run on oclcore's own buffers
+    and queue, so it is timed exactly like oclcore. The library is ``path``, else
+    $OCLCORE_CLBLAST, else the system's libclblast."""
 
-    def __init__(self):
-        path = ctypes.util.find_library("clblast")
+    def __init__(self, path=None):
+        path = path or os.environ.get("OCLCORE_CLBLAST") or ctypes.util.find_library("clblast")
         self.lib = ctypes.CDLL(path) if path else None
 
     def available(self):
         return self.lib is not None
 
     def sgemm(self, dev, a, b, c, M, N, K, batch, trans_b):
-        """C = A @ B on ocl float32 tensors (row-major; B given as (N, K) when trans_b)."""
-        if batch != 1:
-            return None  # the strided-batched API is left out; those rows show no CLBlast figure
+        """C = A @ B on ocl float32 tensors (row-major, contiguous per batch; B given as (N, K)
+        when trans_b)."""
+        size_t = ctypes.c_size_t
         queue = ctypes.c_void_p(dev.queue_handle)
-        status = self.lib.CLBlastSgemm(
-            ctypes.c_int(101), ctypes.c_int(111), ctypes.c_int(112 if trans_b else 111),
-            ctypes.c_size_t(M), ctypes.c_size_t(N), ctypes.c_size_t(K), ctypes.c_float(1.0),
-            ctypes.c_void_p(a._buf.handle), ctypes.c_size_t(a.storage_offset()), ctypes.c_size_t(K),
-            ctypes.c_void_p(b._buf.handle), ctypes.c_size_t(b.storage_offset()),
-            ctypes.c_size_t(K if trans_b else N), ctypes.c_float(0.0),
-            ctypes.c_void_p(c._buf.handle), ctypes.c_size_t(c.storage_offset()), ctypes.c_size_t(N),
-            ctypes.byref(queue), None)
+        head = (ctypes.c_int(101), ctypes.c_int(111), ctypes.c_int(112 if trans_b else 111),
+                size_t(M), size_t(N), size_t(K), ctypes.c_float(1.0))
+        operands = ((a, K, M * K), (b, K if trans_b else N, K * N), (c, N, M * N))
+        args = [[ctypes.c_void_p(t._buf.handle), size_t(t.storage_offset()), size_t(ld)]
+                + ([size_t(stride)] if batch > 1 else []) for t, ld, stride in operands]
+        tail = (size_t(batch),) if batch > 1 else ()
+        fn = self.lib.CLBlastSgemmStridedBatched if batch > 1 else self.lib.CLBlastSgemm
+        status = fn(*head, *args[0], *args[1], ctypes.c_float(0.0), *args[2], *tail,
+                    ctypes.byref(queue), None)
         if status != 0:
-            raise RuntimeError(f"CLBlastSgemm failed with status {status}")
+            raise RuntimeError(f"CLBlast SGEMM failed with status {status}")
 
 
 def reference_device():
@@ -88,6 +90,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes only (for CPU devices)")
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--out", default=None, help="folder for gemm.md, gemm.json and gemm.png")
+    p.add_argument("--clblast", default=None, help="path of libclblast.so (default: $OCLCORE_CLBLAST, "
+                   "else the system's)")
     a = p.parse_args()
     ocl = torch.device("ocl", a.device)
     dev = oclcore.runtime.device(a.device)
@@ -95,7 +99,7 @@ def main():
     sizes = a.sizes or ([256, 512, 1024, 2048, 4096, 8192] if is_gpu and not a.quick else [128, 256, 512])
     ref, ref_sync, ref_name = reference_device()
     ocl_sync = dev.synchronize
-    clblast = CLBlast()
+    clblast = CLBlast(a.clblast)
     rows = []
     problems = [(f"{n}x{n}x{n}", (n, n, n, 1, False)) for n in sizes]
     if not a.no_dl and is_gpu and not a.quick:
@@ -113,27 +117,35 @@ def main():
         xr, yr = x.to(ref), y.to(ref)
         t_ref = median_seconds(lambda: torch.matmul(xr, yr), ref_sync)
         t_clb = None
-        if clblast.available() and batch == 1:
-            c = torch.empty(M, N, device=ocl)
+        want = torch.matmul(xr, yr).cpu().double()
+        err = ((torch.matmul(x, y).cpu().double() - want).norm() / want.norm()).item()
+        clb_err = None
+        if clblast.available():
+            c = torch.empty((batch, M, N) if batch > 1 else (M, N), device=ocl)
             t_clb = median_seconds(lambda: clblast.sgemm(dev, x, y, c, M, N, K, batch, tb), ocl_sync)
-        err = ((torch.matmul(x, y).cpu().double() - torch.matmul(xr, yr).cpu().double()).norm() /
-               torch.matmul(xr, yr).cpu().double().norm()).item()
+            clb_err = ((c.cpu().double() - want).norm() / want.norm()).item()
         rows.append({"problem": name, "M": M, "N": N, "K": K, "batch": batch,
                      "oclcore_gflops": flops / t_ocl / 1e9, "ref_gflops": flops / t_ref / 1e9,
                      "ratio": t_ref / t_ocl, "rel_err": err, "kernel_gflops": flops / t_kernel / 1e9,
                      "kernel_ratio": t_ref / t_kernel,
-                     "clblast_gflops": None if t_clb is None else flops / t_clb / 1e9})
+                     "clblast_gflops": None if t_clb is None else flops / t_clb / 1e9,
+                     "clblast_rel_err": clb_err})
         del x, y, xr, yr
     head = (f"device: ocl:{a.device} {dev.name} ({dev.platform}, driver {dev.driver_version}); "
             f"reference: {ref_name}; fp32")
     lines = [head, "", "| problem | M | N | K | batch | oclcore GFLOP/s | reference GFLOP/s | oclcore/reference | "
-             "oclcore kernels GFLOP/s | kernels/reference | CLBlast GFLOP/s | rel. error |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "oclcore kernels GFLOP/s | kernels/reference | CLBlast GFLOP/s | oclcore/CLBlast | rel. error "
+             "(oclcore, CLBlast) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        clb = "-" if r["clblast_gflops"] is None else f"{r['clblast_gflops']:.0f}"
+        clb, vs, clb_err = "-", "-", ""
+        if r["clblast_gflops"] is not None:
+            clb = f"{r['clblast_gflops']:.0f}"
+            vs = f"{r['oclcore_gflops'] / r['clblast_gflops']:.2f}x"
+            clb_err = f", {r['clblast_rel_err']:.1e}"
         lines.append(f"| {r['problem']} | {r['M']} | {r['N']} | {r['K']} | {r['batch']} | {r['oclcore_gflops']:.0f} "
                      f"| {r['ref_gflops']:.0f} | {100 * r['ratio']:.1f}% | {r['kernel_gflops']:.0f} "
-                     f"| {100 * r['kernel_ratio']:.1f}% | {clb} | {r['rel_err']:.1e} |")
+                     f"| {100 * r['kernel_ratio']:.1f}% | {clb} | {vs} | {r['rel_err']:.1e}{clb_err} |")
     lines.append("\n(oclcore and reference: calls streamed back to back, as a training loop issues them; "
                  "oclcore kernels: the OpenCL event time of the launches of one call, without the host's share.)")
     if not clblast.available():
@@ -154,8 +166,12 @@ def main():
 
             fig, ax = plt.subplots(figsize=(10, 0.35 * len(rows) + 1.5))
             ys = range(len(rows))
-            ax.barh([y + 0.2 for y in ys], [r["oclcore_gflops"] for r in rows], 0.4, label="oclcore")
-            ax.barh([y - 0.2 for y in ys], [r["ref_gflops"] for r in rows], 0.4, label=ref_name)
+            series = [("oclcore", [r["oclcore_gflops"] for r in rows]), (ref_name, [r["ref_gflops"] for r in rows])]
+            if any(r["clblast_gflops"] for r in rows):
+                series.append(("CLBlast", [r["clblast_gflops"] or 0 for r in rows]))
+            width = 0.8 / len(series)
+            for i, (label, values) in enumerate(series):
+                ax.barh([y - 0.4 + width * (i + 0.5) for y in ys], values, width, label=label)
             ax.set_yticks(list(ys), [r["problem"] for r in rows])
             ax.invert_yaxis()
             ax.set_xlabel("GFLOP/s (fp32)")
