@@ -9,9 +9,11 @@ bench/nets.py does), then one profiled step: the span from its first kernel's st
 kernel's end, the kernels' summed time, and the largest gaps between consecutive kernels (with the
 ops on either side, and whether the second kernel was already queued when the first ended: a gap
 the host did not cause). Allocator and program-cache counters per step show allocations that
-reach OpenCL and kernels built inside the timed steps.
+reach OpenCL and kernels built inside the timed steps, and Python's garbage-collector pauses per
+step (gc.callbacks) show whether a slow step is a full collection.
 """
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -40,6 +42,24 @@ def report(rows, top):
     for gap, a, b, ready in sorted(gaps, key=lambda g: -g[0])[:top]:
         print(f"    gap {gap / 1e3:9.1f} us  {a[0]}/{a[1]} -> {b[0]}/{b[1]}"
               f"{'  (queued before)' if ready else ''}")
+
+
+class GcPauses:
+    """Python garbage-collection pauses, as (generation, ms), since the last take()."""
+
+    def __init__(self):
+        self.pauses, self._start = [], None
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self.pauses.append((info["generation"], 1e3 * (time.perf_counter() - self._start)))
+
+    def take(self):
+        out, self.pauses = self.pauses, []
+        return out
 
 
 def main():
@@ -79,15 +99,19 @@ def main():
             step()
         torch.ocl.synchronize()
         mem0, prog0, launches0 = dev.memory_stats(), oclcore.runtime.rt.program_stats(), oclcore.runtime.rt.launch_count()
-        walls, hosts = [], []
+        walls, hosts, collections = [], [], []
+        pauses = GcPauses()
         for _ in range(a.iters):
             torch.ocl.synchronize()
+            pauses.take()
             t0 = time.perf_counter()
             step()
             t1 = time.perf_counter()
             torch.ocl.synchronize()
             walls.append(1e3 * (time.perf_counter() - t0))
             hosts.append(1e3 * (t1 - t0))
+            collections.append(pauses.take())
+        gc.callbacks.remove(pauses._callback)
         mem1, prog1 = dev.memory_stats(), oclcore.runtime.rt.program_stats()
         per = {k: (mem1[k] - mem0[k]) / a.iters for k in ("allocations", "cache_hits", "segments_created")}
         built = {k: prog1[k] - prog0[k] for k in prog1}
@@ -95,6 +119,9 @@ def main():
               f"host {statistics.median(hosts):.2f} ms, "
               f"{(oclcore.runtime.rt.launch_count() - launches0) / a.iters:.0f} kernels/step; "
               f"per step: {per}; programs during the steps: {built}", flush=True)
+        print("  garbage collection per step (ms in gen0/1, full collections): " + "; ".join(
+            f"{sum(ms for g, ms in c if g < 2):.1f}" + "".join(f", full {ms:.0f}" for g, ms in c if g == 2)
+            for c in collections))
         with oclcore.profile() as prof:
             step()
             records = list(prof.records)
