@@ -154,6 +154,7 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
   if (nbytes > ((size_t)1 << 62)) return ocl_fail(OCL_E_OUT_OF_MEMORY, "tried to allocate %zu bytes on %s", nbytes, dev->name);
   size_t align = dev->mem_base_addr_align_bits / 8 > MIN_BLOCK ? dev->mem_base_addr_align_bits / 8 : MIN_BLOCK;
   size_t size = rounded(nbytes, align);
+  if (size > dev->max_alloc) size = round_up(nbytes, align); /* the rounding must not break the object limit */
   ocl_size_class *c = size_class(a, size);
   if (!c) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating allocator bookkeeping");
   ocl_block *b = c->free;
