@@ -197,6 +197,35 @@ inline CT erfinv_ct(CT x) {
     y -= (erf(y) - x) / ((CT)1.1283791670955126 * exp(-y * y));
   return y;
 }
+
+// digamma as torch computes it: the reflection formula below 0, the recurrence up to 10, then the
+// asymptotic series (Cephes' coefficients).
+inline CT digamma_ct(CT x) {
+  if (x == (CT)0) return copysign((CT)INFINITY, -x);
+  CT result = 0;
+  if (x < (CT)0) {
+    if (x == trunc(x)) return (CT)NAN;
+    result = -(CT)M_PI / tan((CT)M_PI * (x - trunc(x)));  // psi(x) = psi(1 - x) - pi / tan(pi x)
+    x = (CT)1 - x;
+  }
+  while (x < (CT)10) {
+    result -= (CT)1 / x;
+    x += (CT)1;
+  }
+  if (x == (CT)10) return result + (CT)2.25175258906672110764;
+  CT y = 0;
+  if (x < (CT)1e17) {
+    CT z = (CT)1 / (x * x), p = (CT)8.33333333333333333333E-2;
+    p = p * z - (CT)2.10927960927960927961E-2;
+    p = p * z + (CT)7.57575757575757575758E-3;
+    p = p * z - (CT)4.16666666666666666667E-3;
+    p = p * z + (CT)3.96825396825396825397E-3;
+    p = p * z - (CT)8.33333333333333333333E-3;
+    p = p * z + (CT)8.33333333333333333333E-2;
+    y = z * p;
+  }
+  return result + log(x) - (CT)0.5 / x - y;
+}
 #endif
 
 #ifdef CT_IS_INT

@@ -83,6 +83,8 @@ UNARY = {
     "cosh": (torch.cosh, "any", True),
     "erfc": (torch.erfc, "any", True),
     "erfinv": (torch.erfinv, "unit", True),
+    "lgamma": (torch.lgamma, "wide", True),  # (its gradient is digamma)
+    "digamma": (torch.digamma, "wide", False),  # (its gradient, polygamma, runs on the CPU)
     "relu": (torch.relu, "any", True),
     "relu6": (F.relu6, "wide", True),
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), "any", True),
@@ -118,6 +120,23 @@ def test_unary_forward_backward(name, no_fallbacks):
         y.backward(g)
         yo.backward(g.to(DEVICE))
         assert_close(xo.grad, xc.grad, **FLOAT_TOL)
+
+
+def test_gamma_functions_at_poles_signed_zeros_and_large_arguments(no_fallbacks):
+    x = torch.tensor([0.0, -0.0, -1.0, -2.0, -2.5, -0.3, 1e-6, 0.5, 1.0, 2.0, 9.99, 10.0, 10.5, 1e4, 1e20,
+                      math.inf, -math.inf, math.nan])
+    for fn in (torch.lgamma, torch.digamma):
+        assert_close(fn(x.to(DEVICE)), fn(x), rtol=2e-6, atol=1e-6)
+        xd = x.double()
+        if runtime.device(0).fp64:
+            assert_close(fn(xd.to(DEVICE)), fn(xd), rtol=1e-12, atol=1e-12)
+
+
+def test_signbit_of_floats_and_integers(no_fallbacks):
+    x = torch.tensor([0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan, -math.nan])
+    assert torch.equal(torch.signbit(x.to(DEVICE)).cpu(), torch.signbit(x))
+    i = torch.tensor([0, -3, 7], dtype=torch.int32)
+    assert torch.equal(torch.signbit(i.to(DEVICE)).cpu(), torch.signbit(i))
 
 
 def test_erfinv_edges_and_precision(no_fallbacks):

@@ -155,7 +155,7 @@ def define(name, describe, compare=False, inplace=True):
 # ---- unary math: the kernel op has the aten name ----
 for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1",
               "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
-              "cosh", "tanh", "sigmoid", "erf", "erfc", "erfinv", "floor", "ceil", "trunc", "frac", "relu",
+              "cosh", "tanh", "sigmoid", "erf", "erfc", "erfinv", "lgamma", "digamma", "floor", "ceil", "trunc", "frac", "relu",
               "silu", "mish", "hardswish", "hardsigmoid", "square"):
     define(_name, lambda x, _op=_name: (_op, [x], ()))
 
@@ -164,6 +164,7 @@ define("bitwise_not", lambda x: ("bool_not" if x.dtype is torch.bool else "bitwi
 define("isnan", lambda x: ("isnan", [x], ()), compare=True, inplace=False)
 define("isinf", lambda x: ("isinf", [x], ()), compare=True, inplace=False)
 define("isfinite", lambda x: ("isfinite", [x], ()), compare=True, inplace=False)
+define("signbit", lambda x: ("signbit", [x], ()), compare=True, inplace=False)
 define("logical_not", lambda x: ("logical_not", [x], ()), compare=True)
 
 
