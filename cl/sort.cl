@@ -122,3 +122,26 @@ __kernel void segment_reduce(__global TO* out, long o_off, __global const TO* sr
   }
   STX(out, dst, acc);
 }
+
+// out[i]: where value i goes in its row of L sorted elements (torch.searchsorted): the first
+// position whose element is >= the value (right: >), compared as torch does, so that a NaN value
+// lands past every number. The row is value i / inner (every value searches row 0 when one_row);
+// sorter, when given, holds each row's ascending order as positions within the row.
+__kernel void search_sorted(__global long* out, long o_off, int out32, __global const TO* seq,
+                            long s_off, __global const TO* v, long v_off, __global const long* sorter,
+                            long so_off, int use_sorter, long L, long inner, int one_row, int right,
+                            long n) {
+  long i = get_global_id(0);
+  if (i >= n) return;
+  long base = one_row ? 0 : (i / inner) * L;
+  CT value = LDX(v, v_off + i);
+  long lo = 0, hi = L;
+  while (lo < hi) {
+    long mid = lo + ((hi - lo) >> 1);
+    CT m = LDX(seq, s_off + base + (use_sorter ? sorter[so_off + base + mid] : mid));
+    if (right ? !(m > value) : !(m >= value)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (out32) ((__global int*)out)[o_off + i] = (int)lo;
+  else out[o_off + i] = lo;
+}
