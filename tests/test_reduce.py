@@ -240,6 +240,42 @@ def test_cumulative(op, no_fallbacks):
     assert_close(y, getattr(x, op)(1), rtol=1e-5, atol=1e-5)
 
 
+def test_logcumsumexp_forward_backward_and_edges(no_fallbacks):
+    for x in LAYOUTS.values():
+        for d in (0, -1):
+            assert_close(torch.logcumsumexp(ocl(x), d), torch.logcumsumexp(x, d), rtol=1e-5, atol=1e-5)
+    e = torch.tensor([[-math.inf, -math.inf, 0.0, math.inf, 1.0], [1.0, math.nan, 2.0, -math.inf, 3.0]])
+    assert_close(torch.logcumsumexp(ocl(e), 1), torch.logcumsumexp(e, 1))
+    x = torch.randn(3, 6, dtype=torch.float64)
+    xc, xo = x.clone().requires_grad_(), ocl(x).requires_grad_()
+    g = torch.randn(3, 6, dtype=torch.float64)
+    torch.logcumsumexp(xc, 1).backward(g)
+    torch.logcumsumexp(xo, 1).backward(ocl(g))
+    assert_close(xo.grad, xc.grad)
+    with pytest.raises(RuntimeError, match="not implemented for 'Long'"):
+        torch.logcumsumexp(ocl(torch.arange(4)), 0)
+
+
+@pytest.mark.parametrize("op", ["cummax", "cummin"])
+def test_running_max_and_min_with_ties_and_nan(op, no_fallbacks):
+    x = torch.tensor([[1.0, 3.0, 3.0, 2.0, math.nan, 5.0, math.nan, 0.0], [2.0, 2.0, 1.0, 1.0, 4.0, 0.0, 4.0, -1.0]])
+    for t in (x, x.t().contiguous().t(), x.to(torch.int32).clamp(-5, 5), x[:, 1::2]):
+        t = torch.nan_to_num(t) if not t.dtype.is_floating_point else t
+        for d in (1, 0):
+            got, want = getattr(torch, op)(ocl(t), d), getattr(torch, op)(t, d)
+            assert_close(got.values, want.values, rtol=0, atol=0)
+            assert torch.equal(got.indices.cpu(), want.indices)
+    b = torch.tensor([[True, False, True], [False, False, True]])
+    got, want = getattr(torch, op)(ocl(b), 1), getattr(torch, op)(b, 1)
+    assert torch.equal(got.values.cpu(), want.values) and torch.equal(got.indices.cpu(), want.indices)
+    y = torch.randn(4, 5, dtype=torch.float64)
+    yc, yo = y.clone().requires_grad_(), ocl(y).requires_grad_()
+    g = torch.randn(4, 5, dtype=torch.float64)
+    getattr(torch, op)(yc, 0).values.backward(g)
+    getattr(torch, op)(yo, 0).values.backward(ocl(g))
+    assert_close(yo.grad, yc.grad)
+
+
 def test_out_variants(no_fallbacks):
     x = torch.randn(4, 5)
     out = ocl(torch.empty(4))

@@ -1,5 +1,5 @@
 """Reductions (sum, mean, prod, var/std, norms, logsumexp, max/min and their
-indices, all/any, count_nonzero) and cumulative ops (cumsum, cumprod).
+indices, all/any, count_nonzero) and cumulative ops (cumsum, cumprod, logcumsumexp, cummax, cummin).
 
 Every reduction is an implementation made by :func:`_reduction` from a
 function that checks a call through torch's meta kernel and describes it; a
@@ -69,7 +69,7 @@ def _signature(name, s, i):
         return "B" + i + "B" + i + i + i + "iViVV" + i + i + "i"
     if name == "softmax_backward":
         return "B" + i + "B" + i + "B" + i + i + i + "iViVVV" + i + i + i + "i"
-    return "B" + i + "B" + i + i + i + "iVVV" + i + i + "i"  # scan
+    return "B" + i + "B" + i + i + i + "iVVV" + i + i + "iB" + i  # scan
 
 
 def kernel(name, in_dtype, ct, out_dtype, idx, dev):
@@ -564,24 +564,31 @@ register(aten.count_nonzero.dim_IntList)(_reduction(_count_nonzero))
 register(aten.count_nonzero.default)(_reduction(lambda x, dim=None: _count_nonzero(x, normalize_dims(x, dim))))
 
 
-# ---- cumsum, cumprod ----
+# ---- cumsum, cumprod, logcumsumexp, cummax, cummin ----
 
-def scan(op, x, dim, out, ct):
-    """Inclusive scan of ``x`` along ``dim`` into ``out``: op 0 cumsum, 1 cumprod."""
+SCANS = ("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
+
+
+def scan(op, x, dim, out, ct, positions=None):
+    """Inclusive scan of ``x`` along ``dim`` into ``out``: ``op`` names one of SCANS; cummax and
+    cummin also write each element's source position into ``positions`` (laid out like out)."""
     if out.numel() == 0:
         return out
     dim = dim % x.dim() if x.dim() else 0
     nrows, D, krank, ksz, (kin, kout), (din, dout) = row_geometry(tuple(x.shape), [x.stride(), out.stride()], dim)
     dev = runtime.device(x._index)
     k = kernel("scan", x.dtype, ct, out.dtype, index_type(x, out), dev)
+    pos, pos_off = (positions._buf, positions.storage_offset()) if positions is not None else (out._buf, 0)
     k.launch((nrows,), (64,) if nrows >= 64 else None,
              (out._buf, out.storage_offset(), x._buf, x.storage_offset(), nrows, D, krank, ksz, kin, kout,
-              din, dout, op))
+              din, dout, SCANS.index(op), pos, pos_off))
     return out
 
 
 def _scan_op(op, meta_func):
     def impl(x, dim, *, dtype=None):
+        if op == "logcumsumexp" and not x.dtype.is_floating_point:
+            raise RuntimeError(f"\"logcumsumexp\" not implemented for '{dtypes.type_name(x.dtype)}'")
         meta = infer(meta_func, (x, dim), {"dtype": dtype} if dtype is not None else None)
         out = _new(meta, x)
         return scan(op, x, dim, out, _ct(meta.dtype))
@@ -593,8 +600,22 @@ def _scan_op(op, meta_func):
     return impl, inplace
 
 
-for _op, _name in enumerate(("cumsum", "cumprod")):
-    _impl, _inplace = _scan_op(_op, getattr(aten, _name).default)
+for _name in ("cumsum", "cumprod"):
+    _impl, _inplace = _scan_op(_name, getattr(aten, _name).default)
     register(getattr(aten, _name).default)(_impl)
     register(getattr(aten, _name + "_").default)(_inplace)
     register_out(getattr(aten, _name).out, _impl)
+register(aten.logcumsumexp.default)(_scan_op("logcumsumexp", aten.logcumsumexp.default)[0])
+
+
+def _running_extreme(op):
+    def impl(x, dim):
+        values, indices = (_new(m, x) for m in infer(getattr(aten, op).default, (x, dim)))
+        scan(op, x, dim, values, _ct(x.dtype), positions=indices)
+        return values, indices
+    impl.__doc__ = f"torch.{op}: running {op[3:]}imum along dim and where it came from."
+    return impl
+
+
+for _name in ("cummax", "cummin"):
+    register(getattr(aten, _name).default)(_running_extreme(_name))
