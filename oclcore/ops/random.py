@@ -221,3 +221,59 @@ def randint_like(x, high, **kwargs):
 @register(aten.randint_like.low_dtype)
 def randint_like_low(x, low, high, **kwargs):
     return _like(x, kwargs).random_(low, high)
+
+
+def _check_distribution(p, num_samples, replacement):
+    """torch's checks of multinomial's weights: the shape-level ones, then the values (one flag
+    vector read back: a synchronisation, as on torch's CPU path)."""
+    if not p.dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {dtypes.type_name(p.dtype)}")
+    if p.dim() not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    n = p.shape[-1]
+    if n == 0:
+        raise RuntimeError("multinomial: the probability distributions have no categories")
+    if not replacement and num_samples > n:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    bad = aten.any.default(aten.logical_or.default(aten.logical_not.default(aten.isfinite.default(p)),
+                                                   aten.lt.Scalar(p, 0)))
+    empty_row = aten.any.default(aten.le.Scalar(aten.sum.dim_IntList(p, [-1]), 0))
+    flags = [bad, empty_row]
+    if not replacement:
+        nonzero = aten.count_nonzero.dim_IntList(p, [-1])
+        flags.append(aten.any.default(aten.lt.Scalar(nonzero, num_samples)))
+    flags = aten.stack.default(flags).to("cpu").tolist()
+    if flags[0]:
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if flags[1]:
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    if not replacement and flags[2]:
+        raise RuntimeError("invalid multinomial distribution (with replacement=False, not enough non-negative "
+                           "category to sample)")
+
+
+@register(aten.multinomial.default)
+def multinomial(p, num_samples, replacement=False, *, generator=None):
+    """torch.multinomial: ``num_samples`` category indices per row of weights ``p`` (1-D or 2-D).
+    With replacement by inverse CDF (a cumulative sum, then a binary search of uniform draws);
+    without, by the exponential race torch's CUDA kernel runs (the k largest p / Exponential(1))."""
+    _check_distribution(p, num_samples, replacement)
+    rows = aten.unsqueeze.default(p, 0) if p.dim() == 1 else p
+    if rows.shape[0] == 0:
+        out = empty((0, num_samples), torch.int64, p._index)
+    elif replacement:
+        weights = rows if rows.dtype in (torch.float32, torch.float64) else aten._to_copy.default(rows, dtype=torch.float32)
+        cdf = aten.cumsum.default(weights, -1)
+        total = aten.slice.Tensor(cdf, -1, cdf.shape[-1] - 1)
+        draws = uniform_(empty((rows.shape[0], num_samples), weights.dtype, p._index))
+        out = aten.searchsorted.Tensor(cdf, aten.mul.Tensor(draws, total), right=True)
+        # a draw that rounds up to the total would land past the end: the last category with weight
+        positions = aten.arange.start(0, rows.shape[-1], dtype=torch.int64, device=p.device)
+        last = aten.amax.default(aten.mul.Tensor(aten.gt.Scalar(rows, 0), positions), [-1], True)
+        out = aten.minimum.default(out, last)
+    else:
+        race = exponential_(empty(tuple(rows.shape), torch.float32, p._index))
+        out = aten.topk.default(aten.div.Tensor(rows, race), num_samples)[1]
+    return aten.squeeze.dim(out, 0) if p.dim() == 1 else out
