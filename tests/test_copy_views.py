@@ -4,7 +4,7 @@ devices, .item()/.tolist()/printing, and view ops sharing one buffer."""
 import pytest
 import torch
 
-from conftest import DEVICE, assert_close
+from conftest import DEVICE, assert_close, compare_forward_backward
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.int16,
           torch.int8, torch.uint8, torch.bool]
@@ -299,3 +299,24 @@ def test_as_strided_scatter_and_functional_copy(make, no_fallbacks):
     got = torch.ops.aten.copy(x.to("ocl"), row.to("ocl"))
     assert got.stride() == torch.ops.aten.copy(x, row).stride()
     assert torch.equal(got.cpu(), row.expand_as(x))
+
+
+def test_resize_keeps_the_data_and_grows_the_buffer(no_fallbacks):
+    x = torch.arange(6.0).to(DEVICE)
+    x.resize_(2, 2)  # shrinking: a view of the first elements
+    assert torch.equal(x.cpu(), torch.tensor([[0.0, 1.0], [2.0, 3.0]]))
+    x.resize_(3, 3)  # growing past the buffer: the old elements come along
+    assert x.shape == (3, 3) and torch.equal(x.cpu().flatten()[:6], torch.arange(6.0))
+    v = torch.arange(10.0).to(DEVICE)[4:]  # a view keeps its storage offset
+    v.resize_(2, 2)
+    assert torch.equal(v.cpu(), torch.tensor([[4.0, 5.0], [6.0, 7.0]]))
+    y = torch.empty(0, device=DEVICE)
+    y.resize_as_(torch.empty(2, 3, 4, 5, device=DEVICE), memory_format=torch.channels_last)
+    assert y.shape == (2, 3, 4, 5) and y.stride() == (60, 1, 15, 3)
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        x.resize_(-1, 2)
+
+
+def test_legacy_cross_map_lrn_resizes_its_buffers(no_fallbacks):
+    x = torch.randn(2, 6, 5, 5)
+    compare_forward_backward(torch.nn.CrossMapLRN2d(3), x, rtol=1e-5, atol=1e-6)

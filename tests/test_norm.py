@@ -363,3 +363,24 @@ def test_fold_batch_norm_op(no_fallbacks, dtype, present, wshape):
         assert g.shape == r.shape and g.dtype == dtype
         assert_close(g, r, 1e-6, 1e-7)
         assert_close(g, h, 1e-6, 1e-7)
+
+
+@pytest.mark.parametrize("dim", [0, -1, 1])
+def test_weight_norm_forward_backward(dim, no_fallbacks):
+    torch.manual_seed(0)
+    shape = (5, 4, 3)
+    v, g = torch.randn(shape, dtype=torch.float64), torch.randn(shape[dim % 3], dtype=torch.float64)
+    g = g.reshape([-1 if d == dim % 3 else 1 for d in range(3)])
+
+    def f(v, g):
+        return torch._weight_norm(v, g, dim)
+
+    vc, gc = v.clone().requires_grad_(), g.clone().requires_grad_()
+    vo, go = v.to(DEVICE).requires_grad_(), g.to(DEVICE).requires_grad_()
+    yc, yo = f(vc, gc), f(vo, go)
+    assert_close(yo, yc)
+    grad = torch.randn(shape, dtype=torch.float64)
+    yc.backward(grad)
+    yo.backward(grad.to(DEVICE))
+    assert_close(vo.grad, vc.grad)
+    assert_close(go.grad, gc.grad)

@@ -102,6 +102,8 @@ UNARY = {
     "softplus_beta": (lambda x: F.softplus(x, beta=2.0, threshold=4.0), "wide", True),
     "logsigmoid": (F.logsigmoid, "wide", True),
     "threshold": (lambda x: F.threshold(x, 0.3, -2.0), "any", True),
+    "hardshrink": (lambda x: F.hardshrink(x, 0.4), "any", True),
+    "softshrink": (lambda x: F.softshrink(x, 0.4), "any", True),
     "nan_to_num": (lambda x: torch.nan_to_num(x / (x.abs() > 0.5)), "any", False),
 }
 

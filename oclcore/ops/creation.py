@@ -6,7 +6,8 @@ import math
 import torch
 
 from ..torch.dispatch import register, unregistered
-from ..torch.tensor import OclTensor, empty, resize_out
+from .. import runtime
+from ..torch.tensor import OclTensor, contiguous_strides, empty, rebind, resize_out, storage_bytes
 from . import pointwise
 from .copy import dense_strides
 from .meta import infer
@@ -89,7 +90,30 @@ def empty_like(x, **kwargs):
 
 @register(aten.resize_.default)
 def resize_(x, size, memory_format=None):
-    return resize_out(x, size)
+    """Tensor.resize_: x takes ``size`` (contiguous, or channels-last by ``memory_format``) over
+    its own data, which keeps its elements; a buffer too small is replaced by a larger copy."""
+    size = tuple(int(n) for n in size)
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
+    if memory_format in (torch.channels_last, torch.channels_last_3d) and len(size) in (4, 5):
+        stride = infer(aten.empty.memory_format, (size,), {"memory_format": memory_format, "device": "meta"}).stride()
+    else:
+        stride = contiguous_strides(size)
+    item = x.dtype.itemsize
+    need = (x.storage_offset() * item + storage_bytes(size, stride, item)) if math.prod(size) else 0
+    buf = x._buf
+    if need > buf.nbytes:
+        grown = runtime.device(x._index).alloc(need)
+        if buf.nbytes:
+            buf.copy_to(grown, buf.nbytes)
+        buf = grown
+    return rebind(x, buf, size, stride, x.storage_offset())
+
+
+@register(aten.resize_as_.default)
+def resize_as_(x, template, *, memory_format=None):
+    """Tensor.resize_as_: resize_ to the template's shape."""
+    return resize_(x, template.shape, memory_format)
 
 
 @register(aten.arange.start_out)

@@ -194,6 +194,8 @@ define("hardtanh", lambda x, min_val=-1.0, max_val=1.0: ("hardtanh", [x], (min_v
 define("softplus", lambda x, beta=1.0, threshold=20.0: ("softplus", [x], (beta, threshold)))
 define("threshold", lambda x, threshold, value: ("threshold", [x], (threshold, value)))
 define("threshold_backward", lambda g, x, threshold: ("threshold_backward", [g, x], (threshold,)), inplace=False)
+define("hardshrink_backward", lambda g, x, lambd: ("shrink_backward", [g, x], (lambd,)), inplace=False)
+define("softshrink_backward", lambda g, x, lambd: ("shrink_backward", [g, x], (lambd,)), inplace=False)
 define("sigmoid_backward", lambda g, y: ("sigmoid_backward", [g, y], ()), inplace=False)
 define("tanh_backward", lambda g, y: ("tanh_backward", [g, y], ()), inplace=False)
 define("silu_backward", lambda g, x: ("silu_backward", [g, x], ()), inplace=False)

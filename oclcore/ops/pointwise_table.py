@@ -109,6 +109,7 @@ OPS = {
     "lshift": (2, None, "(x << y)"),
     "rshift": (2, None, "(x >> y)"),
     "threshold_backward": (2, "(y <= p0 ? (CT)0 : x)", "(y <= p0 ? (CT)0 : x)"),
+    "shrink_backward": (2, "((y >= -p0 && y <= p0) ? (CT)0 : x)", None),  # hard and soft shrink
     "sigmoid_backward": (2, "(x * y * ((CT)1 - y))", None),
     "tanh_backward": (2, "(x * ((CT)1 - y * y))", None),
     "silu_backward": (2, "(x * SIGMOID(y) * ((CT)1 + y * ((CT)1 - SIGMOID(y))))", None),
