@@ -239,3 +239,15 @@ def test_out_of_range_indices():
         x.nonzero()  # ops that synchronise check the flag
     x[ocl(torch.tensor([-3]))]
     check_index_errors()
+
+
+def test_embedding_max_norm_renormalises_the_looked_up_rows(no_fallbacks):
+    torch.manual_seed(0)
+    w = torch.randn(10, 4) * 2
+    idx = torch.tensor([[1, 3, 3], [7, 1, 0]])
+    for p in (2.0, 1.0):
+        wc, wo = w.clone(), w.to(DEVICE)
+        yc = torch.nn.functional.embedding(idx, wc, max_norm=1.0, norm_type=p)
+        yo = torch.nn.functional.embedding(idx.to(DEVICE), wo, max_norm=1.0, norm_type=p)
+        assert_close(wo, wc)  # rows 0, 1, 3, 7 scaled in place, the others untouched
+        assert_close(yo, yc)

@@ -103,6 +103,7 @@ UNARY = {
     "logsigmoid": (F.logsigmoid, "wide", True),
     "threshold": (lambda x: F.threshold(x, 0.3, -2.0), "any", True),
     "hardshrink": (lambda x: F.hardshrink(x, 0.4), "any", True),
+    "rrelu_eval": (lambda x: F.rrelu(x, 0.1, 0.3), "any", True),
     "softshrink": (lambda x: F.softshrink(x, 0.4), "any", True),
     "nan_to_num": (lambda x: torch.nan_to_num(x / (x.abs() > 0.5)), "any", False),
 }
@@ -122,6 +123,19 @@ def test_unary_forward_backward(name, no_fallbacks):
         y.backward(g)
         yo.backward(g.to(DEVICE))
         assert_close(xo.grad, xc.grad, **FLOAT_TOL)
+
+
+def test_rrelu_training_draws_slopes_in_range_and_backprops_them(no_fallbacks):
+    torch.manual_seed(0)
+    x = torch.randn(40, 50)
+    xo = x.to(DEVICE).requires_grad_()
+    y = F.rrelu(xo, 0.1, 0.3, training=True)
+    y.backward(torch.ones_like(y))
+    y, grad, neg = y.detach().cpu(), xo.grad.cpu(), x < 0
+    slopes = y[neg] / x[neg]
+    assert slopes.min() >= 0.1 - 1e-6 and slopes.max() <= 0.3 + 1e-6 and slopes.std() > 0.03
+    assert torch.equal(y[~neg], x[~neg])
+    assert_close(grad, torch.where(neg, y / x, torch.ones_like(x)))
 
 
 def test_gamma_functions_at_poles_signed_zeros_and_large_arguments(no_fallbacks):

@@ -538,3 +538,15 @@ def embedding_dense_backward(grad, indices, num_weights, padding_idx, scale_grad
     if 0 <= padding_idx < num_weights:
         pointwise.run("copy", aten.select.int(out, 0, padding_idx), [0])
     return out
+
+
+@register(aten.embedding_renorm_.default)
+def embedding_renorm_(weight, indices, max_norm, norm_type):
+    """nn.Embedding(max_norm=...): the rows ``indices`` name whose norm exceeds max_norm are
+    scaled to it (by max_norm / (norm + 1e-7), as torch), in place."""
+    rows = aten._unique2.default(aten.reshape.default(indices, [-1]))[0]
+    picked = aten.index_select.default(weight, 0, rows)
+    norms = aten.linalg_vector_norm.default(picked, norm_type, [1], True)
+    shrink = aten.mul.Scalar(aten.reciprocal.default(aten.add.Scalar(norms, 1e-7)), max_norm)
+    scale = aten.where.ScalarOther(aten.gt.Scalar(norms, max_norm), shrink, 1.0)
+    return aten.index_put_.default(weight, [rows], aten.mul.Tensor(picked, scale))

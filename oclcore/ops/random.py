@@ -277,3 +277,14 @@ def multinomial(p, num_samples, replacement=False, *, generator=None):
         race = exponential_(empty(tuple(rows.shape), torch.float32, p._index))
         out = aten.topk.default(aten.div.Tensor(rows, race), num_samples)[1]
     return aten.squeeze.dim(out, 0) if p.dim() == 1 else out
+
+
+@register(aten.rrelu_with_noise.default)
+def rrelu_with_noise(x, noise, lower=0.125, upper=1.0 / 3.0, training=False, generator=None):
+    """F.rrelu: in training each negative element is scaled by a slope drawn from U(lower, upper)
+    (kept in ``noise``, 1 for the others, for the backward); in eval by their mean."""
+    if not training:
+        return aten.leaky_relu.default(x, (lower + upper) / 2)
+    slopes = uniform_(empty(tuple(x.shape), x.dtype, x._index), float(lower), float(upper))
+    aten.copy_.default(noise, aten.where.ScalarSelf(aten.gt.Scalar(x, 0), 1.0, slopes))
+    return aten.mul.Tensor(x, noise)
