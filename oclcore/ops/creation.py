@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ..torch.dispatch import register, unregistered
 from .. import runtime
+from ..torch.dispatch import register, unregistered
 from ..torch.tensor import OclTensor, contiguous_strides, empty, rebind, resize_out, storage_bytes
 from . import pointwise
 from .copy import dense_strides

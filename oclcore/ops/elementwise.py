@@ -155,8 +155,8 @@ def define(name, describe, compare=False, inplace=True):
 # ---- unary math: the kernel op has the aten name ----
 for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1",
               "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
-              "cosh", "tanh", "sigmoid", "erf", "erfc", "erfinv", "lgamma", "digamma", "floor", "ceil", "trunc", "frac", "relu",
-              "silu", "mish", "hardswish", "hardsigmoid", "square"):
+              "cosh", "tanh", "sigmoid", "erf", "erfc", "erfinv", "lgamma", "digamma", "floor", "ceil",
+              "trunc", "frac", "relu", "silu", "mish", "hardswish", "hardsigmoid", "square"):
     define(_name, lambda x, _op=_name: (_op, [x], ()))
 
 define("bitwise_not", lambda x: ("bool_not" if x.dtype is torch.bool else "bitwise_not", [x], ()))

@@ -227,7 +227,8 @@ def _check_distribution(p, num_samples, replacement):
     """torch's checks of multinomial's weights: the shape-level ones, then the values (one flag
     vector read back: a synchronisation, as on torch's CPU path)."""
     if not p.dtype.is_floating_point:
-        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {dtypes.type_name(p.dtype)}")
+        raise RuntimeError("multinomial only supports floating-point dtypes for input, got: "
+                           f"{dtypes.type_name(p.dtype)}")
     if p.dim() not in (1, 2):
         raise RuntimeError("prob_dist must be 1 or 2 dim")
     if num_samples <= 0:
@@ -264,7 +265,8 @@ def multinomial(p, num_samples, replacement=False, *, generator=None):
     if rows.shape[0] == 0:
         out = empty((0, num_samples), torch.int64, p._index)
     elif replacement:
-        weights = rows if rows.dtype in (torch.float32, torch.float64) else aten._to_copy.default(rows, dtype=torch.float32)
+        weights = rows if rows.dtype in (torch.float32, torch.float64) else \
+            aten._to_copy.default(rows, dtype=torch.float32)
         cdf = aten.cumsum.default(weights, -1)
         total = aten.slice.Tensor(cdf, -1, cdf.shape[-1] - 1)
         draws = uniform_(empty((rows.shape[0], num_samples), weights.dtype, p._index))

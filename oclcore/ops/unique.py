@@ -15,20 +15,24 @@ aten = torch.ops.aten
 @register(aten._unique2.default)
 def unique(x, sorted=True, return_inverse=False, return_counts=False):
     """(distinct values, inverse or an empty tensor, counts or an empty tensor)."""
+    def longs(shape):
+        return aten.empty.memory_format(shape, dtype=torch.int64, device=x.device)
+
     flat = aten.reshape.default(x, [-1])
-    none = aten.empty.memory_format([0], dtype=torch.int64, device=x.device)
+    none = longs([0])
     n = flat.numel()
     if n == 0:
-        inverse = aten.empty.memory_format(list(x.shape), dtype=torch.int64, device=x.device) if return_inverse else none
-        return aten.clone.default(flat), inverse, none
+        return aten.clone.default(flat), longs(list(x.shape)) if return_inverse else none, none
     values, order = sort_along(flat, 0, False)
     starts = aten.cat.default([aten.ones.default([1], dtype=torch.bool, device=x.device),
                                aten.ne.Tensor(aten.slice.Tensor(values, 0, 1), aten.slice.Tensor(values, 0, 0, n - 1))])
     heads = aten.masked_select.default(values, starts)
-    run = aten.sub.Scalar(aten.cumsum.default(starts, 0, dtype=torch.int64), 1) if return_inverse or return_counts else None
+    run = None  # each sorted element's run
+    if return_inverse or return_counts:
+        run = aten.sub.Scalar(aten.cumsum.default(starts, 0, dtype=torch.int64), 1)
     inverse = none
     if return_inverse:
-        inverse = aten.scatter.src(aten.empty.memory_format([n], dtype=torch.int64, device=x.device), 0, order, run)
+        inverse = aten.scatter.src(longs([n]), 0, order, run)
         inverse = aten.reshape.default(inverse, list(x.shape))
     counts = none
     if return_counts:
