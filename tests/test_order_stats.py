@@ -72,3 +72,22 @@ def test_gradients_flow_to_the_selected_elements(no_fallbacks):
         yc.backward(g)
         yo.backward(g.to(DEVICE))
         assert_close(xo.grad, xc.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float32, torch.int8])
+def test_mode_most_frequent_smallest_on_ties_last_occurrence(dtype, no_fallbacks):
+    torch.manual_seed(0)
+    x = torch.randint(0, 4, (6, 9, 5)).to(dtype)
+    for dim in (1, -1, 0):
+        for keepdim in (False, True):
+            got, want = torch.mode(x.to(DEVICE), dim, keepdim), torch.mode(x, dim, keepdim)
+            assert_close(got.values, want.values, rtol=0, atol=0)
+            assert torch.equal(got.indices.cpu(), want.indices)
+    v = x[:, ::2, 1:].transpose(0, 1)  # a view
+    got, want = torch.mode(v.to(DEVICE), 0), torch.mode(v, 0)
+    assert torch.equal(got.values.cpu(), want.values) and torch.equal(got.indices.cpu(), want.indices)
+    s = torch.tensor(3.0)
+    got = torch.mode(s.to(DEVICE))
+    assert got.values.cpu() == 3.0 and got.indices.cpu() == 0
+    with pytest.raises(IndexError, match="non-zero size"):
+        torch.mode(torch.empty(2, 0, device=DEVICE), 1)

@@ -80,3 +80,30 @@ def _median_all(name, skip_nan):
 for _name, _skip in (("median", False), ("nanmedian", True)):
     register(getattr(aten, _name).dim)(_median_dim(_name, _skip))
     register(getattr(aten, _name).default)(_median_all(_name, _skip))
+
+
+@register(aten.mode.default)
+def mode(x, dim=-1, keepdim=False):
+    """torch.mode: the most frequent value along dim (the smallest among equally frequent ones)
+    and the position of its last occurrence, from runs of equal values in the sorted rows. Each
+    NaN counts as a value of its own (torch's CPU order of NaN ties is unspecified)."""
+    infer(aten.mode.default, (x, dim, keepdim))
+    _check_nonempty("mode", x, dim)
+    if x.dim() == 0:
+        return _select(x, 0, keepdim, 0)
+    dim %= x.dim()
+    values, order = sort_along(x, dim, False)
+    n = x.shape[dim]
+    first = aten.ones_like.default(aten.slice.Tensor(values, dim, 0, 1), dtype=torch.bool)
+    starts = aten.cat.default([first, aten.ne.Tensor(aten.slice.Tensor(values, dim, 1),
+                                                     aten.slice.Tensor(values, dim, 0, n - 1))], dim)
+    run = aten.sub.Scalar(aten.cumsum.default(starts, dim, dtype=torch.int64), 1)
+    counts = aten.scatter_add.default(aten.zeros_like.default(run), dim, run, aten.ones_like.default(run))
+    best = aten.argmax.default(counts, dim, True)  # the first (smallest) of the most frequent runs
+    members = aten.eq.Tensor(run, best)
+    head = aten.argmax.default(aten._to_copy.default(members, dtype=torch.int32), dim, True)
+    value = aten.gather.default(values, dim, head)
+    last = aten.amax.default(aten.where.ScalarOther(members, order, -1), [dim], True)
+    if not keepdim:
+        value, last = aten.squeeze.dim(value, dim), aten.squeeze.dim(last, dim)
+    return value, last
