@@ -241,6 +241,21 @@ def test_out_of_range_indices():
     check_index_errors()
 
 
+def test_out_of_range_device_indices_raise_at_the_next_synchronisation():
+    x = ocl(torch.ones(5, 3))
+    bad = ocl(torch.tensor([[0, 0, 0], [9, 9, 9]]))
+    y = x.scatter_add(0, bad, ocl(torch.ones(2, 3)))
+    with pytest.raises(IndexError, match="index 9 is out of bounds"):
+        y.cpu()  # (a copy to the host waits, so it reports the bad index instead of a wrong result)
+    x.index_reduce(0, ocl(torch.tensor([7])), ocl(torch.ones(1, 3)), "amax")
+    with pytest.raises(IndexError, match="index 7"):
+        torch.ocl.synchronize()
+    x.gather(1, ocl(torch.tensor([[5]])))
+    with pytest.raises(IndexError):
+        x.sum().item()
+    assert x.sum().item() == 15.0  # reported once
+
+
 def test_embedding_max_norm_renormalises_the_looked_up_rows(no_fallbacks):
     torch.manual_seed(0)
     w = torch.randn(10, 4) * 2
@@ -251,3 +266,33 @@ def test_embedding_max_norm_renormalises_the_looked_up_rows(no_fallbacks):
         yo = torch.nn.functional.embedding(idx.to(DEVICE), wo, max_norm=1.0, norm_type=p)
         assert_close(wo, wc)  # rows 0, 1, 3, 7 scaled in place, the others untouched
         assert_close(yo, yc)
+
+
+@pytest.mark.parametrize("reduce", ["prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_index_reduce_matches_torch(reduce, include_self, no_fallbacks):
+    torch.manual_seed(0)
+    x = torch.randn(5, 6)
+    for dim, index, source in ((0, torch.tensor([0, 2, 0, 4]), torch.randn(4, 6)),
+                               (1, torch.tensor([5, 1, 1], dtype=torch.int32), torch.randn(5, 3)),
+                               (-1, torch.tensor([3, 3]), torch.randn(10, 6)[::2, 1:3])):  # a strided source
+        want = x.index_reduce(dim, index, source, reduce, include_self=include_self)
+        got = x.to(DEVICE).index_reduce(dim, index.to(DEVICE), source.to(DEVICE), reduce, include_self=include_self)
+        assert_close(got, want)
+        y = x.to(DEVICE)
+        y.index_reduce_(dim, index.to(DEVICE), source.to(DEVICE), reduce, include_self=include_self)
+        assert_close(y, want)
+
+
+def test_index_reduce_errors_match_torch():
+    x, src = torch.ones(5, 3, device=DEVICE), torch.ones(3, 3, device=DEVICE)
+    with pytest.raises(RuntimeError, match="Number of indices"):
+        x.index_reduce(0, torch.zeros(4, dtype=torch.long, device=DEVICE), src, "amax")
+    with pytest.raises(RuntimeError, match="one of prod, mean, amax or amin"):
+        x.index_reduce(0, torch.zeros(3, dtype=torch.long, device=DEVICE), src, "sum")
+    with pytest.raises(IndexError, match="supposed to be a vector"):
+        x.index_reduce(0, torch.zeros(3, 3, dtype=torch.long, device=DEVICE), src, "amax")
+    with pytest.raises(RuntimeError, match="same scalar type"):
+        x.index_reduce(0, torch.zeros(3, dtype=torch.long, device=DEVICE), src.double(), "amax")
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.index_reduce(2, torch.zeros(3, dtype=torch.long, device=DEVICE), src, "amax")

@@ -5,6 +5,7 @@ import torch
 from ..torch.dispatch import register
 from ..torch.tensor import OclTensor, contiguous_strides, empty
 from . import pointwise
+from .device_errors import check_index_errors
 from .meta import check_overlap, infer
 
 aten = torch.ops.aten
@@ -42,7 +43,9 @@ def dense_strides(t):
 
 
 def to_cpu(t):
-    """A CPU tensor with ``t``'s values (waits for the device)."""
+    """A CPU tensor with ``t``'s values (waits for the device; raises an out-of-range index that a
+    kernel met since the last check, as torch's CUDA device-side asserts surface at a sync)."""
+    check_index_errors(t._index)
     if not is_contiguous(t):
         t = contiguous(t)
     out = torch.empty(t.shape, dtype=t.dtype)

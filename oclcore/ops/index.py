@@ -12,8 +12,9 @@ Out-of-range indices: an index tensor on the CPU is checked on the host before
 the op (torch's error at once). An index tensor on the device is checked by
 the kernel, which records the bad value in a per-device error flag, reads
 index 0 instead (never out-of-bounds memory) and returns without waiting; the
-flag is read by :func:`check_index_errors`, which ops that synchronise anyway
-(nonzero, masked_select, boolean indexing) call and which raises IndexError.
+flag is read by :func:`check_index_errors` (device_errors.py) at the next
+point that waits for the device (a copy to the host, .item(), synchronize,
+nonzero, masked_select, boolean indexing) and raises IndexError there.
 This is torch's CUDA behaviour (an asynchronous device-side assert) without
 blocking the host in every indexing op."""
 
@@ -26,6 +27,7 @@ from ..torch.tensor import OclTensor, alias, empty
 from . import copy as _copy
 from . import dtypes, pointwise
 from .elementwise import scalar_value
+from .device_errors import check_index_errors, error_buffer
 from .meta import infer
 
 aten = torch.ops.aten
@@ -34,7 +36,6 @@ MAX_DIMS = 8
 _INT32_MAX = 2**31 - 1
 _MOVE_TYPE = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
 _kernels = {}
-_errors = {}  # device index -> (error Buffer, launches pending a check)
 
 
 def kernel(name, dtype, signature, index):
@@ -78,31 +79,6 @@ def _local_size(n):
     return (256,) if n >= 256 else None
 
 
-# ---- out-of-range indices ----
-
-def _error_buffer(index):
-    entry = _errors.get(index)
-    if entry is None:
-        buf = runtime.device(index).alloc(24)
-        buf.write(torch.zeros(3, dtype=torch.int64))
-        entry = _errors[index] = [buf, False]
-    entry[1] = True
-    return entry[0]
-
-
-def check_index_errors(index=None):
-    """Raises IndexError if an indexing kernel on ocl:index (default: every device) met an
-    out-of-range index since the last check; waits for those kernels."""
-    for i, entry in _errors.items():
-        if (index is None or i == index) and entry[1]:
-            buf, entry[1] = entry[0], False
-            flag = torch.empty(3, dtype=torch.int64)
-            buf.read(flag)
-            if flag[0]:
-                buf.write(torch.zeros(3, dtype=torch.int64))
-                raise IndexError(f"index {int(flag[1])} is out of bounds for dimension with size {int(flag[2])}")
-
-
 def device_index(idx, size, wrap, index, what="index"):
     """``idx`` as an int64 ocl tensor; a CPU index is checked against ``size`` here."""
     if not isinstance(idx, OclTensor):
@@ -131,7 +107,7 @@ def gather_into(out, src, src_strides, src_offset, idx=None, idx_strides=None, d
     strides = [out.stride(), src_strides, idx_strides if idx is not None else (0,) * out.dim()]
     rank, sz, (so, ss, si) = geometry(out.shape, strides)
     k = kernel("gather", out.dtype, "BlBlBlilliBliVVVV", out._index)
-    err = _error_buffer(out._index) if idx is not None and dim_size >= 0 else out._buf
+    err = error_buffer(out._index) if idx is not None and dim_size >= 0 else out._buf
     k.launch((n,), _local_size(n), (
         out._buf, out.storage_offset(), src._buf, src_offset,
         (idx if idx is not None else out)._buf, idx.storage_offset() if idx is not None else 0,
@@ -150,7 +126,7 @@ def scatter_offsets(shape, dest_strides, idx=None, idx_strides=None, dim_size=-1
     nd = len(shape)
     rank, sz, (sd, si) = geometry(shape, [dest_strides, idx_strides if idx is not None else (0,) * nd])
     k = kernel("scatter_offsets", torch.int64, "BlBlilliBliVVV", index)
-    err = _error_buffer(index) if idx is not None and dim_size >= 0 else out._buf
+    err = error_buffer(index) if idx is not None and dim_size >= 0 else out._buf
     k.launch((n,), _local_size(n), (
         out._buf, 0, (idx if idx is not None else out)._buf, idx.storage_offset() if idx is not None else 0,
         int(idx is not None), dim_size, dim_stride, int(wrap), err, n, rank, sz, sd, si))
@@ -272,7 +248,7 @@ def advanced_index(x, indices):
     n = acc.numel()
     if n:
         k = kernel("index_offsets", torch.int64, "BlBlillBliVV", x._index)
-        err = _error_buffer(x._index)
+        err = error_buffer(x._index)
         for j, (d, t) in enumerate(zip(dims, tensors)):
             rank, sz, (si,) = geometry(bshape, [_broadcast_strides(t, bshape)])
             k.launch((n,), _local_size(n), (acc._buf, 0, t._buf, t.storage_offset(), int(j == 0),
@@ -441,6 +417,43 @@ def _scatter_reduce_impl(func, inplace):
 _register_scatter("scatter", _scatter_impl)
 _register_scatter("scatter_add", _scatter_add_impl)
 _register_scatter("scatter_reduce", _scatter_reduce_impl)
+
+
+def _index_reduce(inplace):
+    def impl(x, dim, index, source, reduce, *, include_self=True):
+        name = "index_reduce_" if inplace else "index_reduce"
+        if reduce not in ("prod", "mean", "amax", "amin"):
+            raise RuntimeError(f"{name}(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+        if index.dtype not in (torch.int32, torch.int64):
+            raise RuntimeError(f"index_reduce_(): Expected dtype int32/int64 for index but got: "
+                               f"{dtypes.type_name(index.dtype)}")
+        if index.dim() > 1:
+            raise IndexError(f"index_reduce_(): Index is supposed to be a vector, but got dim: {index.dim()} "
+                             f"with type: {dtypes.type_name(index.dtype)} and size: {list(index.shape)}")
+        if source.dtype != x.dtype:
+            raise RuntimeError(f"index_reduce_(): self ({dtypes.type_name(x.dtype)}) and source "
+                               f"({dtypes.type_name(source.dtype)}) must have the same scalar type")
+        ndim = max(x.dim(), 1)
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+        dim %= ndim
+        length = source.shape[dim] if source.dim() else 1
+        if index.numel() != length:
+            raise RuntimeError(f"index_reduce_(): Number of indices ({index.numel()}) should be equal to "
+                               f"source.size(dim): ({length}), for dim: {dim}")
+        # the same reduction as a scatter: index i of source's dim goes to row index[i] of x's dim
+        shape = [1] * source.dim()
+        if shape:
+            shape[dim] = length
+        spread = aten.expand.default(aten.reshape.default(index, shape), list(source.shape))
+        return _scatter(x, dim, aten._to_copy.default(spread, dtype=torch.int64), source, reduce, include_self,
+                        inplace)
+    impl.__doc__ = "Tensor.index_reduce: scatter_reduce with the index spread along dim."
+    return impl
+
+
+register(aten.index_reduce.default)(_index_reduce(False))
+register(aten.index_reduce_.default)(_index_reduce(True))
 
 
 def _index_add(func, inplace):

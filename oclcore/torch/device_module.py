@@ -6,6 +6,7 @@ import torch
 
 from .. import runtime
 from ..graph import Graph, graph  # noqa: F401  (torch.ocl.Graph / torch.ocl.graph, like torch.cuda's)
+from ..ops.device_errors import check_index_errors
 
 _current = 0
 
@@ -109,8 +110,11 @@ def get_device_properties(device=None):
 
 
 def synchronize(device=None):
-    """Waits until all queued work on ``device`` (default: current) has finished."""
-    runtime.device(_index(device)).synchronize()
+    """Waits until all queued work on ``device`` (default: current) has finished; raises an
+    out-of-range index that an indexing kernel met meanwhile."""
+    index = _index(device)
+    runtime.device(index).synchronize()
+    check_index_errors(index)
 
 
 def _stats(device):
