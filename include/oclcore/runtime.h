@@ -50,7 +50,6 @@ typedef struct {
   cl_uint compute_units;
   cl_uint clock_mhz;
   cl_uint preferred_vector_width_float;
-  cl_uint mem_base_addr_align_bits;
   cl_ulong global_mem;
   cl_ulong local_mem;
   cl_ulong max_alloc;

@@ -446,8 +446,7 @@ def _index_reduce(inplace):
         if shape:
             shape[dim] = length
         spread = aten.expand.default(aten.reshape.default(index, shape), list(source.shape))
-        return _scatter(x, dim, aten._to_copy.default(spread, dtype=torch.int64), source, reduce, include_self,
-                        inplace)
+        return _scatter(x, dim, spread, source, reduce, include_self, inplace)
     impl.__doc__ = "Tensor.index_reduce: scatter_reduce with the index spread along dim."
     return impl
 

@@ -57,6 +57,5 @@ def bucketize(x, boundaries, *, out_int32=False, right=False):
 @register(aten.bucketize.Scalar)
 def bucketize_scalar(value, boundaries, *, out_int32=False, right=False):
     """torch.bucketize with a Python number as the value."""
-    if boundaries.dim() != 1:
-        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.dim()})")
-    return searchsorted_scalar(boundaries, value, out_int32=out_int32, right=right)
+    x = aten.scalar_tensor.default(value, dtype=torch.result_type(boundaries, value), device=boundaries.device)
+    return bucketize(x, boundaries, out_int32=out_int32, right=right)

@@ -38,8 +38,8 @@ struct ocl_allocator {
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-static size_t rounded(size_t n, size_t align) {
-  if (n <= SMALL_SIZE) return round_up(n ? n : 1, align);
+static size_t rounded(size_t n) {
+  if (n <= SMALL_SIZE) return round_up(n ? n : 1, MIN_BLOCK);
   size_t p = SMALL_SIZE;
   while (p <= n / 2) p *= 2; /* the power of two at or below n */
   return round_up(n, p / 4);
@@ -152,9 +152,8 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
   ocl_allocator *a = allocator_of(dev);
   if (!a) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating the allocator");
   if (nbytes > ((size_t)1 << 62)) return ocl_fail(OCL_E_OUT_OF_MEMORY, "tried to allocate %zu bytes on %s", nbytes, dev->name);
-  size_t align = dev->mem_base_addr_align_bits / 8 > MIN_BLOCK ? dev->mem_base_addr_align_bits / 8 : MIN_BLOCK;
-  size_t size = rounded(nbytes, align);
-  if (size > dev->max_alloc) size = round_up(nbytes, align); /* the rounding must not break the object limit */
+  size_t size = rounded(nbytes);
+  if (size > dev->max_alloc) size = round_up(nbytes, MIN_BLOCK); /* the rounding must not break the object limit */
   ocl_size_class *c = size_class(a, size);
   if (!c) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating allocator bookkeeping");
   ocl_block *b = c->free;

@@ -39,8 +39,6 @@ static void describe(ocl_device *d, cl_platform_id p, cl_device_id id) {
   CL(clGetDeviceInfo)(id, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof d->clock_mhz, &d->clock_mhz, NULL);
   CL(clGetDeviceInfo)(id, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
                       sizeof d->preferred_vector_width_float, &d->preferred_vector_width_float, NULL);
-  CL(clGetDeviceInfo)(id, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof d->mem_base_addr_align_bits,
-                      &d->mem_base_addr_align_bits, NULL);
   CL(clGetDeviceInfo)(id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem, &d->global_mem, NULL);
   CL(clGetDeviceInfo)(id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof d->local_mem, &d->local_mem, NULL);
   CL(clGetDeviceInfo)(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
