@@ -1,6 +1,7 @@
 """torch.compile(backend="oclcore"): compiled steps agree with eager ones."""
 
 import copy
+import gc
 import warnings
 
 import pytest
@@ -147,6 +148,25 @@ def test_outputs_survive_later_replays_and_inputs_are_not_written():
         assert torch.equal(x.cpu(), x_cpu)
         assert_close(y, torch.tanh(x_cpu @ w.cpu()) * 2 + 1, 1e-5, 1e-5)
     assert oc.stats()["replays"] == 3
+
+
+def test_a_capture_ends_with_a_full_garbage_collection():
+    """The objects compiling and capturing leave behind are collected with the capture, not by a
+    full collection that Python would otherwise start in the middle of a later step."""
+    f = torch.compile(lambda x: torch.relu(x) * 3, backend="oclcore")
+    x = torch.randn(7, device="ocl")
+    full = []
+    record = lambda phase, info: full.append(phase) if info["generation"] == 2 else None
+    gc.callbacks.append(record)
+    try:
+        f(x)
+        captured = full.count("start")
+        for _ in range(3):
+            f(x)
+    finally:
+        gc.callbacks.remove(record)
+    assert oc.stats()["captures"] == 1 and oc.stats()["replays"] == 3
+    assert captured >= 1
 
 
 def test_compiled_replay_inside_an_oclcore_graph_capture():

@@ -8,7 +8,14 @@ commands from Cython with the buffers swapped: each input's captured buffer
 for the buffer of the tensor passed now, and each output's for a fresh
 allocation, so results are never overwritten by a later replay and inputs
 are never copied. A graph that cannot be captured (it reads values on the
-host or runs an op on the CPU) runs eagerly at that signature from then on."""
+host or runs an op on the CPU) runs eagerly at that signature from then on.
+
+Compiling and capturing leave hundreds of thousands of new Python objects, enough to make
+Python's next full garbage collection due; left alone it came a few steps later and took
+a training step from 20 to 230 ms on the H200 host (bench/probes/step_timeline.py), so a
+capture ends with that collection."""
+
+import gc
 
 import torch
 
@@ -119,6 +126,7 @@ class GraphRunner:
             else:
                 self.captures[key] = cap
                 self.stats["captures"] += 1
+                gc.collect()
                 outs, cap.first_outputs = cap.first_outputs, None
                 return outs if cap.tuple_out else outs[0]
         self.stats["eager_calls"] += 1
