@@ -39,6 +39,10 @@ def main(argv=None):
     p.add_argument("what", choices=["gemm"])
     p.add_argument("--budget", type=float, default=120.0, help="seconds to spend")
     p.add_argument("--sizes", nargs="*", type=int, help="square problem sizes to tune for")
+    p.add_argument("--problems", nargs="*", metavar="MxNxK[xBATCH][:AB]",
+                   help="tune these problem shapes instead (a layer's GEMM: C = A @ B with A M x K, B K x N; "
+                        "AB: 'n' or 's' for A per batch or shared by all, 'n' or 't' for B stored K x N or "
+                        "N x K; default nn) and record each one's best set and split")
     p.add_argument("--device", type=int, default=0, help="ocl device index")
     p.set_defaults(run=_tune)
     args = parser.parse_args(argv)

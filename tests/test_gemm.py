@@ -540,12 +540,13 @@ def _shipped_param_sets():
         for i, e in enumerate(entries):
             sets = [(f, e[f]) for f in ("tiled", "tiled_small", "direct") if f in e]
             sets += [("tiled", q) for q in e.get("tiled_sets", ())]
+            sets += [("tiled", r["set"]) for r in e.get("problems", ())]
             for family, q in sets:
                 kind = "direct" if family == "direct" else "tiled"
                 key = (kind, tuple(sorted(q.items())))
                 found.setdefault(key, []).append("%s#%d:%s/%s/%s" % (fn, i, e.get("vendor"), e.get("arch"),
                                                                      e.get("dtype")))
-    return [pytest.param(kind, dict(p), id="%s-%s" % (kind, "+".join(src)))
+    return [pytest.param(kind, dict(p), id="%s-%s" % (kind, "+".join(sorted(set(src)))))
             for (kind, p), src in found.items()]
 
 
@@ -687,7 +688,12 @@ def test_h200_plans():
     # vgg16 fc6 / fc7 / fc8: linear with x (64, K) and the weight (N, K)
     for N, K in ((4096, 25088), (4096, 4096), (1000, 4096)):
         plan = planner.plan_gemm(H200, 64, N, K, b_strides=(1, K))
-        assert plan.kind == "tiled" and plan.split > 1 and _groups(plan) >= 132, plan
+        assert plan.kind == "tiled" and plan.split > 1, plan
+        assert plan.family == "measured" or _groups(plan) >= 132, plan   # (measured: fc8 fills 128)
+    # the shipped measured plans: resnet50 1024->256 1x1 (bench/gemm.py's batched form)
+    plan = planner.plan_gemm(H200, 256, 196, 1024, 32)
+    assert (plan.family, plan.split, plan.params["MWG"], plan.params["NWG"]) == ("measured", 1, 128, 64), plan
+    assert planner.plan_gemm(H200, 256, 196, 1024, 16).family != "measured"
     # resnet50 2048->512 1x1 convolution, weight shared by the batch
     plan = planner.plan_gemm(H200, 512, 49, 2048, 32, a_strides=(2048, 1, 0))
     assert plan.family != "tiled" and plan.params["MWG"] == 64 and _groups(plan) >= 4 * 132, plan
@@ -700,7 +706,7 @@ def test_h200_plans():
     assert hows(planner.plan_gemm(H200, 64, 1000, 4096, b_strides=(1, 4096))) == ["kcont", "kcont"]
     assert hows(planner.plan_gemm(H200, 64, 4096, 25088, b_strides=(1, 25088)))[0] == "kcont"
     assert hows(planner.plan_gemm(H200, 256, 3136, 64, 32, a_strides=(64, 1, 0))) == ["mcont", "kcont"]
-    assert hows(planner.plan_gemm(H200, 12608, 768, 3072, b_strides=(1, 3072))) == ["packed", "packed"]
+    assert hows(planner.plan_gemm(H200, 12608, 3072, 768, b_strides=(1, 768))) == ["packed", "packed"]
     assert hows(planner.plan_gemm(H200, 4096, 4096, 4096)) == ["mcont", "packed"]
     # well-filled square and tall problems keep the big tuned set, unsplit
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048), (12608, 2304, 768), (12608, 768, 3072)):

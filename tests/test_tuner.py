@@ -136,3 +136,70 @@ def test_cli_rejects_bad_arguments(user_db, capsys):
     assert oclcore.__main__.main(["tune", "gemm", "--budget", "0"]) == 2
     assert oclcore.__main__.main(["tune", "gemm", "--budget", "5", "--sizes", "0"]) == 2
     assert oclcore.__main__.main(["tune", "gemm", "--budget", "5", "--device", "99"]) == 1
+
+
+# ---- measured plans of problem shapes -------------------------------------------------------------
+
+SMALL_SET = dict(MWG=32, NWG=16, KWG=16, MDIMC=8, NDIMC=8, MDIMA=8, NDIMB=8, KWI=2, VWM=2, VWN=2, STRM=0,
+                 STRN=0, SA=1, SB=1)
+
+
+def _batched_matches_numpy(io, M, N, K, batch):
+    """C[b] = A[b] @ B[b]^T (B stored N x K) through planner.gemm, against numpy."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((batch, M, K)).astype(np.float32)
+    B = rng.standard_normal((batch, N, K)).astype(np.float32)
+    a, b, c = io.upload(A), io.upload(B), io.upload(np.full((batch, M, N), np.nan, np.float32))
+    planner.gemm(io.get_kernel, io.info, a, 0, K, 1, b, 0, 1, K, c, 0, N, 1, M, N, K, batch=batch,
+                 a_bs=M * K, b_bs=N * K, c_bs=M * N, alloc=io.alloc)
+    ref = A.astype(np.float64) @ B.transpose(0, 2, 1)
+    tol = 4 * (K + 3) * 2.0 ** -24 * (np.abs(A).astype(np.float64) @ np.abs(B).transpose(0, 2, 1))
+    assert np.all(np.abs(io.download(c, (batch, M, N), np.float32) - ref) <= tol)
+
+
+def test_a_measured_plan_is_what_the_planner_takes(user_db, io):
+    """A problem's recorded set and split replace the cost model's choice for that shape and layout
+    only; a record the device cannot run is ignored."""
+    M, N, K, batch = 40, 36, 300, 2
+    strides = ((K, 1, M * K), (1, K, N * K), (N, 1, M * N))
+    key = planner.problem_key(M, N, K, batch, *strides)
+    assert key == "36x40x300x2 ak bk"   # C is computed transposed (contiguous along N)
+    before = planner.plan_gemm(io.info, M, N, K, batch, "float32", *strides)
+    database.save_user_problem(io.info, "float32", dict(problem=key, set=SMALL_SET, split=2))
+    plan = planner.plan_gemm(io.info, M, N, K, batch, "float32", *strides)
+    assert (plan.family, plan.params, plan.split) == ("measured", tuner.P.complete("tiled", SMALL_SET), 2)
+    other = planner.plan_gemm(io.info, M, N, K + 1, batch, "float32", (K + 1, 1, M * (K + 1)),
+                              (1, K + 1, N * (K + 1)), strides[2])
+    assert other.family != "measured"
+    _batched_matches_numpy(io, M, N, K, batch)   # through the plan cache, which sees the new record
+    database.save_user_problem(io.info, "float32", dict(problem=key, set=dict(SMALL_SET, MWG=1 << 16), split=2))
+    assert len(_entry(user_db, io)["problems"]) == 1
+    again = planner.plan_gemm(io.info, M, N, K, batch, "float32", *strides)
+    assert (again.family, again.params, again.split) == (before.family, before.params, before.split)
+
+
+def test_tune_problem_times_sets_and_splits_and_records_the_winner(user_db, io, monkeypatch):
+    monkeypatch.setattr(tuner, "TILED_SPACE", SMALL_TILED)
+    monkeypatch.setattr(tuner, "COMMON_SETS", [SMALL_SET])
+    r = tuner.tune_problem(io.get_kernel, io.info, io.upload, io.download, io.alloc, 40, 36, 300, 2,
+                           trans_b=True, budget_s=6)
+    assert r["key"] == "36x40x300x2 ak bk" and r["tried"] >= 2 and r["plan_s"] > 0
+    record = database.measured(io.info, "float32", r["key"])
+    if r["params"] is not None and r["best_s"] < 0.97 * r["plan_s"]:
+        assert record["set"] == r["params"] and record["split"] == r["split"]
+        assert planner.plan_gemm(io.info, 40, 36, 300, 2, "float32", (300, 1, 12000), (1, 300, 10800),
+                                 (36, 1, 1440)).family == "measured"
+    else:
+        assert record is None
+    _batched_matches_numpy(io, 40, 36, 300, 2)
+
+
+def test_cli_tune_gemm_problems(user_db, io, capsys, monkeypatch):
+    monkeypatch.setattr(tuner, "TILED_SPACE", SMALL_TILED)
+    monkeypatch.setattr(tuner, "COMMON_SETS", [SMALL_SET])
+    rc = oclcore.__main__.main(["tune", "gemm", "--budget", "4", "--problems", "24x20x64x3:st"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "20x24x64x3 ak bk0: planner" in out, out
+    for bad, why in (("24x20", "MxNxK"), ("24x0x5", "positive"), ("2x3x4:nx", "two letters")):
+        assert oclcore.__main__.main(["tune", "gemm", "--budget", "4", "--problems", bad]) == 2
+        assert why in capsys.readouterr().err

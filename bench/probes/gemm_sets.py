@@ -7,9 +7,12 @@ and mobilenet_v2 as GEMMs at batch 64 (forward: the weight shared by every image
 
     python bench/probes/gemm_sets.py [--candidates 48] [--seed 0] [--out sets.json]
 
---splits times the database's sets and the hand-picked ones (no random sets) at every split of K
+--splits times the database's sets and the tuner's COMMON_SETS (no random sets) at every split of K
 the planner would consider for each problem, so that the cost model's occupancy and split terms
 can be fitted offline against complete data.
+
+--records FILE... prints, from earlier --out files, the database "problems" records (measured
+plans) of every problem whose best set and split beat the planner's plan by 3% (no device needed).
 """
 import argparse
 import collections
@@ -29,17 +32,6 @@ from oclcore.ops import linalg
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
 from gemm import DL_SHAPES  # noqa: E402
-
-# Hand-picked shapes of work-group tile beside the database's two (the first is round 6's small set).
-HAND = [dict(MWG=m, NWG=n, KWG=k, MDIMC=mc, NDIMC=nc, MDIMA=mc, NDIMB=nc, KWI=kwi, VWM=vm, VWN=vn,
-             STRM=1, STRN=1, SA=1, SB=1)
-        for m, n, k, mc, nc, kwi, vm, vn in [
-            (64, 64, 32, 8, 8, 4, 4, 4), (64, 128, 32, 8, 16, 4, 4, 4), (128, 64, 32, 16, 8, 4, 4, 4),
-            (64, 128, 16, 16, 16, 2, 4, 4), (128, 64, 16, 16, 16, 2, 4, 4), (64, 64, 32, 16, 16, 4, 4, 4),
-            (64, 64, 16, 16, 8, 2, 4, 4),
-            (32, 128, 32, 8, 16, 4, 4, 4), (128, 32, 32, 16, 8, 4, 4, 4), (32, 64, 32, 8, 8, 4, 4, 4),
-            (64, 32, 32, 8, 8, 4, 4, 4), (128, 128, 16, 16, 16, 2, 4, 4), (64, 128, 32, 16, 16, 4, 4, 4)]]
-
 
 def problems(batch):
     """name -> (M, N, K, batch, a strides, b strides, c strides)."""
@@ -78,15 +70,40 @@ def kernel_seconds(plan, get, bufs, dev, reps=5):
     return statistics.median(ts[1:])
 
 
+def records(paths, batch):
+    """The measured-plan records of the --out files at ``paths`` (later files win per problem)."""
+    shapes = problems(batch)
+    found = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for row in data["results"]:
+            timed = [s for s in row["sets"] if "us" in s]
+            if not timed or row["problem"] not in shapes:
+                continue
+            best = min(timed, key=lambda s: s["us"])
+            if best["us"] < 0.97 * row["auto_us"]:
+                M, N, K, B, sa, sb, sc = shapes[row["problem"]]
+                q = tuner._normalise("tiled", P.complete("tiled", data["candidates"][best["index"]]))
+                found[row["problem"]] = dict(problem=planner.problem_key(M, N, K, B, sa, sb, sc), set=q,
+                                             split=best["split"], us=round(best["us"], 1),
+                                             note="%s: planner %.1f us" % (row["problem"], row["auto_us"]))
+    return list(found.values())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--candidates", type=int, default=48, help="random valid sets beside the hand-picked ones")
+    p.add_argument("--candidates", type=int, default=48, help="random valid sets beside the common ones")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=64, help="images of the 1x1 convolution problems")
     p.add_argument("--only", default="", help="substring filter on problem names")
     p.add_argument("--splits", action="store_true", help="every candidate split per set (no random sets)")
     p.add_argument("--out", default=None, help="JSON file for every timing")
+    p.add_argument("--records", nargs="+", metavar="FILE", help="print measured-plan records from --out files")
     a = p.parse_args()
+    if a.records:
+        print(json.dumps(records(a.records, a.batch), indent=1, sort_keys=True))
+        return
     ctx = linalg.device_context(0)
     info = ctx.info
     dev = runtime.device(0)
@@ -98,13 +115,13 @@ def main():
     cands, keys = [], set()
     big = planner.database.lookup(info, "tiled", "float32")
     small = planner.database.lookup(info, "tiled_small", "float32")
-    for q in [s for s in (big, small) if s] + HAND:
+    for q in [s for s in (big, small) if s] + tuner.COMMON_SETS:
         q = tuner._normalise("tiled", P.complete("tiled", q))
         if not P.tiled_errors(q, info, "float32") and tuner._key(q) not in keys:
             keys.add(tuner._key(q))
             cands.append(q)
     tries = 0
-    while not a.splits and len(cands) < len(HAND) + 2 + a.candidates and tries < 100000:
+    while not a.splits and len(cands) < len(tuner.COMMON_SETS) + 2 + a.candidates and tries < 100000:
         tries += 1
         q = tuner._random_valid("tiled", space, info, "float32", rng)
         if q is not None and tuner._key(q) not in keys and q["MDIMC"] * q["NDIMC"] >= 64:

@@ -5,7 +5,8 @@ shipped entries.
 The budget is split between the three searches in proportion to what they
 decide: the tiled kernel (most of the FLOPs of large problems), the direct
 kernel (small and skinny problems) and the direct/tiled crossover, which is
-measured last with the freshly tuned parameters."""
+measured last with the freshly tuned parameters.  With --problems the budget goes to those
+shapes instead, each recording its best set and split when it beats the planner."""
 
 import sys
 import time
@@ -66,6 +67,45 @@ def _problem_sizes(sizes, gpu):
     return sizes[-1], direct, tuple(ladder)
 
 
+def parse_problem(text):
+    """'MxNxK[xBATCH][:AB]' -> (M, N, K, batch, trans_b, shared_a); ValueError with the reason."""
+    shape, _, layout = text.partition(":")
+    try:
+        dims = [int(v) for v in shape.lower().split("x")]
+    except ValueError:
+        dims = []
+    if len(dims) not in (3, 4) or min(dims) < 1:
+        raise ValueError("problem %r is not MxNxK or MxNxKxBATCH with positive sizes" % text)
+    layout = layout or "nn"
+    if len(layout) != 2 or layout[0] not in "ns" or layout[1] not in "nt":
+        raise ValueError("problem %r: the layout after ':' is two letters, A's (n or s) and B's (n or t)" % text)
+    M, N, K = dims[:3]
+    batch = dims[3] if len(dims) == 4 else 1
+    return M, N, K, batch, layout[1] == "t", layout[0] == "s"
+
+
+def _tune_problems(io, problems, budget):
+    """tune_problem for each shape, the budget shared equally; returns how many were recorded."""
+    recorded = 0
+    for text, (M, N, K, batch, trans_b, shared_a) in problems:
+        _stage("problem %s, %.0f s" % (text, budget / len(problems)))
+        try:
+            r = tuner.tune_problem(io.get_kernel, io.info, io.upload, io.download, io.alloc, M, N, K, batch,
+                                   trans_b, shared_a, budget_s=budget / len(problems))
+        except Exception as e:   # e.g. the problem does not fit the device: report, go on
+            print("   skipped: %s" % (e,), flush=True)
+            continue
+        flops = 2.0 * M * N * K * batch
+        line = "   %s: planner %.1f GFLOP/s" % (r["key"], flops / r["plan_s"] * 1e-9)
+        if r["params"] is not None and r["best_s"] < 0.97 * r["plan_s"]:
+            recorded += 1
+            line += ", recorded %.1f GFLOP/s (split %d): %s" % (flops / r["best_s"] * 1e-9, r["split"], r["params"])
+        else:
+            line += ", kept (nothing 3%% faster among %d plans)" % r["tried"]
+        print(line, flush=True)
+    return recorded
+
+
 def _stage(title):
     print("== " + title, flush=True)
 
@@ -116,6 +156,19 @@ def main(args):
     except Exception as e:
         print("oclcore tune gemm: no OpenCL device %s: %s" % (args.device, e), file=sys.stderr)
         return 1
+    problems = getattr(args, "problems", None)
+    if problems:
+        try:
+            problems = [(p, parse_problem(p)) for p in problems]
+        except ValueError as e:
+            print("oclcore tune gemm: %s" % e, file=sys.stderr)
+            return 2
+        print("Tuning %d GEMM problems on %s, budget %.0f s" % (len(problems), io.info.get("name"), budget),
+              flush=True)
+        recorded = _tune_problems(io, problems, budget)
+        if recorded:
+            print("Wrote %d measured plans to %s." % (recorded, database.user_db_path()), flush=True)
+        return 0
     gpu = "cpu" not in str(io.info.get("type", "gpu")).lower()
     try:
         tiled_size, direct_size, cross_sizes = _problem_sizes(args.sizes, gpu)

@@ -16,15 +16,19 @@ parameter set with a smaller work-group tile, for problems whose grid of
 "tiled_sets" is a list of further tiled sets the planner weighs beside those
 two.  A tiled set may carry RATE: its measured speed relative to what the
 planner's cost model predicts for it, fitted beside the entry's big set
-(bench/probes/gemm_sets.py measures the data).  An
-entry may hold any subset of the families; dtype "*" matches every dtype.
+(bench/probes/gemm_sets.py measures the data).  "problems" is a list of
+measured plans, {"problem": key, "set": {...}, "split": S, "us": time}, for
+problem shapes where timing every set beat the cost model's pick (planner.
+problem_key names a shape and layout; ``oclcore tune gemm --problems`` adds
+them).  An entry may hold any subset of the families; dtype "*" matches
+every dtype.
 """
 import json
 import os
 import re
 import threading
 
-FAMILIES = ("tiled", "tiled_small", "tiled_sets", "direct", "crossover")
+FAMILIES = ("tiled", "tiled_small", "tiled_sets", "direct", "crossover", "problems")
 USER_DB_NAME = "gemm_database.json"
 _SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "database")
 
@@ -177,28 +181,66 @@ def lookup(device_info, family, dtype="float32", accept=None):
     return None
 
 
-def save_user_entry(device_info, dtype, family, params, **meta):
-    """Store params of family for this exact device and dtype in the user
-    database (replacing an earlier result); extra meta (e.g. gflops) is kept
-    alongside.  Returns the file path."""
+def measured(device_info, dtype, key):
+    """The measured plan {"set", "split", ...} recorded for problem ``key`` on this device and
+    dtype, or None: the most specific level's record wins, the user's before the shipped one."""
     t, v, a, d = device_key(device_info)
-    path = user_db_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    entries = _read(path)
+    seen = set()
+    for level in _levels((t, v, a, d)):
+        if level in seen:
+            continue
+        seen.add(level)
+        for entries in (user_entries(), shipped_entries()):
+            for e in reversed(entries):
+                if _match(e, level, dtype):
+                    for record in e.get("problems", ()):
+                        if isinstance(record, dict) and record.get("problem") == key:
+                            return dict(record)
+    return None
+
+
+def _user_entry(entries, device_info, dtype):
+    """The user database's entry for this exact device and dtype (added when missing)."""
+    t, v, a, d = device_key(device_info)
     for e in entries:
         if (e.get("type"), e.get("vendor"), e.get("arch"), e.get("device"),
                 e.get("dtype")) == (t, v, a, d, dtype):
-            break
-    else:
-        e = dict(type=t, vendor=v, arch=a, device=d, dtype=dtype)
-        entries.append(e)
-    e[family] = {k: (int(x) if not isinstance(x, float) else x) for k, x in params.items()}
-    if meta:
-        e.setdefault("meta", {})[family] = meta
+            return e
+    e = dict(type=t, vendor=v, arch=a, device=d, dtype=dtype)
+    entries.append(e)
+    return e
+
+
+def _write_user(entries):
+    global generation
+    path = user_db_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp%d" % os.getpid()
     with open(tmp, "w") as f:
         json.dump({"entries": entries}, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
-    global generation
     generation += 1
     return path
+
+
+def save_user_problem(device_info, dtype, record):
+    """Store a measured plan record ({"problem": key, "set", "split", ...}) for this exact device
+    and dtype in the user database, replacing an earlier one of the same problem. Returns the
+    file path."""
+    entries = _read(user_db_path())
+    e = _user_entry(entries, device_info, dtype)
+    kept = [r for r in e.get("problems", ()) if isinstance(r, dict) and r.get("problem") != record["problem"]]
+    e["problems"] = kept + [record]
+    return _write_user(entries)
+
+
+def save_user_entry(device_info, dtype, family, params, **meta):
+    """Store params of family for this exact device and dtype in the user
+    database (replacing an earlier result); extra meta (e.g. gflops) is kept
+    alongside.  Returns the file path."""
+    entries = _read(user_db_path())
+    e = _user_entry(entries, device_info, dtype)
+    e[family] = {k: (int(x) if not isinstance(x, float) else x) for k, x in params.items()}
+    if meta:
+        e.setdefault("meta", {})[family] = meta
+    return _write_user(entries)

@@ -11,6 +11,8 @@ beta and the epilogue) by a relative cost model of occupancy, padding,
 packing and launches, so that skinny-deep and mid-size problems fill the
 device.  Direct plans whose grid cannot fill the device split K the same way
 (tiny outputs of very deep products, such as convolution filter gradients).
+A problem shape whose best set and split were measured (the database's
+"problems", from ``oclcore tune gemm --problems``) takes them instead.
 run_gemm() enqueues the launches through the
 runtime's get_kernel(files, defines, name, signature).launch(gsize, lsize,
 args) convention.  gemm() does both in one call.
@@ -207,6 +209,43 @@ def _split_reduce(defines, device_info, kM, kN, batch, S, scalar, esize):
     return partial, reduce
 
 
+def _kernel_problem(M, N, K, a_strides, b_strides, c_strides):
+    """(swap, kM, kN, ka, kb, kc): the kernel computes C with rows along its M, so a C that is
+    contiguous along N is computed transposed (C^T = B^T A^T)."""
+    if abs(c_strides[1]) < abs(c_strides[0]):
+        return (True, N, M, (b_strides[1], b_strides[0], b_strides[2]), (a_strides[1], a_strides[0], a_strides[2]),
+                (c_strides[1], c_strides[0], c_strides[2]))
+    return False, M, N, a_strides, b_strides, c_strides
+
+
+def _key(kM, kN, K, batch, ka, kb):
+    a = ("k" if abs(ka[1]) <= abs(ka[0]) else "m") + ("0" if batch > 1 and ka[2] == 0 else "")
+    b = ("n" if abs(kb[1]) <= abs(kb[0]) else "k") + ("0" if batch > 1 and kb[2] == 0 else "")
+    return "%dx%dx%dx%d a%s b%s" % (kM, kN, K, batch, a, b)
+
+
+def problem_key(M, N, K, batch=1, a_strides=None, b_strides=None, c_strides=None):
+    """The database's name of a problem shape and layout, as the kernel sees it: sizes
+    'MxNxKxbatch', then each operand's contiguous dimension ('a' k or m, 'b' n or k; a trailing 0
+    when one operand serves every batch), e.g. '256x196x1024x32 ak bn'."""
+    a_strides = (tuple(a_strides) + (0,))[:3] if a_strides else (K, 1, M * K)
+    b_strides = (tuple(b_strides) + (0,))[:3] if b_strides else (N, 1, K * N)
+    c_strides = (tuple(c_strides) + (0,))[:3] if c_strides else (N, 1, M * N)
+    _, kM, kN, ka, kb, _ = _kernel_problem(M, N, K, a_strides, b_strides, c_strides)
+    return _key(kM, kN, K, batch, ka, kb)
+
+
+def _measured_set(device_info, dtype, key):
+    """(set, split) measured for problem key on this device, if recorded and runnable here."""
+    record = database.measured(device_info, dtype, key)
+    if not record or not isinstance(record.get("set"), dict):
+        return None
+    q = P.complete("tiled", record["set"])
+    if not P.is_valid("tiled", q, device_info, dtype):
+        return None
+    return q, max(1, int(record.get("split", 1)))
+
+
 def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_strides=None,
               c_strides=None, a_off=0, b_off=0, bias=None, act=None, kind=None, params=None,
               split=None, pack=None):
@@ -249,25 +288,21 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
         for v in s:
             _check_int(name + "_stride", v)
 
-    # Kernel problem: transpose when C is contiguous along N.
-    swap = abs(c_strides[1]) < abs(c_strides[0])
-    if swap:
-        kM, kN = N, M
-        ka = (b_strides[1], b_strides[0], b_strides[2])
-        kb = (a_strides[1], a_strides[0], a_strides[2])
-        kc = (c_strides[1], c_strides[0], c_strides[2])
-        ka_off, kb_off = b_off, a_off
-        kbias = {"col": "row", "row": "col"}.get(bias)
-    else:
-        kM, kN, ka, kb, kc, ka_off, kb_off, kbias = M, N, a_strides, b_strides, c_strides, a_off, b_off, bias
+    swap, kM, kN, ka, kb, kc = _kernel_problem(M, N, K, a_strides, b_strides, c_strides)
+    ka_off, kb_off, kbias = (b_off, a_off, {"col": "row", "row": "col"}.get(bias)) if swap else (a_off, b_off, bias)
 
     real, acc, scalar, esize = DTYPES[dtype]
     # Partials are stored as REAL, so a split would round float16 sums twice.
     can_split = real == acc
     if split is not None and (split < 1 or (split > 1 and not can_split)):
         raise ValueError("gemm: split=%d is not possible for %s" % (split, dtype))
+    measured = None
+    if kind is None and params is None and split is None and K > 0:
+        measured = _measured_set(device_info, dtype, _key(kM, kN, K, batch, ka, kb))
+        if measured is not None and measured[1] > 1 and not can_split:
+            measured = None
     if kind is None:
-        kind = choose_kind(device_info, M, N, K, dtype, batch)
+        kind = "tiled" if measured is not None else choose_kind(device_info, M, N, K, dtype, batch)
     if kind == "tiled" and K == 0:
         kind = "direct"
     family = kind
@@ -318,7 +353,10 @@ def plan_gemm(device_info, M, N, K, batch=1, dtype="float32", a_strides=None, b_
                         gsize=gsize, lsize=lsize, packs=(), **common)
 
     defines["PACK_TILE"] = 16 if device_info.get("max_work_group_size", 256) >= 256 else 8
-    if params is not None or split is not None:
+    if measured is not None:
+        candidates = [("measured", measured[0], 1.0)]
+        split = measured[1]
+    elif params is not None or split is not None:
         candidates = [(family, prm, 1.0)]
     else:
         candidates = _tiled_candidates(device_info, dtype, prm, rate)

@@ -1,6 +1,8 @@
 """GEMM parameter tuner: random sampling plus local refinement over the
 kernel parameter space, timed on the device with launch events, every
 candidate checked against numpy; winners go to the user database.
+tune_problem() instead times tiled sets at every split of K on one problem
+shape (a layer's GEMM) and records the winner as a measured plan for it.
 
 Host I/O comes from the caller: upload(ndarray) -> buffer,
 download(buffer, shape, np_dtype) -> ndarray, alloc(nbytes) -> buffer.
@@ -11,6 +13,7 @@ import time
 import numpy as np
 
 from . import database, params as P
+from . import planner
 from .planner import DTYPES, event_elapsed_ns, plan_gemm, run_gemm
 
 TILED_SPACE = dict(MWG=(16, 32, 64, 128), NWG=(16, 32, 64, 128), KWG=(8, 16, 32),
@@ -20,6 +23,16 @@ TILED_SPACE = dict(MWG=(16, 32, 64, 128), NWG=(16, 32, 64, 128), KWG=(8, 16, 32)
 DIRECT_SPACE = dict(WGD=(8, 16, 32, 64), MDIMCD=(4, 8, 16, 32), NDIMCD=(4, 8, 16, 32),
                     KWID=(1, 2, 4, 8), VWMD=(1, 2, 4, 8), VWND=(1, 2, 4, 8), PADA=(0, 1),
                     PADB=(0, 1))
+# Work-group tiles (M, N, K, threads along M and N, KWI, vector widths) that problem tuning
+# tries before random ones: square and oblong tiles of 64 to 256 threads.
+COMMON_SETS = [dict(MWG=m, NWG=n, KWG=k, MDIMC=mc, NDIMC=nc, MDIMA=mc, NDIMB=nc, KWI=kwi, VWM=vm, VWN=vn,
+                    STRM=1, STRN=1, SA=1, SB=1)
+               for m, n, k, mc, nc, kwi, vm, vn in [
+                   (64, 64, 32, 8, 8, 4, 4, 4), (64, 128, 32, 8, 16, 4, 4, 4), (128, 64, 32, 16, 8, 4, 4, 4),
+                   (64, 128, 16, 16, 16, 2, 4, 4), (128, 64, 16, 16, 16, 2, 4, 4), (64, 64, 32, 16, 16, 4, 4, 4),
+                   (64, 64, 16, 16, 8, 2, 4, 4),
+                   (32, 128, 32, 8, 16, 4, 4, 4), (128, 32, 32, 16, 8, 4, 4, 4), (32, 64, 32, 8, 8, 4, 4, 4),
+                   (64, 32, 32, 8, 8, 4, 4, 4), (128, 128, 16, 16, 16, 2, 4, 4), (64, 128, 32, 16, 16, 4, 4, 4)]]
 NP_DTYPE = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
 EPS = {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11}
 
@@ -65,23 +78,41 @@ def _neighbours(kind, p, space, device_info, dtype):
 
 
 class _Problem:
-    """Device-resident operands of one tuning problem plus its reference."""
+    """Device-resident operands of one tuning problem plus its reference: batch products of an
+    M x K A (one shared by every batch when shared_a) and a K x N B (stored N x K when
+    trans_b), row-major."""
 
-    def __init__(self, M, N, K, dtype, upload, download, alloc, seed):
+    def __init__(self, M, N, K, dtype, upload, download, alloc, seed, batch=1, trans_b=False, shared_a=False):
         rng = np.random.default_rng(seed)
         npd = NP_DTYPE[dtype]
-        self.M, self.N, self.K, self.dtype, self.download = M, N, K, dtype, download
-        self.A = rng.uniform(-1, 1, (M, K)).astype(npd)
-        self.B = rng.uniform(-1, 1, (K, N)).astype(npd)
-        ref = self.A.astype(np.float64) @ self.B.astype(np.float64)
-        self.ref = ref
-        self.tol = 4 * K * EPS[dtype] * (np.abs(self.A).astype(np.float64) @ np.abs(self.B)) + 1e-30
-        self.a, self.b = upload(self.A), upload(self.B)
-        self.c = upload(np.zeros((M, N), npd))
+        self.M, self.N, self.K, self.batch, self.dtype, self.download = M, N, K, batch, dtype, download
+        A = rng.uniform(-1, 1, (1 if shared_a else batch, M, K)).astype(npd)
+        B = rng.uniform(-1, 1, (batch, N, K) if trans_b else (batch, K, N)).astype(npd)
+        Bm = B.transpose(0, 2, 1) if trans_b else B
+        self.ref = A.astype(np.float64) @ Bm.astype(np.float64)
+        self.tol = 4 * K * EPS[dtype] * (np.abs(A).astype(np.float64) @ np.abs(Bm)) + 1e-30
+        self.strides = ((K, 1, 0 if shared_a else M * K), (1, K, N * K) if trans_b else (N, 1, K * N),
+                        (N, 1, M * N))
+        self.a, self.b = upload(A), upload(B)
+        self.c = upload(np.zeros((batch, M, N), npd))
         self.alloc = alloc
 
+    def plan(self, device_info, **kw):
+        """plan_gemm for this problem (keywords force kind, params, split)."""
+        return plan_gemm(device_info, self.M, self.N, self.K, self.batch, self.dtype, *self.strides, **kw)
+
+    def seconds(self, get_kernel, plan, reps):
+        """Median device time (s) of plan's launches (packing and reduction included), or None
+        when its result is wrong."""
+        run = lambda: run_gemm(plan, get_kernel, self.a, 0, self.b, 0, self.c, 0, 1.0, 0.0,
+                               alloc=self.alloc, timing=True)
+        run()
+        if not self.check():
+            return None
+        return float(np.median([sum(event_elapsed_ns(e) for e in run()) * 1e-9 for _ in range(reps)]))
+
     def check(self):
-        out = self.download(self.c, (self.M, self.N), NP_DTYPE[self.dtype]).astype(np.float64)
+        out = self.download(self.c, (self.batch, self.M, self.N), NP_DTYPE[self.dtype]).astype(np.float64)
         return bool(np.all(np.abs(out - self.ref) <= self.tol))
 
 
@@ -203,3 +234,52 @@ def tune_crossover(get_kernel, device_info, upload, download, alloc, dtype="floa
     if save:
         database.save_user_entry(device_info, dtype, "crossover", x)
     return x
+
+
+def tune_problem(get_kernel, device_info, upload, download, alloc, M, N, K, batch=1, trans_b=False,
+                 shared_a=False, dtype="float32", budget_s=30.0, seed=0, reps=3, save=True):
+    """Times tiled sets on one problem (see _Problem for the layout) at every split of K the
+    planner would consider: the database's sets, COMMON_SETS, then random valid ones until
+    budget_s. Every candidate's result is checked. When the best beats the planner's own plan
+    by 3% it is recorded for this problem (user database) when save. Returns dict(key, plan_s,
+    best_s, params, split, tried, failed)."""
+    rng = random.Random(seed)
+    prob = _Problem(M, N, K, dtype, upload, download, alloc, seed, batch, trans_b, shared_a)
+    key = planner.problem_key(M, N, K, batch, *prob.strides)
+    auto = prob.plan(device_info)
+    plan_s = prob.seconds(get_kernel, auto, reps)
+    if plan_s is None:
+        raise RuntimeError("gemm: the planner's plan for %s gives wrong results" % key)
+    big = P.resolve("tiled", database.lookup(device_info, "tiled", dtype), device_info, dtype)
+    known = [q for _, q, _ in planner._tiled_candidates(device_info, dtype, big, 1.0)] + COMMON_SETS
+    queue = [_normalise("tiled", P.complete("tiled", q)) for q in known]
+    seen, tried, failed = set(), 0, 0
+    best = (plan_s, None, None)
+    cu = planner._compute_units(device_info)
+    real, acc = DTYPES[dtype][:2]
+    t0 = time.time()
+    while time.time() - t0 < budget_s:
+        q = queue.pop(0) if queue else _random_valid("tiled", TILED_SPACE, device_info, dtype, rng)
+        if q is None:
+            break
+        if _key(q) in seen or P.tiled_errors(q, device_info, dtype):
+            continue
+        seen.add(_key(q))
+        tiles = -(-M // q["MWG"]) * -(-N // q["NWG"]) * batch
+        for S in planner._split_candidates(K, q["KWG"], real == acc and tiles < 2 * cu):
+            if time.time() - t0 >= budget_s:
+                break
+            tried += 1
+            try:
+                t = prob.seconds(get_kernel, prob.plan(device_info, kind="tiled", params=q, split=S), reps)
+            except Exception:  # sets the compiler or the device rejects are skipped
+                t = None
+            if t is None:
+                failed += 1
+            elif t < best[0]:
+                best = (t, q, S)
+    best_s, params, split = best
+    if save and params is not None and best_s < 0.97 * plan_s:
+        database.save_user_problem(device_info, dtype, dict(problem=key, set=params, split=split,
+                                                            us=round(best_s * 1e6, 1)))
+    return dict(key=key, plan_s=plan_s, best_s=best_s, params=params, split=split, tried=tried, failed=failed)
