@@ -42,6 +42,30 @@
 #define F_GRAD_WEIGHT 128
 #define F_GRAD_BIAS 256
 #define F_PARTIALS 512       // statistics / gradient sums from the first launch's partials
+#define F_KEEP_Y 1024        // with an activation: write the normalised y too, not only act(y)
+#define F_ACT_SHIFT 11       // bits 11-12: activation after a batch norm (forward: applied to the
+#define ACT_RELU 1           // output, written to a; backward: its gradient applied to grad_out,
+#define ACT_RELU6 2          // read beside it from s, the activation's input or relu's output)
+#define ACT_SILU 3
+#define ACT_OF(flags) (((flags) >> F_ACT_SHIFT) & 3)
+
+inline CT act_forward(int act, CT v) {
+  if (act == ACT_RELU) return v < 0 ? (CT)0 : v;
+  if (act == ACT_RELU6) return v < 0 ? (CT)0 : (v > 6 ? (CT)6 : v);
+  return v * ((CT)1 / ((CT)1 + exp(-v)));
+}
+
+// grad_out at element i, times the activation's derivative at s[i + sdel] (as torch's
+// threshold_backward, hardtanh_backward and silu_backward: NaN passes the gradient).
+inline AT grad_at(__global const T* dy, __global const T* s, int i, int sdel, int act) {
+  AT d = LD(dy, i);
+  if (act == 0) return d;
+  CT v = LD(s, i + sdel);
+  if (act == ACT_RELU) return v <= 0 ? (AT)0 : d;
+  if (act == ACT_RELU6) return (v <= 0 || v >= 6) ? (AT)0 : d;
+  CT sg = (CT)1 / ((CT)1 + exp(-v));
+  return d * (AT)(sg * ((CT)1 + v * ((CT)1 - sg)));
+}
 
 // This item's place: its group, its lane, and the elements of its chunk it walks.
 typedef struct {
@@ -177,7 +201,7 @@ void norm_stats(__global AT* part, int part_off, __global const T* x, int x_off,
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void norm_forward(__global T* y, int y_off, __global const T* x, int x_off,
+void norm_forward(__global T* y, int y_off, __global T* a, int a_off, __global const T* x, int x_off,
                   __global const PT* w, int w_off, __global const PT* b, int b_off,
                   __global CT* mean, int mean_off, __global CT* rstd, int rstd_off,
                   __global PT* rmean, int rmean_off, __global PT* rvar, int rvar_off,
@@ -214,12 +238,14 @@ void norm_forward(__global T* y, int y_off, __global const T* x, int x_off,
     inv = (CT)((AT)1 / sqrt(m2 / n + (AT)eps));
     var_unbiased = (CT)(m2 / (n - 1));
   }
+  int act = ACT_OF(flags), ab = GROUP_BASE(gy, t, a_off);
   WALK(t, p, q) {
     int pi = pb + p * pc.s2 + q * pc.s3;
     CT v = (LD(x, ELEM(gx, xb, p, q)) - mu) * inv;
     if (flags & F_WEIGHT) v *= LDP(w, w_off + pi);
     if (flags & F_BIAS) v += LDP(b, b_off + pi);
-    ST(y, ELEM(gy, yb, p, q), v);
+    if (!act || (flags & F_KEEP_Y)) ST(y, ELEM(gy, yb, p, q), v);
+    if (act) ST(a, ELEM(gy, ab, p, q), act_forward(act, v));
   }
   // PoCL miscompiled single-item stores placed between barriers and a loop; they stay last.
   int first = t.live && t.lane == 0 && t.chunk == 0;
@@ -251,13 +277,14 @@ inline void group_stats(span t, int pb, __global const CT* mean, int mean_off, _
 
 // t1 = sum(dy * w), t2 = sum(dy * w * xhat) over the chunk's elements, totals per group;
 // w is left out when it is constant over the group (F_GROUP_PARAMS).
-inline void chunk_grad_sums(__global const T* dy, int db, int8 gd, __global const T* x, int xb, int8 gx,
+inline void chunk_grad_sums(__global const T* dy, int db, int8 gd, __global const T* src, int sdel,
+                            __global const T* x, int xb, int8 gx,
                             __global const PT* w, int w_off, int pb, int8 pc, int flags, CT mu, CT inv,
                             span t, __local AT* la, __local AT* lb, AT* t1, AT* t2) {
   AT s1 = 0, s2 = 0;
-  int elem_w = (flags & F_WEIGHT) && !(flags & F_GROUP_PARAMS);
+  int elem_w = (flags & F_WEIGHT) && !(flags & F_GROUP_PARAMS), act = ACT_OF(flags);
   WALK(t, p, q) {
-    AT d = LD(dy, ELEM(gd, db, p, q));
+    AT d = grad_at(dy, src, ELEM(gd, db, p, q), sdel, act);
     if (elem_w) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
     s1 += d;
     s2 += d * ((AT)LD(x, ELEM(gx, xb, p, q)) - (AT)mu) * (AT)inv;
@@ -270,7 +297,7 @@ inline void chunk_grad_sums(__global const T* dy, int db, int8 gd, __global cons
 // First launch of a split backward: t1, t2 of each (group, chunk) into part.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void norm_grad_sums(__global AT* part, int part_off, __global const T* dy, int dy_off,
-                    __global const T* x, int x_off, __global const PT* w, int w_off,
+                    __global const T* src, int src_off, __global const T* x, int x_off, __global const PT* w, int w_off,
                     __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
                     __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
                     int8 gx, int8 gd, int8 pc, int8 ck, int flags, CT eps) {
@@ -280,8 +307,8 @@ void norm_grad_sums(__global AT* part, int part_off, __global const T* dy, int d
   CT mu, inv;
   group_stats(t, pb, mean, mean_off, rstd, rstd_off, rmean, rmean_off, rvar, rvar_off, flags, eps, &mu, &inv);
   AT t1, t2;
-  chunk_grad_sums(dy, GROUP_BASE(gd, t, dy_off), gd, x, GROUP_BASE(gx, t, x_off), gx, w, w_off, pb, pc, flags,
-                  mu, inv, t, la, lb, &t1, &t2);
+  chunk_grad_sums(dy, GROUP_BASE(gd, t, dy_off), gd, src, src_off - dy_off, x, GROUP_BASE(gx, t, x_off), gx, w,
+                  w_off, pb, pc, flags, mu, inv, t, la, lb, &t1, &t2);
   if (t.live && t.lane == 0) {
     int i = part_off + 2 * (t.group * t.chunks + t.chunk);
     part[i] = t1;
@@ -293,7 +320,7 @@ void norm_grad_sums(__global AT* part, int part_off, __global const T* dy, int d
 // gx (geometry) describes x; gd and gg hold the strides of grad_out and grad_input.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
-                   __global const T* x, int x_off, __global const PT* w, int w_off,
+                   __global const T* src, int src_off, __global const T* x, int x_off, __global const PT* w, int w_off,
                    __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
                    __global const PT* rmean, int rmean_off, __global const PT* rvar, int rvar_off,
                    __global PT* gw, int gw_off, __global PT* gb, int gb_off,
@@ -320,7 +347,8 @@ void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
       lb[get_local_id(0)] = t2;
       lane_sum2(la, lb, t.gt, &t1, &t2);
     } else {
-      chunk_grad_sums(dy, db, gd, x, xb, gx, w, w_off, pb, pc, flags, mu, inv, t, la, lb, &t1, &t2);
+      chunk_grad_sums(dy, db, gd, src, src_off - dy_off, x, xb, gx, w, w_off, pb, pc, flags, mu, inv, t, la, lb,
+                      &t1, &t2);
     }
     m1 = t1 / t.M;
     m2 = t2 / t.M;
@@ -332,8 +360,9 @@ void norm_backward(__global T* gi, int gi_off, __global const T* dy, int dy_off,
   }
   // PoCL miscompiled single-item stores placed between barriers and a loop; they stay last.
   if (flags & F_GRAD_INPUT) {
+    int act = ACT_OF(flags);
     WALK(t, p, q) {
-      AT d = LD(dy, ELEM(gd, db, p, q));
+      AT d = grad_at(dy, src, ELEM(gd, db, p, q), src_off - dy_off, act);
       if (flags & F_WEIGHT) d *= LDP(w, w_off + pb + p * pc.s2 + q * pc.s3);
       AT g;
       if (flags & F_RUNNING_STATS) {

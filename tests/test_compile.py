@@ -340,6 +340,88 @@ def test_inference_batch_norm_fuses_with_its_activation(no_fallbacks):
     assert len(kernels) == 1  # bn + relu6 + add
 
 
+def test_training_batch_norm_and_its_activation_run_as_one_kernel_each_way(no_fallbacks):
+    """conv -> bn -> ReLU / ReLU6 / SiLU in training: forward one oclcore::batch_norm_act per pair
+    (writing y only where the backward reads it), backward one batch_norm_act_backward for ReLU and
+    ReLU6 (SiLU's backward reaches the graph decomposed); losses, gradients, running statistics and
+    parameters after three SGD steps match eager."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            convs = [torch.nn.Conv2d(3, 6, 3, padding=1, bias=False)] + [
+                torch.nn.Conv2d(6, 6, 3, padding=1, bias=False) for _ in range(2)]
+            self.convs, self.bns = torch.nn.ModuleList(convs), torch.nn.ModuleList(
+                [torch.nn.BatchNorm2d(6) for _ in range(3)])
+            # (in place, as torchvision's networks apply it: functionalization leaves a clone of y)
+            self.acts = [torch.relu, torch.nn.ReLU6(inplace=True), torch.nn.functional.silu]
+            self.head = torch.nn.Linear(6, 5)
+
+        def forward(self, x):
+            for conv, bn, act in zip(self.convs, self.bns, self.acts):
+                x = act(bn(conv(x)))
+            return self.head(x.mean((2, 3)))
+
+    eager, compiled = _twins(Net)
+    step = torch.compile(compiled, backend="oclcore")
+    xs = [torch.randn(4, 3, 7, 7, device="ocl") * 2 for _ in range(3)]
+    ys = [torch.randint(0, 5, (4,), device="ocl") for _ in range(3)]
+    lr = dict(lr=0.1, momentum=0.9)
+    want = _train(eager, torch.optim.SGD(eager.parameters(), **lr), xs, ys)
+    got = _train(step, torch.optim.SGD(compiled.parameters(), **lr), xs, ys)
+    for g, w in zip(got, want):
+        assert_close(g, w, 1e-4, 1e-5)
+    _assert_same_state(compiled, eager)
+    forward, backward = (r.gm.graph for r in oc.runners()[:2])
+    ops = [n.target for n in forward.nodes]
+    assert ops.count(torch.ops.oclcore.batch_norm_act.default) == 3 and torch.ops.aten.clone.default not in ops
+    assert not [t for t in ops if "aten" in str(t) and "batch_norm" in str(t)]
+    keep = [n.args[9] for n in forward.nodes if n.target is torch.ops.oclcore.batch_norm_act.default]
+    assert keep == [False, True, True]   # the backward of ReLU reads its output, the others their input
+    ops = [n.target for n in backward.nodes]
+    assert ops.count(torch.ops.oclcore.batch_norm_act_backward.default) == 2
+    assert torch.ops.aten.threshold_backward.default not in ops and torch.ops.aten.hardtanh_backward.default not in ops
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6", "silu"])
+@pytest.mark.parametrize("keep_y", [False, True], ids=["act-only", "keep-y"])
+def test_batch_norm_act_ops_match_their_cpu_reference(act, keep_y, no_fallbacks):
+    """oclcore::batch_norm_act and its backward against their aten references on the CPU: a strided
+    channels-last input, no affine parameters on one side, NaN and the activations' edges."""
+    torch.manual_seed(5)
+    x = (torch.randn(3, 5, 6, 4) * 4).to(memory_format=torch.channels_last)
+    x[0, 1, 2, 3] = float("nan")
+    w, b, rm, rv = torch.randn(5), torch.randn(5), torch.randn(5), torch.rand(5) + 0.5
+    dev = lambda ts: [None if t is None else t.to("ocl") for t in ts]  # noqa: E731
+    for weight, bias in ((w, b), (None, None)):
+        rm_c, rv_c = rm.clone(), rv.clone()
+        want = torch.ops.oclcore.batch_norm_act(x, weight, bias, rm_c, rv_c, True, 0.1, 1e-5, act, keep_y)
+        on = dev([x, weight, bias, rm, rv])
+        got = torch.ops.oclcore.batch_norm_act(*on, True, 0.1, 1e-5, act, keep_y)
+        for g, wv in zip(got, want):
+            assert g.shape == wv.shape
+            assert_close(g, wv, 1e-5, 1e-5)
+        assert_close(on[3], rm_c, 1e-6, 1e-6)
+        assert_close(on[4], rv_c, 1e-6, 1e-6)
+        # (backward without NaN: torch's CPU and CUDA kernels of hardtanh_backward disagree on it)
+        xb = torch.nan_to_num(x)
+        y, mean, invstd = torch.ops.aten.native_batch_norm(xb, weight, bias, None, None, True, 0.1, 1e-5)
+        src = torch.relu(y) if act == "relu" else y
+        src[1, 2, 0, 0] = 6.0 if act == "relu6" else 0.0   # the edges pass no gradient
+        g = torch.randn_like(x)
+        args = (act, xb, weight, None, None, mean, invstd, True, 1e-5, [True, weight is not None, bias is not None])
+        want = torch.ops.oclcore.batch_norm_act_backward(g, src, *args)
+        got = torch.ops.oclcore.batch_norm_act_backward(*dev([g, src]), act, *dev(args[1:7]), *args[7:])
+        for gv, wv in zip(got, want):
+            if wv is not None and wv.numel():
+                assert_close(gv, wv, 1e-4, 1e-5)
+        # src in another layout than grad_out: the activation's gradient runs first, same result
+        got = torch.ops.oclcore.batch_norm_act_backward(g.contiguous().to("ocl"), src.to("ocl"), act,
+                                                        *dev(args[1:7]), *args[7:])
+        assert_close(got[0], want[0], 1e-4, 1e-5)
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        torch.ops.oclcore.batch_norm_act(x.to("ocl"), None, None, None, None, True, 0.1, 1e-5, "gelu", False)
+
+
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 def test_relu_runs_in_the_gemm_and_convolution_epilogue(train, no_fallbacks):
     """In training the backward reads the pre-activation of every activation but ReLU, so only

@@ -4,8 +4,9 @@ Dynamo captures Python code into FX graphs (dynamo.py lets it see ocl
 tensors as tensors); AOTAutograd splits each into forward and backward aten
 graphs; every aten graph is rewritten (rewrite.py: inputs updated in place
 where functionalization made copies, inference batch norm folded into
-convolutions or written as elementwise ops, activations in GEMM/convolution
-epilogues), its elementwise chains are fused into generated kernels
+convolutions or written as elementwise ops, training batch norm and its
+activation one kernel forward and one backward, activations in
+GEMM/convolution epilogues), its elementwise chains are fused into generated kernels
 (fusion.py), and it then runs as a captured
 command list that later calls replay from Cython with no per-op Python
 (runner.py). Guards and recompilation for new shapes are dynamo's; a graph
@@ -25,11 +26,13 @@ _runners = []
 def _compile_graph(gm, example_inputs):
     from .fusion import fuse
     from .rewrite import (decompose_inference_batch_norm, fold_inference_batch_norm, fuse_activation_epilogues,
-                          inplace_input_updates)
+                          fuse_batch_norm_activation_backward, fuse_batch_norm_activations, inplace_input_updates)
 
     inplace_input_updates(gm)
     fold_inference_batch_norm(gm)
     decompose_inference_batch_norm(gm)
+    fuse_batch_norm_activations(gm)
+    fuse_batch_norm_activation_backward(gm)
     fuse_activation_epilogues(gm)
     fused = fuse(gm)
     runner = GraphRunner(gm)

@@ -1,6 +1,7 @@
 """Rewrites of aten graphs before fusion: functional updates of graph inputs
 back into in-place ops, inference batch norm into the convolution before it
-(or else into elementwise ops), and activations into the epilogue of the GEMM
+(or else into elementwise ops), training batch norm and the activation after
+it into one kernel each way, and activations into the epilogue of the GEMM
 or convolution that feeds them.
 
 Functionalization makes every mutation of an input explicit: batch norm in
@@ -14,6 +15,7 @@ import operator
 
 import torch
 
+from ..ops import norm
 from ..ops.elementwise import DESCRIPTIONS
 
 aten = torch.ops.aten
@@ -238,6 +240,96 @@ def fuse_activation_epilogues(gm):
         if view is not None:
             graph.erase_node(view)
         graph.erase_node(producer)
+        count += 1
+    return _recompiled(gm, count)
+
+
+def fuse_batch_norm_activations(gm):
+    """Training batch norm (in place, as inplace_input_updates leaves it) followed by ReLU, ReLU6 or
+    SiLU -> oclcore::batch_norm_act, which writes act(y) as it normalises, and y too only when the
+    graph returns it (saved for the backward); returns how many."""
+    graph = gm.graph
+    count = 0
+    for bn in list(graph.nodes):
+        if bn.target is not aten._native_batch_norm_legit.default or bn.args[5] is not True:
+            continue
+        outs = {u.args[1]: u for u in bn.users if u.target is operator.getitem}
+        y = outs.get(0)
+        if y is None or len(outs) != len(bn.users) or not _float32(y):
+            continue
+        acts = [u for u in y.users if u.op == "call_function" and _activation(u) in norm.ACTIVATIONS]
+        others = [u for u in y.users if u not in acts]
+        # (an in-place activation leaves a clone of y that only the backward reads: y itself serves)
+        clones = [u for u in others if _saved_copy(u, y)]
+        if len(acts) != 1 or any(u.op != "output" for u in others if u not in clones):
+            continue
+        act = acts[0]
+        with graph.inserting_before(bn):
+            fused = graph.call_function(torch.ops.oclcore.batch_norm_act.default,
+                                        tuple(bn.args) + (_activation(act), bool(others)))
+            y_val, mean_val, rstd_val = bn.meta["val"][:3]
+            fused.meta["val"] = (y_val, act.meta["val"], mean_val, rstd_val)
+            for k, old in outs.items():
+                old.replace_all_uses_with(_emit(graph, operator.getitem, fused, {0: 0, 1: 2, 2: 3}[k]))
+            act.replace_all_uses_with(_emit(graph, operator.getitem, fused, 1))
+        for c in clones:
+            c.replace_all_uses_with(c.args[0])
+            graph.erase_node(c)
+        graph.erase_node(act)
+        for old in outs.values():
+            graph.erase_node(old)
+        graph.erase_node(bn)
+        count += 1
+    return _recompiled(gm, count)
+
+
+def _saved_copy(node, src):
+    """Whether node is a same-layout clone of src that only the graph's output reads."""
+    if node.target is not aten.clone.default or node.kwargs.get("memory_format", torch.preserve_format) not in (
+            torch.preserve_format, None) or not node.users or any(u.op != "output" for u in node.users):
+        return False
+    a, b = node.meta.get("val"), src.meta.get("val")
+    return a is not None and b is not None and a.stride() == b.stride()
+
+
+def _activation_backward(node):
+    """(activation name, grad_out, src) of a ReLU / ReLU6 / SiLU backward node, or None."""
+    t, args = node.target, node.args
+    if t is aten.threshold_backward.default and args[2] == 0:
+        return "relu", args[0], args[1]
+    if t is aten.hardtanh_backward.default and tuple(args[2:]) == (0.0, 6.0):
+        return "relu6", args[0], args[1]
+    if t is aten.silu_backward.default:
+        return "silu", args[0], args[1]
+    return None
+
+
+def fuse_batch_norm_activation_backward(gm):
+    """An activation's backward feeding only a training batch norm's backward ->
+    oclcore::batch_norm_act_backward, which applies the activation's gradient as it reads
+    grad_out; returns how many."""
+    graph = gm.graph
+    count = 0
+    for bnb in list(graph.nodes):
+        if bnb.target is not aten.native_batch_norm_backward.default:
+            continue
+        grad = bnb.args[0]
+        if not isinstance(grad, torch.fx.Node) or list(grad.users) != [bnb] or grad.op != "call_function":
+            continue
+        found = _activation_backward(grad)
+        if found is None:
+            continue
+        act, g, src = found
+        gv, sv = (n.meta.get("val") if isinstance(n, torch.fx.Node) else None for n in (g, src))
+        if not (_float32(g) and _float32(src)) or gv.shape != sv.shape or gv.stride() != sv.stride():
+            continue
+        with graph.inserting_before(bnb):
+            fused = graph.call_function(torch.ops.oclcore.batch_norm_act_backward.default,
+                                        (g, src, act) + tuple(bnb.args[1:]))
+            fused.meta["val"] = bnb.meta.get("val")
+        bnb.replace_all_uses_with(fused)
+        graph.erase_node(bnb)
+        graph.erase_node(grad)
         count += 1
     return _recompiled(gm, count)
 

@@ -24,13 +24,17 @@ aten = torch.ops.aten
 
 _WEIGHT, _BIAS, _RUNNING, _UPDATE, _SAVE = 1, 2, 4, 8, 16
 _GRAD_INPUT, _GROUP_PARAMS, _GRAD_WEIGHT, _GRAD_BIAS, _PARTIALS = 32, 64, 128, 256, 512
+_KEEP_Y, _ACT_SHIFT = 1024, 11
+# activations a batch norm kernel applies to its output (forward) or whose gradient it applies to
+# grad_out (backward), as cl/norm.cl numbers them
+ACTIVATIONS = {"relu": 1, "relu6": 2, "silu": 3}
 _STP = {"LD_plain": "STP_plain", "LD_half": "STP_half", "LD_bf16": "STP_bf16"}
 # name -> (signature, number of trailing compute-type scalars: eps, momentum)
 _SIGNATURES = {
     "norm_stats": ("Bi" * 2 + "VV", 0),
-    "norm_forward": ("Bi" * 9 + "VVVVi", 2),
-    "norm_grad_sums": ("Bi" * 8 + "VVVVi", 1),
-    "norm_backward": ("Bi" * 11 + "VVVVVi", 1),
+    "norm_forward": ("Bi" * 10 + "VVVVi", 2),
+    "norm_grad_sums": ("Bi" * 9 + "VVVVi", 1),
+    "norm_backward": ("Bi" * 12 + "VVVVVi", 1),
     "norm_param_grad": ("Bi" * 6 + "VVVi", 0),
     "bn_eval": ("Bi" * 6 + "iiii", 1),
     "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
@@ -234,7 +238,9 @@ def _partials(part, x):
     return empty((part,), _accumulation_dtype(runtime.device(x._index)), x._index) if part else None
 
 
-def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=None, rstd=None):
+def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=None, rstd=None, a=None):
+    """Normalises x into y; with an activation in flags, act(y) goes to a (same geometry as y) and
+    y is written only with _KEEP_Y (else y may be a placeholder)."""
     if params.weight is not None:
         flags |= _WEIGHT
     if params.bias is not None:
@@ -246,12 +252,14 @@ def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=No
     if first is not None:
         first[0].launch(first[1], first[2], (part._buf, 0, x._buf, x.storage_offset(), gx, ck))
     k.launch(grid, local, (
-        y._buf, y.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x), *_buf(params.bias, x),
-        *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x),
-        *_buf(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
+        y._buf, y.storage_offset(), *_buf(a, y), x._buf, x.storage_offset(), *_buf(params.weight, x),
+        *_buf(params.bias, x), *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x),
+        *_buf(params.running_var, x), *_buf(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
 
 
-def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps, gw=None, gb=None):
+def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps, gw=None, gb=None, src=None):
+    """Input, weight and bias grads; with an activation in flags, grad_out is first multiplied by
+    that activation's derivative at src (dy's geometry)."""
     if params.weight is not None:
         flags |= _WEIGHT
     if gi is not None:
@@ -264,11 +272,13 @@ def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps,
     stats = (*_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x))
     part = _partials(part, x)
     if first is not None:
-        first[0].launch(first[1], first[2], (part._buf, 0, dy._buf, dy.storage_offset(), x._buf, x.storage_offset(),
+        first[0].launch(first[1], first[2], (part._buf, 0, dy._buf, dy.storage_offset(), *_buf(src, dy),
+                                             x._buf, x.storage_offset(),
                                              *_buf(params.weight, x), *stats, gx, gd, pc, ck,
                                              flags & ~_PARTIALS, float(eps)))
     k.launch(grid, local, (
-        *_buf(gi, x), dy._buf, dy.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x),
+        *_buf(gi, x), dy._buf, dy.storage_offset(), *_buf(src, dy), x._buf, x.storage_offset(),
+        *_buf(params.weight, x),
         *stats, *_buf(gw, x), *_buf(gb, x), *_buf(part, x), gx, gd, gg, pc, ck, flags, float(eps)))
 
 
@@ -370,36 +380,41 @@ class _BatchNormForward:
         self.flags = _RUNNING if not training else _UPDATE if running_mean is not None else 0
         self.eval_launch = None if training else _eval_launch(x, stride)
 
-    def run(self, x, weight, bias, running_mean, running_var, momentum, eps):
+    def run(self, x, weight, bias, running_mean, running_var, momentum, eps, act=0, keep_y=False):
+        """(out, mean, rstd); with an activation code ``act``, (out, act(out), mean, rstd) where out
+        is written only when keep_y (else it is a 0-element tensor)."""
         index = x._index
         shape, dtype, stride = self.out
-        out = empty(shape, dtype, index, stride)
+        a = empty(shape, dtype, index, stride) if act else None
+        out = empty(shape, dtype, index, stride) if not act or keep_y else empty((0,), dtype, index)
         shape, dtype = self.stats
         mean, rstd = empty(shape, dtype, index), empty(shape, dtype, index)
         if self.empty:
-            return out, mean, rstd
+            return (out, a, mean, rstd) if act else (out, mean, rstd)
         if self.params_fit:
             params = _Params.as_given(self.pdtype, weight, bias, running_mean, running_var)
         else:
             params = _Params(x, weight, bias, running_mean, running_var)
-        if self.eval_launch is not None and x.storage_offset() < _EVAL_LIMIT:
+        if not act and self.eval_launch is not None and x.storage_offset() < _EVAL_LIMIT:
             _eval(x, out, params, self.c, self.eval_launch, eps)
             params.finish()
             return out, mean, rstd
         xv = x if self.x_direct else _copy.contiguous(x)
         training = self.training
-        _forward(xv, out, params, self.c, self.gx, self.gy, _BN_PARAM_INDEX, self.flags, eps, momentum,
-                 mean if training else None, rstd if training else None)
+        flags = self.flags | (act << _ACT_SHIFT) | (_KEEP_Y if keep_y else 0)
+        _forward(xv, out if not act or keep_y else a, params, self.c, self.gx, self.gy, _BN_PARAM_INDEX, flags,
+                 eps, momentum, mean if training else None, rstd if training else None, a)
         params.finish()
-        return out, mean, rstd
+        return (out, a, mean, rstd) if act else (out, mean, rstd)
 
 
-def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """(out, save_mean, save_invstd) of batch norm; updates the running stats in training."""
+def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, act=0, keep_y=False):
+    """(out, save_mean, save_invstd) of batch norm; updates the running stats in training. With an
+    activation code (ACTIVATIONS), (out or a 0-element tensor unless keep_y, act(out), mean, invstd)."""
     key = call_key((x, weight, bias, running_mean, running_var), (training,))
     call = _cached(_forward_calls, key, lambda: _BatchNormForward(x, weight, bias, running_mean, running_var,
                                                                   training, momentum, eps))
-    return call.run(x, weight, bias, running_mean, running_var, momentum, eps)
+    return call.run(x, weight, bias, running_mean, running_var, momentum, eps, act, keep_y)
 
 
 # ---- torch.ops.oclcore.fold_batch_norm: batch norm with running statistics folded into a conv ----
@@ -503,7 +518,7 @@ class _BatchNormBackward:
         self.gg = self.gx if self.gi is None else _ncs_geometry(self.gi[0], self.gi[2], n, s)[0]
         self.flags = _GROUP_PARAMS | (0 if train else _RUNNING)
 
-    def run(self, dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps):
+    def run(self, dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps, act=0, src=None):
         index, c = x._index, self.c
         gi = None
         if self.gi is not None:
@@ -526,18 +541,23 @@ class _BatchNormBackward:
             params = _Params(x, weight, None, *running)
         xv = x if self.x_direct else _copy.contiguous(x)
         dv = dy if self.dy_direct else _copy.contiguous(dy)
+        if act and dv is not dy:  # (src has dy's layout: the caller's condition)
+            src = _copy.contiguous(src)
         _backward(dv, xv, gi, params, save_mean if train else None, save_invstd if train else None, c,
-                  self.gx, self.gd, self.gg, _BN_PARAM_INDEX, self.flags, eps, gw, gb)
+                  self.gx, self.gd, self.gg, _BN_PARAM_INDEX, self.flags | (act << _ACT_SHIFT), eps, gw, gb,
+                  src if act else None)
         return gi, gw, gb
 
 
 def batch_norm_backward(dy, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
-                        output_mask):
-    """(grad_input, grad_weight, grad_bias) of batch norm, each None where output_mask is False."""
+                        output_mask, act=0, src=None):
+    """(grad_input, grad_weight, grad_bias) of batch norm, each None where output_mask is False. With
+    an activation code, dy is the activation's grad_out, first multiplied by its derivative at src
+    (which has dy's layout)."""
     key = call_key((dy, x, weight, running_mean, running_var, save_mean, save_invstd), (train, output_mask))
     call = _cached(_backward_calls, key, lambda: _BatchNormBackward(
         dy, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps, output_mask))
-    return call.run(dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps)
+    return call.run(dy, x, weight, running_mean, running_var, save_mean, save_invstd, eps, act, src)
 
 
 @register(aten.native_batch_norm_backward.default)
