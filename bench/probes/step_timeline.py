@@ -2,7 +2,7 @@
 idle gaps, for bench/nets.py's eager, captured and compiled steps of one network.
 
     python bench/probes/step_timeline.py [--model mobilenet_v2] [--modes eager,compile] [--mode infer]
-                                         [--pin-early]
+                                         [--pin-early] [--skip-rewrites F,G]
 
 For each mode: the step's wall and host time (median of --iters, synchronised around each step as
 bench/nets.py does), then one profiled step: the span from its first kernel's start to its last
@@ -74,6 +74,8 @@ def main():
     p.add_argument("--cores", default="0,1")
     p.add_argument("--pin-early", action="store_true",
                    help="pin before torch and OpenCL start (as taskset and bench/nets.py do), not after")
+    p.add_argument("--skip-rewrites", default="", help="comma-separated functions of oclcore/compile/rewrite.py "
+                   "to leave out of compiled graphs (to measure what one saves)")
     a = p.parse_args()
     cores = [int(c) for c in a.cores.split(",")]
     if a.pin_early:
@@ -85,6 +87,10 @@ def main():
 
     os.sched_setaffinity(0, cores)
     torch.set_num_threads(len(cores))
+    from oclcore.compile import rewrite
+    for name in filter(None, a.skip_rewrites.split(",")):
+        getattr(rewrite, name)  # (a misspelt name fails here)
+        setattr(rewrite, name, lambda gm: 0)
     train = a.mode == "train"
     batch = a.batch or (nets.TRAIN_BATCH.get(a.model, 32) if train else nets.INFER_BATCH)
     dev = oclcore.runtime.device(0)
