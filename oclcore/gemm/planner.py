@@ -227,7 +227,8 @@ def _key(kM, kN, K, batch, ka, kb):
 def problem_key(M, N, K, batch=1, a_strides=None, b_strides=None, c_strides=None):
     """The database's name of a problem shape and layout, as the kernel sees it: sizes
     'MxNxKxbatch', then each operand's contiguous dimension ('a' k or m, 'b' n or k; a trailing 0
-    when one operand serves every batch), e.g. '256x196x1024x32 ak bn'."""
+    when one operand serves every batch). 32 row-major products (256 x 1024) @ (1024 x 196) into a
+    row-major C are '196x256x1024x32 am bk': the kernel computes C transposed."""
     a_strides = (tuple(a_strides) + (0,))[:3] if a_strides else (K, 1, M * K)
     b_strides = (tuple(b_strides) + (0,))[:3] if b_strides else (N, 1, K * N)
     c_strides = (tuple(c_strides) + (0,))[:3] if c_strides else (N, 1, M * N)
