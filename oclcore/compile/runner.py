@@ -13,7 +13,9 @@ host or runs an op on the CPU) runs eagerly at that signature from then on.
 Compiling and capturing leave hundreds of thousands of new Python objects, enough to make
 Python's next full garbage collection due; left alone it came a few steps later and took
 a training step from 20 to 230 ms on the H200 host (bench/probes/step_timeline.py), so a
-capture ends with that collection."""
+capture ends with that collection. (Not followed by gc.freeze() as at import: frozen objects
+in reference cycles, such as a dropped compiled model holding captured device buffers, would
+never be freed.)"""
 
 import gc
 
