@@ -163,39 +163,38 @@ def lookup(device_info, family, dtype="float32", accept=None):
     beats a float32 one (used as a fallback for other dtypes).  accept(params)
     -> bool skips candidates unusable here (e.g. too much local memory for
     float64), falling through to the next level."""
-    key = device_key(device_info)
-    dbs = (user_entries(), shipped_entries())
     dtypes = (dtype, "float32") if dtype != "float32" else (dtype,)
+    for e in _ranked(device_info, family, dtypes):
+        if accept is None or accept(e[family]):
+            v = e[family]
+            return dict(v) if isinstance(v, dict) else [dict(x) for x in v]
+    return None
+
+
+def _ranked(device_info, family, dtypes):
+    """The entries holding ``family`` that match the device and one of ``dtypes``, best first:
+    most specific level, then dtype order, then the user's before the shipped ones, later
+    entries before earlier."""
+    dbs = (user_entries(), shipped_entries())
     seen = set()
-    for level in _levels(key):
+    for level in _levels(device_key(device_info)):
         if level in seen:
             continue
         seen.add(level)
         for dt in dtypes:
             for entries in dbs:
-                for e in reversed(entries):  # later entries override earlier
+                for e in reversed(entries):
                     if family in e and _match(e, level, dt):
-                        if accept is None or accept(e[family]):
-                            v = e[family]
-                            return dict(v) if isinstance(v, dict) else [dict(x) for x in v]
-    return None
+                        yield e
 
 
 def measured(device_info, dtype, key):
     """The measured plan {"set", "split", ...} recorded for problem ``key`` on this device and
     dtype, or None: the most specific level's record wins, the user's before the shipped one."""
-    t, v, a, d = device_key(device_info)
-    seen = set()
-    for level in _levels((t, v, a, d)):
-        if level in seen:
-            continue
-        seen.add(level)
-        for entries in (user_entries(), shipped_entries()):
-            for e in reversed(entries):
-                if _match(e, level, dtype):
-                    for record in e.get("problems", ()):
-                        if isinstance(record, dict) and record.get("problem") == key:
-                            return dict(record)
+    for e in _ranked(device_info, "problems", (dtype,)):
+        for record in e["problems"]:
+            if isinstance(record, dict) and record.get("problem") == key:
+                return dict(record)
     return None
 
 
