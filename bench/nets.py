@@ -16,6 +16,7 @@ Ops that fell back to the CPU during the timed steps are listed, never hidden.
         --reference cpu --image-size 64 --out /tmp/nets   # a quick check
     python bench/nets.py --reference cuda --tf32 both --validate --cores 0,1 --out bench/results/h200
     python bench/nets.py --ocl-modes eager,graph,compile   # eager vs capture/replay vs torch.compile
+    python bench/nets.py --merge gpu0/nets.json gpu1/nets.json --out both   # one table from two runs
     python bench/nets.py --profile resnet18 --batch 8      # top kernels (oclcore.profile())
     python bench/nets.py --profile efficientnet_b0 --mode infer --ocl-modes compile   # of the compiled step
 """
@@ -450,9 +451,9 @@ def environment(results):
     return env
 
 
-def report(results, args, elapsed):
+def report(results, args, elapsed, env=None):
     text, chart = tables(results, args)
-    env = environment(results)
+    env = env or environment(results)
     lines = ["# Network benchmarks: ocl vs reference", "",
              f"- command: `{env['command']}`", f"- commit: {env['commit']}", f"- date: {env['date']}",
              f"- torch {env['torch']}, python {env['python']}"]
@@ -470,7 +471,7 @@ def report(results, args, elapsed):
         with open(os.path.join(args.out, "nets.md"), "w") as f:
             f.write(md + "\n")
         with open(os.path.join(args.out, "nets.json"), "w") as f:
-            json.dump({"environment": env, "args": vars(args), "results": results}, f, indent=1)
+            json.dump({"environment": env, "args": vars(args), "elapsed_s": elapsed, "results": results}, f, indent=1)
         png = os.path.join(args.out, "nets.png")
         drawn = chart_png(chart, png)
         print(f"wrote {args.out}/nets.md, nets.json" + (", nets.png" if drawn else " (no ratios to chart)"))
@@ -543,6 +544,8 @@ def parse_args(argv=None):
     p.add_argument("--out", help="directory for nets.md, nets.png and nets.json")
     p.add_argument("--profile", metavar="MODEL", help="profile MODEL on ocl with oclcore.profile() instead")
     p.add_argument("--top", type=int, default=25, help="kernels shown by --profile")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="one report (to --out) from the nets.json of "
+                   "several runs, e.g. parts of a table run on two GPUs at once")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.reference is None and not args.worker:
@@ -551,8 +554,30 @@ def parse_args(argv=None):
     return args
 
 
+def merge(args):
+    """One report from several runs' nets.json (e.g. the halves of a table, run at once on two GPUs):
+    their results in order, the first run's settings, every run's command."""
+    runs = []
+    for path in args.merge:
+        with open(path) as f:
+            runs.append(json.load(f))
+    first = runs[0]
+    settings = argparse.Namespace(**dict(first["args"], out=args.out, merge=args.merge))
+    settings.ocl_modes = list(dict.fromkeys(m for r in runs for m in r["args"]["ocl_modes"]))
+    results = [r for run in runs for r in run["results"]]
+    env = dict(first["environment"])
+    env["command"] = "` + `".join(r["environment"]["command"] for r in runs)
+    commits = dict.fromkeys(r["environment"]["commit"] for r in runs)
+    env["commit"] = ", ".join(commits)
+    env["devices"] = {k: v for r in runs for k, v in r["environment"]["devices"].items()}
+    report(results, settings, max(r.get("elapsed_s", 0.0) for r in runs), env)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args)
     if args.ocl_graph and "graph" not in args.ocl_modes:
         args.ocl_modes.append("graph")
     if args.worker:
