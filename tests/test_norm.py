@@ -100,6 +100,39 @@ def test_layer_norm(no_fallbacks, shape, affine):
     _compare(m, torch.randn(3, 4, 5, 7, dtype=torch.float64) * 2 + 1)
 
 
+@pytest.mark.parametrize("k", [1, 5, 96, 257, 2048, 2049])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_rows(no_fallbacks, k, affine):
+    """Rows of up to 8 per work-item of a work-group take ln_rows (statistics in registers, a tree per
+    row); longer ones the general kernel. Both against the CPU in double, with the statistics
+    checked through the backward."""
+    from oclcore.ops import norm
+    from oclcore import runtime
+
+    wg = norm._work_group(runtime.device(0))
+    assert (norm._row_lanes(0, k) > 0) == (k <= 8 * wg)
+    torch.manual_seed(k)
+    m = nn.LayerNorm(k, elementwise_affine=affine).double()
+    if affine:
+        nn.init.uniform_(m.weight, 0.5, 1.5)
+        nn.init.uniform_(m.bias, -1, 1)
+    _compare(m, torch.randn(3, 11, k, dtype=torch.float64) * 2 + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_layer_norm_rows_storage_types(no_fallbacks, dtype):
+    torch.manual_seed(1)
+    x = torch.randn(2, 7, 7, 96) * 3 + 1
+    w, b = torch.rand(96) + 0.5, torch.randn(96)
+    got = torch.ops.aten.native_layer_norm(x.to(dtype).to(DEVICE), [96], w.to(DEVICE), b.to(DEVICE), 1e-6)
+    ref = torch.ops.aten.native_layer_norm(x.to(dtype).double(), [96], w.double(), b.double(), 1e-6)
+    tol = 1e-5 if dtype is torch.float32 else 2e-3
+    assert_close(got[0].float(), ref[0].to(dtype).float(), tol, tol)
+    for g, r in zip(got[1:], ref[1:]):
+        assert g.dtype is torch.float32
+        assert_close(g, r.float(), 1e-5, 1e-5)
+
+
 def test_layer_norm_float32_transposed(no_fallbacks):
     torch.manual_seed(5)
     m = nn.LayerNorm(6)
@@ -264,9 +297,9 @@ def test_group_and_layer_norm_split(no_fallbacks, small_chunks):
     gn = nn.GroupNorm(2, 4).double()
     nn.init.uniform_(gn.weight, 0.5, 1.5)
     _compare(gn, torch.randn(1, 4, 30, 31, dtype=torch.float64), channels_last=True)
-    ln = nn.LayerNorm([30, 41]).double()
+    ln = nn.LayerNorm([50, 47]).double()  # rows of 2350: too long for ln_rows, so the general kernel splits them
     nn.init.uniform_(ln.weight, 0.5, 1.5)
-    _compare(ln, torch.randn(2, 30, 41, dtype=torch.float64) + 3)
+    _compare(ln, torch.randn(2, 50, 47, dtype=torch.float64) + 3)
 
 
 @pytest.mark.parametrize("shape,split", [((2, 3, 50, 47), True), ((8, 64, 7, 7), False)])

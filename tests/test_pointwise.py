@@ -595,3 +595,26 @@ def test_promotion_every_pair(da, db, no_fallbacks):
         except RuntimeError:
             continue
         assert_close(fn(a.to(DEVICE), b.to(DEVICE)), ref, **LOW_TOL.get(ref.dtype, FLOAT_TOL))
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_mixed_layouts_walk_the_output_in_memory_order(inplace):
+    """A channels-last tensor plus an NCHW one (ConvNeXt's residual add): the result has torch's
+    layout and values, and the launch walks the output's memory in order (innermost stride 1), as
+    torch's TensorIterator does, instead of writing elements C apart."""
+    from oclcore.ops import pointwise
+
+    torch.manual_seed(3)
+    a = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last)
+    b = torch.randn(2, 6, 5, 7)
+    ao, bo = a.to(DEVICE), b.to(DEVICE)
+    if inplace:
+        ao.add_(bo, alpha=0.5)
+        got, want = ao, a.add(b, alpha=0.5)
+    else:
+        got, want = ao.mul(bo), a.mul(b)
+    assert got.stride() == want.stride()
+    assert torch.equal(got.cpu(), want)
+    plan = pointwise.prepare("add", ao, [ao, bo], "float")
+    assert plan.strides[0][-1] == 1 and plan.strides[2][-1] == 5 * 7
+    assert pointwise.in_output_order((4, 3), [(1, 4), (3, 1)]) == ([3, 4], [[4, 1], [1, 3]])

@@ -37,6 +37,7 @@ _SIGNATURES = {
     "norm_backward": ("Bi" * 12 + "VVVVVi", 1),
     "norm_param_grad": ("Bi" * 6 + "VVVi", 0),
     "bn_eval": ("Bi" * 6 + "iiii", 1),
+    "ln_rows": ("Bi" * 6 + "iiii", 1),
     "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
 }
 _EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
@@ -595,9 +596,33 @@ def native_layer_norm(x, normalized_shape, weight, bias, eps):
     if not _copy.is_contiguous(x):
         x = _copy.contiguous(x)
     params = _Params(x, weight, bias)
+    lanes = _row_lanes(x._index, k)
+    if lanes and m * k < _INT32_MAX and _copy.is_contiguous(out):
+        rows = _work_group(runtime.device(x._index)) // lanes
+        flags = _SAVE | (_WEIGHT if params.weight is not None else 0) | (_BIAS if params.bias is not None else 0)
+        wg = rows * lanes
+        _kernel("ln_rows", x.dtype, params.dtype, runtime.device(x._index)).launch(
+            (-(-m // rows) * wg,), (wg,), (out._buf, out.storage_offset(), x._buf, x.storage_offset(),
+                                           *_buf(params.weight, x), *_buf(params.bias, x), mean._buf,
+                                           mean.storage_offset(), rstd._buf, rstd.storage_offset(),
+                                           m, k, lanes, flags, float(eps)))
+        return out, mean, rstd
     geom = _geometry(1, 1, k, k, 0, 0, 1)
     _forward(x, out, params, m, geom, geom, (0, 0, 0, 1, 0, 0, 0, 0), 0, eps, 0.0, mean, rstd)
     return out, mean, rstd
+
+
+_ROW_ELEMENTS = 8  # ln_rows' EPI: most elements a work-item holds
+_INT32_MAX = 2**31 - 1
+
+
+@functools.lru_cache(maxsize=256)
+def _row_lanes(index, k):
+    """Work-items per row for ln_rows on rows of ``k`` elements (about 4 each, a power of two), or 0
+    when a row needs more than a work-group's worth (the general kernel's chunks take those)."""
+    wg = _work_group(runtime.device(index))
+    lanes = min(wg, _pow2_ceil(-(-k // 4)))
+    return lanes if k <= _ROW_ELEMENTS * lanes else 0
 
 
 @register(aten.native_layer_norm_backward.default)

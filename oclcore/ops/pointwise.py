@@ -86,6 +86,18 @@ def collapse(shape, strides):
     return sizes, out
 
 
+def in_output_order(shape, strides):
+    """``shape`` and the operands' ``strides`` with the dims reordered so that the output's strides
+    (``strides[0]``) descend, as torch's TensorIterator orders them: a launch then walks the output's
+    memory in order. Adding an NCHW tensor into a channels-last one (ConvNeXt's residuals) wrote
+    its output 96 elements apart per work-item in the logical order, at a third of the bandwidth."""
+    out = strides[0]
+    order = sorted(range(len(shape)), key=lambda d: -out[d] if shape[d] != 1 else 0)
+    if all(d == i for i, d in enumerate(order)):
+        return shape, strides
+    return [shape[d] for d in order], [[s[d] for d in order] for s in strides]
+
+
 _plans = {}
 _BIG_BYTES = 2**31  # buffers this large may need 64-bit indices: their plans are not reused
 
@@ -141,7 +153,7 @@ def _plan(op, out, inputs, ct):
             scalars |= 1 << k
             strides.append((0,) * len(shape))
             in_dtypes.append(out.dtype)
-    sizes, st = collapse(shape, strides)
+    sizes, st = collapse(*in_output_order(shape, strides))
     rank = len(sizes)
     if rank == 1 and st[0][0] == 1 and all(s[0] == 1 or (scalars >> j) & 1 for j, s in enumerate(st[1:])):
         rank = 0
