@@ -471,6 +471,35 @@ void ln_rows(__global T* y, int y_off, __global const T* x, int x_off,
   }
 }
 
+// Input gradient of ln_rows' layer norm, rows laid out alike: with g = dy * w and
+// xhat = (x - mean) * rstd, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) over the row.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void ln_rows_backward(__global T* dx, int dx_off, __global const T* dy, int dy_off,
+                      __global const T* x, int x_off, __global const PT* w, int w_off,
+                      __global const CT* mean, int mean_off, __global const CT* rstd, int rstd_off,
+                      int rows, int K, int L, int flags) {
+  __local AT red[WG];
+  const int lane = get_local_id(0) & (L - 1);
+  const int r = get_group_id(0) * (WG / L) + get_local_id(0) / L;
+  const int live = r < rows, base = r * K;
+  const CT mu = live ? mean[mean_off + r] : (CT)0, inv = live ? rstd[rstd_off + r] : (CT)0;
+  CT g[EPI], h[EPI];
+  AT s1 = 0, s2 = 0;
+  for (int j = 0; j < EPI; j++) {
+    const int k = lane + j * L, in = live && k < K;
+    g[j] = in ? (CT)LD(dy, dy_off + base + k) : (CT)0;
+    if (in && (flags & F_WEIGHT)) g[j] *= LDP(w, w_off + k);
+    h[j] = in ? ((CT)LD(x, x_off + base + k) - mu) * inv : (CT)0;
+    s1 += g[j];
+    s2 += (AT)g[j] * h[j];
+  }
+  const CT a = (CT)(row_sum(red, L, s1) / K), c = (CT)(row_sum(red, L, s2) / K);
+  for (int j = 0; j < EPI; j++) {
+    const int k = lane + j * L;
+    if (live && k < K) ST(dx, dx_off + base + k, inv * (g[j] - a - h[j] * c));
+  }
+}
+
 // Batch norm with running statistics on an input and output that share a dense NCHW-like layout:
 // planes of len elements, plane p holding channel p % C. A work-item normalises ILP elements of
 // one plane (dim 1 of the grid), loaded before any is stored as in cl/pointwise.cl, with the

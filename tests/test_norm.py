@@ -103,9 +103,9 @@ def test_layer_norm(no_fallbacks, shape, affine):
 @pytest.mark.parametrize("k", [1, 5, 96, 257, 2048, 2049])
 @pytest.mark.parametrize("affine", [True, False])
 def test_layer_norm_rows(no_fallbacks, k, affine):
-    """Rows of up to 8 per work-item of a work-group take ln_rows (statistics in registers, a tree per
-    row); longer ones the general kernel. Both against the CPU in double, with the statistics
-    checked through the backward."""
+    """Rows of up to 8 per work-item of a work-group take ln_rows and ln_rows_backward (a row in
+    registers, a tree per row); longer ones the general kernels. Forward, input and parameter
+    gradients of both against the CPU in double."""
     from oclcore.ops import norm
     from oclcore import runtime
 

@@ -38,6 +38,7 @@ _SIGNATURES = {
     "norm_param_grad": ("Bi" * 6 + "VVVi", 0),
     "bn_eval": ("Bi" * 6 + "iiii", 1),
     "ln_rows": ("Bi" * 6 + "iiii", 1),
+    "ln_rows_backward": ("Bi" * 6 + "iiii", 0),
     "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
 }
 _EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
@@ -596,16 +597,14 @@ def native_layer_norm(x, normalized_shape, weight, bias, eps):
     if not _copy.is_contiguous(x):
         x = _copy.contiguous(x)
     params = _Params(x, weight, bias)
-    lanes = _row_lanes(x._index, k)
-    if lanes and m * k < _INT32_MAX and _copy.is_contiguous(out):
-        rows = _work_group(runtime.device(x._index)) // lanes
+    rows = _row_launch(x, m, k)
+    if rows is not None and _copy.is_contiguous(out):
+        grid, local, lanes = rows
         flags = _SAVE | (_WEIGHT if params.weight is not None else 0) | (_BIAS if params.bias is not None else 0)
-        wg = rows * lanes
-        _kernel("ln_rows", x.dtype, params.dtype, runtime.device(x._index)).launch(
-            (-(-m // rows) * wg,), (wg,), (out._buf, out.storage_offset(), x._buf, x.storage_offset(),
-                                           *_buf(params.weight, x), *_buf(params.bias, x), mean._buf,
-                                           mean.storage_offset(), rstd._buf, rstd.storage_offset(),
-                                           m, k, lanes, flags, float(eps)))
+        _kernel("ln_rows", x.dtype, params.dtype, runtime.device(x._index)).launch(grid, local, (
+            out._buf, out.storage_offset(), x._buf, x.storage_offset(), *_buf(params.weight, x),
+            *_buf(params.bias, x), mean._buf, mean.storage_offset(), rstd._buf, rstd.storage_offset(),
+            m, k, lanes, flags, float(eps)))
         return out, mean, rstd
     geom = _geometry(1, 1, k, k, 0, 0, 1)
     _forward(x, out, params, m, geom, geom, (0, 0, 0, 1, 0, 0, 0, 0), 0, eps, 0.0, mean, rstd)
@@ -623,6 +622,16 @@ def _row_lanes(index, k):
     wg = _work_group(runtime.device(index))
     lanes = min(wg, _pow2_ceil(-(-k // 4)))
     return lanes if k <= _ROW_ELEMENTS * lanes else 0
+
+
+def _row_launch(x, m, k):
+    """(global size, local size, lanes per row) of ln_rows / ln_rows_backward over ``m`` rows of ``k``
+    elements of ``x``, or None when such rows take the general kernels."""
+    lanes = _row_lanes(x._index, k)
+    if not lanes or m * k >= _INT32_MAX:
+        return None
+    wg = _work_group(runtime.device(x._index))
+    return (-(-m // (wg // lanes)) * wg,), (wg,), lanes
 
 
 @register(aten.native_layer_norm_backward.default)
@@ -645,7 +654,14 @@ def native_layer_norm_backward(dy, x, normalized_shape, mean, rstd, weight, bias
     rstd = rstd if _copy.is_contiguous(rstd) else _copy.contiguous(rstd)
     params = _Params(x, weight, None)
     geom = _geometry(1, 1, k, k, 0, 0, 1)
-    if gi is not None:
+    rows = _row_launch(x, m, k)
+    if gi is not None and rows is not None:
+        grid, local, lanes = rows
+        _kernel("ln_rows_backward", x.dtype, params.dtype, runtime.device(x._index)).launch(grid, local, (
+            gi._buf, gi.storage_offset(), dy._buf, dy.storage_offset(), x._buf, x.storage_offset(),
+            *_buf(params.weight, x), mean._buf, mean.storage_offset(), rstd._buf, rstd.storage_offset(),
+            m, k, lanes, _WEIGHT if params.weight is not None else 0))
+    elif gi is not None:
         _backward(dy, x, gi, params, mean, rstd, m, geom, geom, geom, (0, 0, 0, 1, 0, 0, 0, 0), 0, 0.0)
     _param_grad(dy, x, mean, rstd, gw, gb, params.dtype, k, (m, 1, 1, 0, 1, 0, 0, 0),
                 (1, k, 0, 0, 0, 0, 0, 0), (1, k, 0, 0, 0, 0, 0, 0))
