@@ -438,8 +438,9 @@ def environment(results):
     except (OSError, subprocess.SubprocessError):
         env["commit"] = "unknown"
     try:
-        env["nvidia_driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                              capture_output=True, text=True, timeout=20).stdout.strip()
+        drivers = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=20).stdout.split()
+        env["nvidia_driver"] = ", ".join(dict.fromkeys(drivers))  # one line per GPU
     except (OSError, subprocess.SubprocessError):
         pass
     devices = {}
