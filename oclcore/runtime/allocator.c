@@ -11,9 +11,17 @@
  * creating sub-buffers, and launching kernels on buffers that have many, cost
  * more host time than whole buffers (bench/results/h200-round8.md), and whole
  * buffers need no alignment or overlap rules. The cache is bounded instead:
- * a request that misses releases every free block first once free blocks hold
- * more than the peak of live ones plus CACHE_SLACK, so a training loop,
- * whose backward pass frees most of its peak, keeps its blocks. */
+ * once free blocks hold more than the peak of live ones plus CACHE_SLACK, a
+ * request that misses first releases the free blocks of sizes nobody asked
+ * for lately: in the last IDLE_MIN allocations, or twice the longest reuse
+ * distance seen (allocations between two requests of one size) if that is
+ * longer. A training loop asks for each of its sizes once a step, so it keeps
+ * all its blocks; sizes of a shape no longer used go at the next such miss.
+ * (Releasing every free block instead made a resnet18 step at batch 64
+ * re-create 170-234 of its 556 blocks every step: its size classes' peaks add
+ * up to 2.4 times its peak of live bytes.) Past the memory limit, or when the
+ * device refuses, every free block goes. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,16 +30,20 @@
 #define MIN_BLOCK ((size_t)512)
 #define SMALL_SIZE ((size_t)1 << 20)
 #define CACHE_SLACK ((size_t)64 << 20)
+#define IDLE_MIN ((uint64_t)4096)
 
 typedef struct {
   size_t size; /* 0: an empty slot */
   ocl_block *free;
+  uint64_t last_request; /* the allocator's clock at the last request of this size */
 } ocl_size_class;
 
 struct ocl_allocator {
   ocl_size_class *classes; /* open-addressed by size; capacity a power of two */
   size_t nclasses, capacity;
   size_t cached; /* bytes in free blocks */
+  uint64_t clock;        /* allocations so far */
+  uint64_t reuse_span;   /* the longest reuse distance seen (allocations between requests of one size) */
   ocl_memory_stats stats;
   size_t limit;
 };
@@ -85,18 +97,29 @@ static void release_block(ocl_allocator *a, ocl_block *b) {
   free(b);
 }
 
-void ocl_empty_cache(ocl_device *dev) {
-  ocl_allocator *a = dev->allocator;
-  if (!a) return;
+/* Releases the free blocks of the sizes last requested before clock `before`. */
+static void release_free_blocks(ocl_allocator *a, uint64_t before) {
   for (size_t i = 0; i < a->capacity; i++) {
     ocl_size_class *c = &a->classes[i];
+    if (!c->size || c->last_request >= before) continue;
     while (c->free) {
       ocl_block *b = c->free;
       c->free = b->next_free;
+      a->cached -= b->size;
       release_block(a, b);
     }
   }
-  a->cached = 0;
+}
+
+void ocl_empty_cache(ocl_device *dev) {
+  ocl_allocator *a = dev->allocator;
+  if (a) release_free_blocks(a, UINT64_MAX);
+}
+
+/* Releases the free blocks of sizes not requested lately (see the top of this file). */
+static void release_idle_blocks(ocl_allocator *a) {
+  uint64_t idle = 2 * a->reuse_span > IDLE_MIN ? 2 * a->reuse_span : IDLE_MIN;
+  if (a->clock > idle) release_free_blocks(a, a->clock - idle);
 }
 
 static size_t effective_limit(ocl_device *dev, ocl_allocator *a) {
@@ -113,7 +136,7 @@ static cl_int new_block(ocl_device *dev, ocl_allocator *a, size_t size, size_t r
                     "allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
                     requested, requested / 1048576.0, dev->name, (unsigned long long)dev->max_alloc);
   }
-  if (a->cached > a->stats.max_allocated + CACHE_SLACK) ocl_empty_cache(dev);
+  if (a->cached > a->stats.max_allocated + CACHE_SLACK) release_idle_blocks(a);
   for (int attempt = 0; attempt < 2; attempt++) {
     cl_int rc = CL_SUCCESS;
     cl_mem mem = NULL;
@@ -156,6 +179,8 @@ cl_int ocl_malloc(ocl_device *dev, size_t nbytes, ocl_block **out) {
   if (size > dev->max_alloc) size = round_up(nbytes, MIN_BLOCK); /* the rounding must not break the object limit */
   ocl_size_class *c = size_class(a, size);
   if (!c) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating allocator bookkeeping");
+  if (c->last_request && a->clock - c->last_request > a->reuse_span) a->reuse_span = a->clock - c->last_request;
+  c->last_request = ++a->clock;
   ocl_block *b = c->free;
   if (b) {
     c->free = b->next_free;
