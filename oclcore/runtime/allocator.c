@@ -15,7 +15,8 @@
  * request that misses first releases the free blocks of sizes nobody asked
  * for lately: in the last IDLE_MIN allocations, or twice the longest reuse
  * distance seen (allocations between two requests of one size) if that is
- * longer. A training loop asks for each of its sizes once a step, so it keeps
+ * longer, but at most IDLE_MAX (a size asked for once in a long while, as a
+ * periodic evaluation's, must not keep every size forever). A training loop asks for each of its sizes once a step, so it keeps
  * all its blocks; sizes of a shape no longer used go at the next such miss.
  * (Releasing every free block instead made a resnet18 step at batch 64
  * re-create 170-234 of its 556 blocks every step: its size classes' peaks add
@@ -31,6 +32,7 @@
 #define SMALL_SIZE ((size_t)1 << 20)
 #define CACHE_SLACK ((size_t)64 << 20)
 #define IDLE_MIN ((uint64_t)4096)
+#define IDLE_MAX ((uint64_t)1 << 20)
 
 typedef struct {
   size_t size; /* 0: an empty slot */
@@ -119,6 +121,7 @@ void ocl_empty_cache(ocl_device *dev) {
 /* Releases the free blocks of sizes not requested lately (see the top of this file). */
 static void release_idle_blocks(ocl_allocator *a) {
   uint64_t idle = 2 * a->reuse_span > IDLE_MIN ? 2 * a->reuse_span : IDLE_MIN;
+  if (idle > IDLE_MAX) idle = IDLE_MAX;
   if (a->clock > idle) release_free_blocks(a, a->clock - idle);
 }
 
