@@ -42,6 +42,8 @@ _SIGNATURES = {
     "bn_fold": ("BBB" + "Bi" * 5 + "iii", 1),
 }
 _EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
+_INT32_MAX = 2**31 - 1   # ln_rows indexes with int too
+_ROW_ELEMENTS = 8        # ln_rows' EPI (cl/norm.cl): the most elements of a row a work-item holds
 _kernels = {}
 
 # Splitting a group's elements into chunks (tunable; see _split):
@@ -609,10 +611,6 @@ def native_layer_norm(x, normalized_shape, weight, bias, eps):
     geom = _geometry(1, 1, k, k, 0, 0, 1)
     _forward(x, out, params, m, geom, geom, (0, 0, 0, 1, 0, 0, 0, 0), 0, eps, 0.0, mean, rstd)
     return out, mean, rstd
-
-
-_ROW_ELEMENTS = 8  # ln_rows' EPI: most elements a work-item holds
-_INT32_MAX = 2**31 - 1
 
 
 @functools.lru_cache(maxsize=256)
