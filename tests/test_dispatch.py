@@ -11,7 +11,7 @@ import torch
 import oclcore
 from oclcore.torch.dispatch import OPS
 
-from conftest import assert_close
+from conftest import DEVICE, assert_close
 
 # An op with no OpenCL implementation and no decomposition (checked below).
 _UNIMPLEMENTED = torch.ops.aten.linalg_qr.default
@@ -78,3 +78,36 @@ def test_mixing_devices_is_an_error():
     with pytest.raises(RuntimeError, match="same device"):
         a + torch.randn(3)
     assert_close(a + torch.tensor(2.0), a.cpu() + 2.0)  # 0-dim CPU tensors are scalars
+
+
+def test_data_assignment_moves_the_buffer_with_the_geometry():
+    """``t.data = u`` swaps t's geometry and dtype in torch; the buffer follows, so t reads u's values
+    (a stale buffer read the old memory: out of range or wrong)."""
+    a = torch.zeros(3).to(DEVICE)
+    b = torch.arange(6.0).to(DEVICE)
+    a.data = b
+    assert a.shape == (6,) and torch.equal(a.cpu(), torch.arange(6.0))
+    a.data.add_(1)  # .data still aliases the tensor's memory
+    assert torch.equal(a.cpu(), torch.arange(6.0) + 1)
+    p = torch.nn.Parameter(torch.zeros(2, 2).to(DEVICE))
+    p.data = torch.full((3,), 2.0).to(DEVICE)
+    assert isinstance(p, torch.Tensor) and p.requires_grad and torch.equal(p.detach().cpu(), torch.full((3,), 2.0))
+    with pytest.raises(RuntimeError, match="incompatible tensor type"):
+        a.data = torch.zeros(2)
+
+
+@pytest.mark.parametrize("convert", ["double", "half", "float"])
+def test_module_dtype_conversion_on_the_device(convert):
+    """nn.Module.double()/half()/float() on an ocl model assign ``param.data`` (same tensor type)."""
+    torch.manual_seed(0)
+    ref = torch.nn.Linear(5, 3)
+    model = torch.nn.Linear(5, 3).to(DEVICE)
+    model.load_state_dict(ref.state_dict())
+    getattr(model, convert)()
+    getattr(ref, convert)()
+    for name, p in model.named_parameters():
+        assert p.dtype == getattr(ref, name).dtype
+        assert torch.equal(p.detach().cpu(), getattr(ref, name).detach())
+    if convert != "half":
+        x = torch.randn(4, 5, dtype=ref.weight.dtype)
+        assert_close(model(x.to(DEVICE)), ref(x), 1e-6, 1e-6)

@@ -48,6 +48,9 @@ def contiguous_strides(size):
     return st
 
 
+_TENSOR_DATA = torch._C.TensorBase.data  # the getset descriptor behind ``Tensor.data``
+
+
 class OclTensor(torch.Tensor):
     """A tensor on an OpenCL device (``device.type == "ocl"``)."""
 
@@ -64,6 +67,19 @@ class OclTensor(torch.Tensor):
         return t
 
     __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @property
+    def data(self):
+        """The tensor's data as a tensor that does not require grad (torch's ``.data``)."""
+        return _TENSOR_DATA.__get__(self, type(self))
+
+    @data.setter
+    def data(self, new):
+        # torch's setter swaps the TensorImpl's geometry and dtype, not this object's attributes:
+        # the buffer must follow (``module.double()`` and ``p.data = q`` reach here).
+        _TENSOR_DATA.__set__(self, new)
+        if isinstance(new, OclTensor):
+            self._buf, self._index = new._buf, new._index
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
@@ -203,7 +219,6 @@ def rebind(t, buf, size, stride, offset=0):
     how out= arguments are resized. Same-type tensors are shallow-copy compatible,
     so ``.data =`` swaps the metadata."""
     t.data = OclTensor(buf, tuple(size), tuple(stride), offset, t.dtype, t._index)
-    t._buf = buf
     return t
 
 
