@@ -320,3 +320,19 @@ def test_resize_keeps_the_data_and_grows_the_buffer(no_fallbacks):
 def test_legacy_cross_map_lrn_resizes_its_buffers(no_fallbacks):
     x = torch.randn(2, 6, 5, 5)
     compare_forward_backward(torch.nn.CrossMapLRN2d(3), x, rtol=1e-5, atol=1e-6)
+
+
+def test_set_shares_the_source_memory_and_geometry(no_fallbacks):
+    a = torch.zeros(3).to(DEVICE)
+    b = torch.arange(6.0).to(DEVICE).view(2, 3).t()
+    a.set_(b)
+    assert a.shape == (3, 2) and a.stride() == b.stride()
+    a.add_(1)  # one memory
+    assert torch.equal(b.cpu(), torch.arange(6.0).view(2, 3).t() + 1)
+    with pytest.raises(RuntimeError, match="Could not set tensor of type double to a tensor of type float"):
+        a.set_(torch.zeros(3, dtype=torch.float64).to(DEVICE))
+    with pytest.raises(RuntimeError, match="for set_"):
+        a.set_(torch.zeros(3))
+    c = torch.zeros(2, 3).to(DEVICE)
+    c.set_()
+    assert c.shape == (0,) and c.stride() == (1,)

@@ -7,7 +7,8 @@ frequent views compute it directly to keep the dispatch path short."""
 import torch
 
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, contiguous_strides, rebind
+from ..torch.tensor import OclTensor, alias, contiguous_strides, empty, rebind
+from . import dtypes
 from .copy import is_contiguous
 
 aten = torch.ops.aten
@@ -219,3 +220,20 @@ def t_(x):
         raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
     v = t(x)
     return rebind(x, x._buf, tuple(v.shape), v.stride(), v.storage_offset())
+
+
+@register(aten.set_.source_Tensor)
+def set_(x, source):
+    """``x.set_(source)``: x shares source's memory and takes its geometry."""
+    if not isinstance(source, OclTensor) or source._index != x._index:
+        raise RuntimeError(f"Expected a tensor on {x.device} for set_(), got one on {source.device}")
+    if source.dtype != x.dtype:
+        raise RuntimeError(f"Could not set tensor of type {dtypes.type_name(source.dtype).lower()} to a tensor "
+                           f"of type {dtypes.type_name(x.dtype).lower()}")
+    return rebind(x, source._buf, tuple(source.shape), source.stride(), source.storage_offset())
+
+
+@register(aten.set_.default)
+def set_empty(x):
+    """``x.set_()``: x becomes an empty one-dimensional tensor."""
+    return rebind(x, empty((0,), x.dtype, x._index)._buf, (0,), (1,), 0)
