@@ -67,3 +67,22 @@ def test_non_contiguous_float64_and_empty(no_fallbacks):
 def test_integer_input_raises():
     with pytest.raises(RuntimeError):
         torch.ops.aten.native_dropout(torch.ones(3, dtype=torch.int64).to(DEVICE), 0.5, True)
+
+
+def test_random_ops_take_a_cpu_generator(no_fallbacks):
+    """torch.Generator(device="ocl") cannot exist (torch's Python backend hooks); a CPU generator
+    passed as generator= seeds ocl random ops reproducibly."""
+    draws = []
+    for seed in (5, 5, 6):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(64, device=DEVICE, generator=g)
+        u = torch.empty(64, device=DEVICE).uniform_(generator=g)
+        i = torch.randint(0, 1000, (64,), device=DEVICE, generator=g)
+        b = torch.bernoulli(torch.full((64,), 0.5, device=DEVICE), generator=g)
+        perm = torch.randperm(64, device=DEVICE, generator=g)
+        draws.append(torch.cat([x.cpu(), u.cpu(), i.cpu().float(), b.cpu(), perm.cpu().float()]))
+    assert torch.equal(draws[0], draws[1])
+    for k in range(5):  # every op's numbers depend on the seed
+        assert not torch.equal(draws[0][64 * k:64 * (k + 1)], draws[2][64 * k:64 * (k + 1)])
+    assert 0 <= draws[0][64:128].min() and draws[0][64:128].max() < 1
+    assert torch.equal(draws[0][256:].sort().values, torch.arange(64.0))

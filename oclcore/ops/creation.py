@@ -159,4 +159,4 @@ def randperm_out(n, *, generator=None, out):
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
     resize_out(out, (n,))
-    return randperm_into(out, n)
+    return randperm_into(out, n, generator)

@@ -76,16 +76,30 @@ def _kernel(name, dtype, index, signature):
     return runtime.get_kernel(("types.cl", "random.cl"), defines, name, signature, runtime.device(index))
 
 
-def _fill(x, name, a, b, per_item=4, extra=None, scalar="ff"):
-    """Runs generator kernel ``name`` over ``x`` (through a contiguous temporary if needed)."""
+def _stream(index, source, items):
+    """(key word 0, key word 1, first counter) of a draw of ``items`` counters on device ``index``:
+    from the device's generator, or, when the op was given a CPU ``torch.Generator`` (ocl
+    generators cannot exist: torch's Python backend hooks make none), from a key drawn from that
+    generator, so that its seed reproduces the numbers."""
+    if source is None:
+        gen = generator(index)
+        return (*gen.key(), gen.next_offset(items))
+    if not isinstance(source, torch.Generator) or source.device.type != "cpu":
+        raise RuntimeError(f"Expected a 'cpu' device type for generator but found '{source.device.type}' (ocl "
+                           "random ops take the default ocl generator or a CPU torch.Generator)")
+    seed = torch.empty((), dtype=torch.int64).random_(generator=source).item()
+    return seed & 0xFFFFFFFF, seed >> 32, 0
+
+
+def _fill(x, name, a, b, per_item=4, extra=None, scalar="ff", source=None):
+    """Runs generator kernel ``name`` over ``x`` (through a contiguous temporary if needed), drawing
+    from the device's generator or from CPU generator ``source``."""
     n = x.numel()
     if n == 0:
         return x
     target = x if is_contiguous(x) else empty(x.shape, x.dtype, x._index)
     items = (n + per_item - 1) // per_item
-    gen = generator(x._index)
-    k0, k1 = gen.key()
-    base = gen.next_offset(items)
+    k0, k1, base = _stream(x._index, source, items)
     if extra is not None:
         sig, tail = "BiiIIL" + "Bi", (extra._buf, extra.storage_offset())
     else:
@@ -96,7 +110,7 @@ def _fill(x, name, a, b, per_item=4, extra=None, scalar="ff"):
     k.launch((items,), (64,) if items >= 64 else None, head + (k0, k1, base) + tail)
     capture = current_graph()
     if capture is not None:  # every replay draws new numbers
-        capture.refresh_last(lambda: head + gen.key() + (gen.next_offset(items),) + tail)
+        capture.refresh_last(lambda: head + _stream(x._index, source, items) + tail)
     if target is not x:
         pointwise.run("copy", x, [target])
     return x
@@ -112,7 +126,7 @@ def uniform_(x, from_=0.0, to=1.0, generator=None):
     _float_only(x, "uniform_")
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
-    return _fill(x, "rand_uniform", float(from_), float(to))
+    return _fill(x, "rand_uniform", float(from_), float(to), source=generator)
 
 
 @register(aten.normal_.default)
@@ -120,7 +134,7 @@ def normal_(x, mean=0.0, std=1.0, generator=None):
     _float_only(x, "normal_")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _fill(x, "rand_normal", float(mean), float(std))
+    return _fill(x, "rand_normal", float(mean), float(std), source=generator)
 
 
 @register(aten.exponential_.default)
@@ -128,41 +142,41 @@ def exponential_(x, lambd=1.0, generator=None):
     _float_only(x, "exponential_")
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
-    return _fill(x, "rand_exponential", float(lambd), 0.0)
+    return _fill(x, "rand_exponential", float(lambd), 0.0, source=generator)
 
 
 @register(aten.bernoulli_.float)
 def bernoulli_(x, p=0.5, generator=None):
     if not 0 <= p <= 1:
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-    return _fill(x, "rand_bernoulli", float(p), 0.0)
+    return _fill(x, "rand_bernoulli", float(p), 0.0, source=generator)
 
 
 @register(aten.bernoulli_.Tensor)
 def bernoulli_tensor_(x, p, generator=None):
     if not isinstance(p, OclTensor):
-        return bernoulli_(x, float(p))
+        return bernoulli_(x, float(p), generator)
     prob = empty(x.shape, torch.float32, x._index)
     pointwise.run("copy", prob, [p])
-    return _fill(x, "rand_bernoulli_tensor", 0, 0, extra=prob)
+    return _fill(x, "rand_bernoulli_tensor", 0, 0, extra=prob, source=generator)
 
 
 @register(aten.bernoulli.default)
 def bernoulli(p, generator=None):
     out = empty(p.shape, p.dtype, p._index)
-    return bernoulli_tensor_(out, p)
+    return bernoulli_tensor_(out, p, generator)
 
 
 @register(aten.bernoulli.p)
 def bernoulli_p(x, p, generator=None):
     out = empty(x.shape, x.dtype, x._index)
-    return bernoulli_(out, p)
+    return bernoulli_(out, p, generator)
 
 
-def _int_range(x, lo, hi):
+def _int_range(x, lo, hi, source=None):
     if hi <= lo:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={hi}")
-    return _fill(x, "rand_int", int(lo), int(hi - lo), per_item=2, scalar="lL")
+    return _fill(x, "rand_int", int(lo), int(hi - lo), per_item=2, scalar="lL", source=source)
 
 
 def _dtype_top(dtype):
@@ -175,24 +189,24 @@ def _dtype_top(dtype):
 
 @register(getattr(aten.random_, "from"))
 def random_from(x, from_, to=None, generator=None):
-    return _int_range(x, from_, _dtype_top(x.dtype) if to is None else to)
+    return _int_range(x, from_, _dtype_top(x.dtype) if to is None else to, generator)
 
 
 @register(aten.random_.to)
 def random_to(x, to, generator=None):
-    return _int_range(x, 0, to)
+    return _int_range(x, 0, to, generator)
 
 
 @register(aten.random_.default)
 def random_(x, generator=None):
-    return _int_range(x, 0, _dtype_top(x.dtype))
+    return _int_range(x, 0, _dtype_top(x.dtype), generator)
 
 
-def randperm_into(out, n):
-    """Fills ``out`` with a permutation of 0..n-1 drawn from the device's generator."""
-    gen = generator(out._index)
-    cpu_gen = torch.Generator().manual_seed((gen.seed_value ^ (gen.next_offset(1) * 0x9E3779B97F4A7C15)) %
-                                            (2**63))
+def randperm_into(out, n, source=None):
+    """Fills ``out`` with a permutation of 0..n-1 drawn from the device's generator (or from CPU
+    generator ``source``)."""
+    k0, k1, base = _stream(out._index, source, 1)
+    cpu_gen = torch.Generator().manual_seed(((k1 << 32 | k0) ^ (base * 0x9E3779B97F4A7C15)) % (2**63))
     perm = torch.randperm(n, generator=cpu_gen, dtype=out.dtype)
     out.copy_(perm)
     return out
@@ -269,14 +283,14 @@ def multinomial(p, num_samples, replacement=False, *, generator=None):
             aten._to_copy.default(rows, dtype=torch.float32)
         cdf = aten.cumsum.default(weights, -1)
         total = aten.slice.Tensor(cdf, -1, cdf.shape[-1] - 1)
-        draws = uniform_(empty((rows.shape[0], num_samples), weights.dtype, p._index))
+        draws = uniform_(empty((rows.shape[0], num_samples), weights.dtype, p._index), generator=generator)
         out = aten.searchsorted.Tensor(cdf, aten.mul.Tensor(draws, total), right=True)
         # a draw that rounds up to the total would land past the end: the last category with weight
         positions = aten.arange.start(0, rows.shape[-1], dtype=torch.int64, device=p.device)
         last = aten.amax.default(aten.mul.Tensor(aten.gt.Scalar(rows, 0), positions), [-1], True)
         out = aten.minimum.default(out, last)
     else:
-        race = exponential_(empty(tuple(rows.shape), torch.float32, p._index))
+        race = exponential_(empty(tuple(rows.shape), torch.float32, p._index), generator=generator)
         out = aten.topk.default(aten.div.Tensor(rows, race), num_samples)[1]
     return aten.squeeze.dim(out, 0) if p.dim() == 1 else out
 
@@ -287,6 +301,6 @@ def rrelu_with_noise(x, noise, lower=0.125, upper=1.0 / 3.0, training=False, gen
     (kept in ``noise``, 1 for the others, for the backward); in eval by their mean."""
     if not training:
         return aten.leaky_relu.default(x, (lower + upper) / 2)
-    slopes = uniform_(empty(tuple(x.shape), x.dtype, x._index), float(lower), float(upper))
+    slopes = uniform_(empty(tuple(x.shape), x.dtype, x._index), float(lower), float(upper), generator)
     aten.copy_.default(noise, aten.where.ScalarSelf(aten.gt.Scalar(x, 0), 1.0, slopes))
     return aten.mul.Tensor(x, noise)
