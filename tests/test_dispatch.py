@@ -111,3 +111,27 @@ def test_module_dtype_conversion_on_the_device(convert):
     if convert != "half":
         x = torch.randn(4, 5, dtype=ref.weight.dtype)
         assert_close(model(x.to(DEVICE)), ref(x), 1e-6, 1e-6)
+
+
+def test_deepcopy_of_a_model_on_the_device():
+    """copy.deepcopy (EMA models, best-model snapshots) copies parameters, grads and buffers into
+    new device memory; the Buffer object itself is not copied (it failed to pickle)."""
+    import copy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)).to(DEVICE)
+    model(torch.randn(4, 3).to(DEVICE)).sum().backward()
+    twin = copy.deepcopy(model)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert isinstance(q, torch.nn.Parameter) and q.requires_grad, name
+        assert torch.equal(p.detach().cpu(), q.detach().cpu()) and torch.equal(p.grad.cpu(), q.grad.cpu())
+        assert q._buf is not p._buf
+    assert torch.equal(twin[1].running_var.cpu(), model[1].running_var.cpu())
+    before = model[0].weight.detach().cpu()
+    with torch.no_grad():
+        twin[0].weight.add_(1)
+    assert torch.equal(model[0].weight.detach().cpu(), before)  # independent memory
+    view = torch.arange(12.0).view(4, 3).to(DEVICE)[1:, 1:]
+    assert torch.equal(copy.deepcopy(view).cpu(), torch.arange(12.0).view(4, 3)[1:, 1:])
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(model[0].weight * 2)

@@ -3,6 +3,7 @@
 Sizes, strides and the storage offset (in elements) live in the wrapper like
 any tensor's; the data lives in ``_buf``, shared by every view of it."""
 
+import copy
 import math
 
 import torch
@@ -103,6 +104,25 @@ class OclTensor(torch.Tensor):
         if self.dim() == 0:
             return self.item().__format__(spec)
         return object.__format__(self, spec)
+
+    def __deepcopy__(self, memo):
+        # torch's Tensor.__deepcopy__ clones a storage-less tensor, then deep-copies its __dict__,
+        # which holds the device Buffer (not copyable): copy everything but our bookkeeping.
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.")
+        if id(self) in memo:
+            return memo[id(self)]
+        with torch.no_grad():
+            new = self.clone()
+        if self.requires_grad:
+            new.requires_grad_()
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_index")}
+        new.__dict__.update(copy.deepcopy(state, memo))
+        memo[id(self)] = new
+        return new
 
     def __coerce_same_metadata_as_tangent__(self, expected_metadata, expected_type=None):
         # torch.compile (AOTAutograd) traced this tensor as a plain fake tensor on "ocl":
