@@ -268,3 +268,19 @@ def test_tensors_return_memory_when_freed(dev):
         b = (a * 2 + 1).relu()
         del a, b
     assert torch.ocl.memory_allocated() == base
+
+
+def test_at_the_limit_the_least_recently_requested_sizes_go_first(dev):
+    dev.empty_cache()
+    for mib in (8, 10, 12):  # cached in this order: 8 MiB requested least recently
+        dev.alloc(mib * MiB)
+    s0 = dev.memory_stats()
+    with memory_limit(dev, 6 * MiB, empty_cache=False):
+        b = dev.alloc(14 * MiB)  # needs 8 MiB more than the limit allows: the 8 MiB block is enough
+        s1 = dev.memory_stats()
+        assert s1["segments_freed"] - s0["segments_freed"] == 1
+        assert s1["reserved_bytes"] == s0["reserved_bytes"] - 8 * MiB + 14 * MiB
+        hits = s1["cache_hits"]
+        c, d = dev.alloc(10 * MiB), dev.alloc(12 * MiB)  # the recent sizes are still cached
+        assert dev.memory_stats()["cache_hits"] == hits + 2
+    del b, c, d

@@ -21,8 +21,9 @@
  * blocks; sizes of a shape no longer used go at the next such miss.
  * (Releasing every free block instead made a resnet18 step at batch 64
  * re-create 170-234 of its 556 blocks every step: its size classes' peaks add
- * up to 2.4 times its peak of live bytes.) Past the memory limit, or when the
- * device refuses, every free block goes. */
+ * up to 2.4 times its peak of live bytes.) A request past the memory limit
+ * first releases free blocks of the sizes requested least recently, as many
+ * as it needs; when the device refuses, every free block goes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,26 @@ void ocl_empty_cache(ocl_device *dev) {
   if (a) release_free_blocks(a, UINT64_MAX);
 }
 
+/* Releases the free blocks of the sizes requested least recently until `bytes` are released or
+ * none is left. */
+static void release_oldest(ocl_allocator *a, size_t bytes) {
+  size_t released = 0;
+  while (released < bytes && a->cached) {
+    ocl_size_class *oldest = NULL;
+    for (size_t i = 0; i < a->capacity; i++) {
+      ocl_size_class *c = &a->classes[i];
+      if (c->free && (!oldest || c->last_request < oldest->last_request)) oldest = c;
+    }
+    while (oldest->free) {
+      ocl_block *b = oldest->free;
+      oldest->free = b->next_free;
+      a->cached -= b->size;
+      released += b->size;
+      release_block(a, b);
+    }
+  }
+}
+
 /* Releases the free blocks of sizes not requested lately (see the top of this file). */
 static void release_idle_blocks(ocl_allocator *a) {
   uint64_t idle = 2 * a->reuse_span > IDLE_MIN ? 2 * a->reuse_span : IDLE_MIN;
@@ -141,10 +162,12 @@ static cl_int new_block(ocl_device *dev, ocl_allocator *a, size_t size, size_t r
                     requested, requested / 1048576.0, dev->name, (unsigned long long)dev->max_alloc);
   }
   if (a->cached > a->stats.max_allocated + CACHE_SLACK) release_idle_blocks(a);
+  size_t limit = effective_limit(dev, a);
+  if (a->stats.reserved + size > limit) release_oldest(a, a->stats.reserved + size - limit);
   for (int attempt = 0; attempt < 2; attempt++) {
     cl_int rc = CL_SUCCESS;
     cl_mem mem = NULL;
-    if (a->stats.reserved + size <= effective_limit(dev, a)) {
+    if (a->stats.reserved + size <= limit) {
       mem = CL(clCreateBuffer)(dev->context, CL_MEM_READ_WRITE, size, NULL, &rc);
       if (rc != CL_SUCCESS) mem = NULL;
     }
@@ -165,7 +188,6 @@ static cl_int new_block(ocl_device *dev, ocl_allocator *a, size_t size, size_t r
     if (attempt == 0) ocl_empty_cache(dev);
   }
   a->stats.ooms++;
-  size_t limit = effective_limit(dev, a);
   return ocl_fail(OCL_E_OUT_OF_MEMORY,
                   "tried to allocate %zu bytes (%.2f MiB) on %s; %.2f MiB of %.2f MiB "
                   "are reserved, %.2f MiB allocated",
