@@ -76,6 +76,43 @@ def test_packed_sequences(no_fallbacks):
         _compare(lambda: getattr(torch.nn, kind)(5, 8), [torch.nn.utils.rnn.pack_padded_sequence(x, lengths)])
 
 
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_pack_and_pad_on_the_device(no_fallbacks, batch_first):
+    """pack_padded_sequence / pad_packed_sequence of device tensors: the data stays on the device,
+    batch_sizes and lengths are CPU tensors as torch requires, and an LSTM through them matches
+    the CPU forward and backward."""
+    torch.manual_seed(5)
+    x = torch.randn(3, 6, 4) if batch_first else torch.randn(6, 3, 4)
+    lengths = torch.tensor([6, 4, 1])
+    rnn = torch.nn.utils.rnn
+    ref, got = rnn.pack_padded_sequence(x, lengths, batch_first), rnn.pack_padded_sequence(
+        x.to(DEVICE), lengths, batch_first)
+    assert got.data.device.type == "ocl" and got.batch_sizes.device.type == "cpu"
+    assert torch.equal(got.data.cpu(), ref.data) and torch.equal(got.batch_sizes, ref.batch_sizes)
+    padded, lens = rnn.pad_packed_sequence(got, batch_first, padding_value=-3.0, total_length=7)
+    want, want_lens = rnn.pad_packed_sequence(ref, batch_first, padding_value=-3.0, total_length=7)
+    assert lens.device.type == "cpu" and torch.equal(lens, want_lens)
+    assert torch.equal(padded.cpu(), want)
+    lstm = torch.nn.LSTM(4, 5, batch_first=batch_first)
+    lstm_o = torch.nn.LSTM(4, 5, batch_first=batch_first).to(DEVICE)
+    lstm_o.load_state_dict(lstm.state_dict())
+    xc, xo = x.clone().requires_grad_(), x.to(DEVICE).requires_grad_()
+    outs = []
+    for model, inp in ((lstm, xc), (lstm_o, xo)):
+        out, _ = model(rnn.pack_padded_sequence(inp, lengths, batch_first))
+        y = rnn.pad_packed_sequence(out, batch_first)[0]
+        (y * torch.linspace(-1, 1, y.shape[-1], device=y.device)).sum().backward()
+        outs.append(y)
+    assert_close(outs[1], outs[0], 1e-5, 1e-5)
+    assert_close(xo.grad, xc.grad, 1e-5, 1e-5)
+    mixed = rnn.pack_sequence([torch.randn(2, 4).to(DEVICE), torch.randn(5, 4).to(DEVICE)], enforce_sorted=False)
+    assert torch.equal(mixed.batch_sizes, torch.tensor([2, 2, 1, 1, 1]))
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        rnn.pack_padded_sequence(x.to(DEVICE), torch.tensor([1, 4, 6]), batch_first)
+    with pytest.raises(RuntimeError, match="1D CPU int64 tensor"):
+        rnn.pack_padded_sequence(x.to(DEVICE), lengths.to(DEVICE), batch_first, enforce_sorted=False)
+
+
 @pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell"])
 def test_cells_match_cpu(no_fallbacks, kind):
     torch.manual_seed(5)
