@@ -296,3 +296,42 @@ def test_index_reduce_errors_match_torch():
         x.index_reduce(0, torch.zeros(3, dtype=torch.long, device=DEVICE), src.double(), "amax")
     with pytest.raises(IndexError, match="Dimension out of range"):
         x.index_reduce(2, torch.zeros(3, dtype=torch.long, device=DEVICE), src, "amax")
+
+
+MASKED_SCATTER = [
+    ((3, 4), (3, 4), (12,)),
+    ((3, 4), (4,), (5, 3)),      # broadcast mask, a larger 2-D source
+    ((), (), (3,)),
+    ((0, 3), (0, 3), (4,)),
+    ((3,), (3,), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("shapes", MASKED_SCATTER, ids=[str(s) for s in MASKED_SCATTER])
+def test_masked_scatter_forward_and_backward(no_fallbacks, shapes):
+    torch.manual_seed(2)
+    xs, ms, ss = shapes
+    x, s = torch.randn(xs, dtype=torch.float64), torch.randn(ss, dtype=torch.float64)
+    m = torch.rand(ms) > 0.4
+    xc, sc = x.clone().requires_grad_(), s.clone().requires_grad_()
+    xo, so = x.to(DEVICE).requires_grad_(), s.to(DEVICE).requires_grad_()
+    want, got = xc.masked_scatter(m, sc), xo.masked_scatter(m.to(DEVICE), so)
+    assert torch.equal(got.detach().cpu(), want.detach())
+    g = torch.randn_like(want)
+    want.backward(g)
+    got.backward(g.to(DEVICE))
+    assert torch.equal(xo.grad.cpu(), xc.grad) and torch.equal(so.grad.cpu(), sc.grad)
+
+
+def test_masked_scatter_in_place_and_errors(no_fallbacks):
+    x = torch.zeros(2, 3).to(DEVICE)
+    x.masked_scatter_(torch.tensor([True, False, True]).to(DEVICE), torch.arange(10.0).to(DEVICE))
+    assert torch.equal(x.cpu(), torch.tensor([[0.0, 0.0, 1.0], [2.0, 0.0, 3.0]]))
+    empty_source = torch.zeros(2, 3).to(DEVICE).masked_scatter(torch.zeros(2, 3, dtype=torch.bool).to(DEVICE),
+                                                               torch.ones(0).to(DEVICE))
+    assert torch.equal(empty_source.cpu(), torch.zeros(2, 3))
+    with pytest.raises(RuntimeError, match="Number of elements of source < number of ones in mask"):
+        torch.zeros(2, 3).to(DEVICE).masked_scatter(torch.ones(2, 3, dtype=torch.bool).to(DEVICE),
+                                                    torch.ones(5).to(DEVICE))
+    with pytest.raises(RuntimeError, match="boolean masks"):
+        torch.zeros(3).to(DEVICE).masked_scatter(torch.ones(3).to(DEVICE), torch.ones(3).to(DEVICE))

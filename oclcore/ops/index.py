@@ -280,6 +280,52 @@ def masked_select(x, mask, *, out=None):
     return result if out is None else _write_out(out, result)
 
 
+def _mask_positions(mask, shape):
+    """(flat bool mask broadcast to ``shape``, for each element the count of True elements before
+    it: its position in a masked_scatter source)."""
+    flat = aten.reshape.default(aten.expand.default(mask, list(shape)), [-1])
+    before = aten.sub.Tensor(aten.cumsum.default(flat, 0, dtype=torch.int64), aten._to_copy.default(
+        flat, dtype=torch.int64))
+    return flat, before
+
+
+@register(aten.masked_scatter.default)
+def masked_scatter(x, mask, source):
+    """x with its elements where mask (broadcast) is True replaced by source's first elements in
+    order. Waits for the device only when source may be too small (fewer elements than the mask)."""
+    meta = infer(aten.masked_scatter.default, (x, mask, source))
+    shape = tuple(meta.shape)
+    if meta.numel() == 0:
+        return aten.clone.default(aten.expand.default(x, list(shape)))
+    flat, before = _mask_positions(mask, shape)
+    n = source.numel()
+    if n < flat.numel() and int(aten.sum.default(flat).item()) > n:
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    if n == 0:  # (the mask is all False)
+        return aten.clone.default(aten.expand.default(x, list(shape)))
+    picked = aten.index_select.default(aten.reshape.default(source, [-1]), 0, aten.clamp.default(before, 0, n - 1))
+    return aten.where.self(aten.reshape.default(flat, list(shape)), aten.reshape.default(picked, list(shape)), x)
+
+
+@register(aten.masked_scatter_.default)
+def masked_scatter_(x, mask, source):
+    return aten.copy_.default(x, masked_scatter(x, mask, source))
+
+
+@register(aten.masked_scatter_backward.default)
+def masked_scatter_backward(grad, mask, sizes):
+    """Gradient for masked_scatter's source: grad's elements where mask is True, in order, then zeros,
+    in the source's shape (without reading the count back: the others go to a discarded slot)."""
+    n = 1
+    for s in sizes:
+        n *= s
+    flat, before = _mask_positions(mask, tuple(grad.shape))
+    slots = aten.zeros.default([n + 1], dtype=grad.dtype, device=grad.device)
+    target = aten.where.self(flat, aten.clamp.default(before, 0, n), aten.full_like.default(before, n))
+    aten.index_put_.default(slots, [target], aten.reshape.default(grad, [-1]))
+    return aten.reshape.default(aten.slice.Tensor(slots, 0, 0, n), list(sizes))
+
+
 # ---- nonzero ----
 
 _NONZERO_CHUNK = 256
