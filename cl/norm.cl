@@ -6,6 +6,7 @@
 //                       the device has it (as torch's CPU kernels accumulate), else CT
 //     PT, LDP, STP      storage of weight, bias, running stats and their grads
 //     WG                work-group size (a power of two)
+//     EPI               most elements of a row a work-item of ln_rows holds
 //
 // A norm is a set of groups of elements. A group is addressed by
 // (g1, g2) = (group / G2, group % G2) and its elements by (p, q), p < P, q < Q,
@@ -432,7 +433,6 @@ inline AT row_sum(__local AT* red, int L, AT s) {
 // k = lane, lane + L, ... in registers, so x is read once and a row's items read consecutive
 // addresses. norm_forward's general walk (x read three times, each statistic reduced over the
 // whole work-group) ran at about a quarter of the memory bandwidth on ConvNeXt's rows of 96.
-#define EPI 8
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void ln_rows(__global T* y, int y_off, __global const T* x, int x_off,
              __global const PT* w, int w_off, __global const PT* b, int b_off,

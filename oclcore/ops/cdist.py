@@ -23,8 +23,7 @@ def cdist_forward(x1, x2, p, compute_mode):
     meta = infer(aten._cdist_forward.default, (x1, x2, p, compute_mode))
     if meta.numel() == 0 or x1.shape[-1] == 0:
         return aten.zeros.default(list(meta.shape), dtype=meta.dtype, device=x1.device)
-    d = aten.linalg_vector_norm.default(_differences(x1, x2), p, [-1])
-    return aten.expand.default(d, list(meta.shape)) if tuple(d.shape) != tuple(meta.shape) else d
+    return aten.linalg_vector_norm.default(_differences(x1, x2), p, [-1])
 
 
 @register(aten._cdist_backward.default)

@@ -43,7 +43,7 @@ _SIGNATURES = {
 }
 _EVAL_LIMIT = 2**30      # bn_eval indexes with int: larger calls take the general kernel
 _INT32_MAX = 2**31 - 1   # ln_rows indexes with int too
-_ROW_ELEMENTS = 8        # ln_rows' EPI (cl/norm.cl): the most elements of a row a work-item holds
+_ROW_ELEMENTS = 8        # ln_rows' EPI: the most elements of a row a work-item holds
 _kernels = {}
 
 # Splitting a group's elements into chunks (tunable; see _split):
@@ -114,7 +114,7 @@ def _kernel(name, dtype, pdtype, dev):
             raise RuntimeError(f"ocl: normalisation needs a floating-point input, got {dtype}")
         defines = dtypes.kernel_defines(dtype, store="ST")
         defines.update(PT=dtypes.storage(pdtype), LDP=dtypes.load_macro(pdtype), STP=_STP[dtypes.load_macro(pdtype)],
-                       WG=_work_group(dev), AT="double" if dev.fp64 else defines["CT"])
+                       WG=_work_group(dev), EPI=_ROW_ELEMENTS, AT="double" if dev.fp64 else defines["CT"])
         if pdtype is torch.float64 or dev.fp64:  # parameters or accumulation in double
             defines["FP64"] = None
         sig, scalars = _SIGNATURES[name]

@@ -9,7 +9,6 @@ import torch
 
 from ..torch.dispatch import register
 from ..torch.tensor import OclTensor
-from .copy import contiguous
 
 aten = torch.ops.aten
 
@@ -23,7 +22,7 @@ def _pack_padded_sequence(x, lengths, batch_first):
     lead = tuple(x.shape[:2])  # (a 1-D input reaches torch's own error below)
     where = torch.arange(x.shape[:2].numel(), dtype=torch.int64).view(lead)
     picked, batch_sizes = aten._pack_padded_sequence.default(where, lengths, batch_first)
-    rows = aten.reshape.default(contiguous(x), [-1, *x.shape[2:]])
+    rows = aten.reshape.default(x, [-1, *x.shape[2:]])
     return aten.index_select.default(rows, 0, picked.to(x.device)), batch_sizes
 
 
