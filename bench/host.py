@@ -1,9 +1,10 @@
-"""Host (CPU) time of eager training steps on ocl: milliseconds per step and microseconds per
-launched kernel, for small torchvision networks on tiny inputs, where the device's own work is
+"""Host (CPU) time of eager training (or inference) steps on ocl: milliseconds per step and
+microseconds per launched kernel, for small torchvision networks on tiny inputs, where the device's own work is
 negligible and the step's time is the Python/torch/OpenCL-enqueue cost of its ops.
 
 A step is forward, CrossEntropyLoss, zero_grad, backward and Adam (foreach, the default) in
-train mode, as bench/nets.py times it. After warm-up steps, each timed step is bracketed by
+train mode, as bench/nets.py times it; --mode infer times eval no_grad forward passes instead.
+After warm-up steps, each timed step is bracketed by
 time.thread_time() and time.perf_counter() without synchronising inside; the device is
 synchronised between steps. ``cpu ms`` (the calling thread's CPU time) is the measure: on
 PoCL the device's threads and other processes share the host's cores, so wall-clock time
@@ -36,17 +37,25 @@ import oclcore
 from oclcore import runtime
 
 
-def build_step(name, batch, size, device):
-    """A training step closure for torchvision network ``name`` on ``device`` (random weights)."""
+def build_step(name, batch, size, device, mode="train"):
+    """A training (or, with mode "infer", an eval no_grad inference) step closure for torchvision
+    network ``name`` on ``device`` (random weights)."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None).to(device)
-    model.train()
     x = torch.randn(batch, 3, size, size).to(device)
     y = torch.randint(0, 1000, (batch,)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
+    if mode == "infer":
+        model.eval()
+
+        def infer():
+            with torch.no_grad():
+                model(x)
+        return infer
+    model.train()
 
     def step():
         loss = loss_fn(model(x), y)
@@ -93,6 +102,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--device", default="ocl")
+    p.add_argument("--mode", choices=["train", "infer"], default="train",
+                   help="training steps (default) or eval no_grad forward passes")
     p.add_argument("--autograd-thread", action="store_true",
                    help="run backward on torch's autograd device thread (its CPU time is then not counted)")
     p.add_argument("--profile", action="store_true", help="cProfile the first model's steps instead")
@@ -103,17 +114,17 @@ def main():
         torch.autograd.set_multithreading_enabled(False)
     names = a.models.split(",")
     if a.profile:
-        step = build_step(names[0], a.batch, a.size, a.device)
+        step = build_step(names[0], a.batch, a.size, a.device, a.mode)
         for _ in range(a.warmup):
             step()
         sync()
         profile(step, sync, a.iters, a.top)
         return
-    print(f"batch {a.batch}, {a.size}x{a.size}, {a.iters} steps after {a.warmup} warm-up")
+    print(f"{a.mode}, batch {a.batch}, {a.size}x{a.size}, {a.iters} steps after {a.warmup} warm-up")
     print(f"{'model':<22}{'cpu ms/step':>12}{'wall ms':>9}{'kernels':>9}{'us/kernel':>11}")
     for name in names:
         oclcore.reset_fallbacks()
-        step = build_step(name, a.batch, a.size, a.device)
+        step = build_step(name, a.batch, a.size, a.device, a.mode)
         for _ in range(a.warmup):
             step()
         wall, cpu, kernels = measure(step, sync, a.iters)
