@@ -122,6 +122,12 @@ def copy_(dst, src, non_blocking=False):
     return copy_into(dst, src)
 
 
+@register(torch.ops.prims.copy_to.default)
+def copy_to(dst, src):
+    """prims.copy_to (torch's decompositions of the *_scatter ops end in it): copy_ by another name."""
+    return copy_(dst, src)
+
+
 @register(aten.copy.default)
 def copy(x, src, non_blocking=False):
     """The functional copy_: a new tensor laid out like ``x`` holding ``src`` (broadcast, converted)."""
