@@ -1,12 +1,12 @@
 """Host (CPU) time of eager training (or inference) steps on ocl: milliseconds per step and
-microseconds per launched kernel, for small torchvision networks on tiny inputs, where the device's own work is
-negligible and the step's time is the Python/torch/OpenCL-enqueue cost of its ops.
+microseconds per launched kernel, for small torchvision networks on tiny inputs, where the
+device's own work is negligible and the step's time is the Python/torch/OpenCL-enqueue cost of
+its ops.
 
 A step is forward, CrossEntropyLoss, zero_grad, backward and Adam (foreach, the default) in
 train mode, as bench/nets.py times it; --mode infer times eval no_grad forward passes instead.
-After warm-up steps, each timed step is bracketed by
-time.thread_time() and time.perf_counter() without synchronising inside; the device is
-synchronised between steps. ``cpu ms`` (the calling thread's CPU time) is the measure: on
+After warm-up steps, each timed step is bracketed by time.thread_time() and time.perf_counter()
+without synchronising inside; the device is synchronised between steps. ``cpu ms`` (the calling thread's CPU time) is the measure: on
 PoCL the device's threads and other processes share the host's cores, so wall-clock time
 (``wall ms``) also counts waiting for a core. Backward runs on the calling thread
 (torch.autograd.set_multithreading_enabled(False)) so that its CPU time counts too;
