@@ -6,20 +6,21 @@ its ops.
 A step is forward, CrossEntropyLoss, zero_grad, backward and Adam (foreach, the default) in
 train mode, as bench/nets.py times it; --mode infer times eval no_grad forward passes instead.
 After warm-up steps, each timed step is bracketed by time.thread_time() and time.perf_counter()
-without synchronising inside; the device is synchronised between steps. ``cpu ms`` (the calling thread's CPU time) is the measure: on
-PoCL the device's threads and other processes share the host's cores, so wall-clock time
-(``wall ms``) also counts waiting for a core. Backward runs on the calling thread
-(torch.autograd.set_multithreading_enabled(False)) so that its CPU time counts too;
---autograd-thread keeps torch's device thread for backward (then ``cpu ms`` misses it).
-Kernels per step come from oclcore's launch counter; ``us/kernel`` is cpu time per kernel.
-Medians over the timed steps. Run with POCL_MAX_PTHREAD_COUNT=1 on a small machine to leave
-the host thread a core.
+without synchronising inside; the device is synchronised between steps. ``cpu ms`` (the calling
+thread's CPU time) is the measure: on PoCL the device's threads and other processes share the
+host's cores, so wall-clock time (``wall ms``) also counts waiting for a core. Backward runs on
+the calling thread (torch.autograd.set_multithreading_enabled(False)) so that its CPU time
+counts too; --autograd-thread keeps torch's device thread for backward (then ``cpu ms`` misses
+it). Kernels per step come from oclcore's launch counter; ``us/kernel`` is cpu time per kernel.
+Medians over the timed steps. Run with POCL_MAX_PTHREAD_COUNT=1 on a small machine to leave the
+host thread a core.
 
 --profile runs the steps of the first model under cProfile and prints the top entries by own
 time and by cumulative time (cProfile inflates the cost of small Python functions).
 
     python bench/host.py                                   # mobilenet_v2, mobilenet_v3_small, resnet18
     python bench/host.py --models resnet18 --batch 2 --size 32 --iters 20
+    python bench/host.py --models mobilenet_v2,resnet18 --mode infer --batch 64 --size 224
     python bench/host.py --models mobilenet_v2 --profile --top 40
 """
 
