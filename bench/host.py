@@ -46,9 +46,6 @@ def build_step(name, batch, size, device, mode="train"):
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None).to(device)
     x = torch.randn(batch, 3, size, size).to(device)
-    y = torch.randint(0, 1000, (batch,)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss()
     if mode == "infer":
         model.eval()
 
@@ -57,6 +54,9 @@ def build_step(name, batch, size, device, mode="train"):
                 model(x)
         return infer
     model.train()
+    y = torch.randint(0, 1000, (batch,)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
         loss = loss_fn(model(x), y)
