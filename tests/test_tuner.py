@@ -194,6 +194,26 @@ def test_tune_problem_times_sets_and_splits_and_records_the_winner(user_db, io, 
     _batched_matches_numpy(io, 40, 36, 300, 2)
 
 
+@pytest.mark.parametrize("strides", [
+    ((1, 40, 0), (1, 30, 30 * 36), (1, 40, 40 * 36)),        # A column-major and shared, B and C column-major
+    ((30, 1, 0), (36, 1, 30 * 36 + 4), (36, 1, 40 * 36 + 8)),  # gaps between the batches of B and C
+])
+def test_tune_problem_takes_a_callers_layout(user_db, io, strides, monkeypatch):
+    """Problems as layers issue them (strides in elements, not just the tuner's own layouts): the
+    reference follows those strides, so a plan is timed only when it computes them right."""
+    monkeypatch.setattr(tuner, "TILED_SPACE", SMALL_TILED)
+    monkeypatch.setattr(tuner, "COMMON_SETS", [SMALL_SET])
+    r = tuner.tune_problem(io.get_kernel, io.info, io.upload, io.download, io.alloc, 40, 36, 30, 2,
+                           budget_s=2, strides=strides)
+    assert r["key"] == planner.problem_key(40, 36, 30, 2, *strides) and r["plan_s"] > 0
+    prob = tuner._Problem(40, 36, 30, "float32", io.upload, io.download, io.alloc, 0, 2, strides=strides)
+    assert not prob.check()   # nothing computed yet: C holds zeros, the reference does not
+    auto = prob.plan(io.info)
+    assert prob.seconds(io.get_kernel, auto, 1) is not None and prob.check()
+    with pytest.raises(ValueError, match="negative strides"):
+        tuner._Problem(4, 4, 4, "float32", io.upload, io.download, io.alloc, 0, strides=((-4, 1, 0),) * 3)
+
+
 def test_cli_tune_gemm_problems(user_db, io, capsys, monkeypatch):
     monkeypatch.setattr(tuner, "TILED_SPACE", SMALL_TILED)
     monkeypatch.setattr(tuner, "COMMON_SETS", [SMALL_SET])

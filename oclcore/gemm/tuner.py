@@ -80,22 +80,37 @@ def _neighbours(kind, p, space, device_info, dtype):
 class _Problem:
     """Device-resident operands of one tuning problem plus its reference: batch products of an
     M x K A (one shared by every batch when shared_a) and a K x N B (stored N x K when
-    trans_b), row-major."""
+    trans_b), row-major; or, given ``strides`` ((row, col, batch) of A, B and C in elements,
+    non-negative, as plan_gemm takes them), operands laid out exactly so."""
 
-    def __init__(self, M, N, K, dtype, upload, download, alloc, seed, batch=1, trans_b=False, shared_a=False):
+    def __init__(self, M, N, K, dtype, upload, download, alloc, seed, batch=1, trans_b=False, shared_a=False,
+                 strides=None):
         rng = np.random.default_rng(seed)
         npd = NP_DTYPE[dtype]
         self.M, self.N, self.K, self.batch, self.dtype, self.download = M, N, K, batch, dtype, download
-        A = rng.uniform(-1, 1, (1 if shared_a else batch, M, K)).astype(npd)
-        B = rng.uniform(-1, 1, (batch, N, K) if trans_b else (batch, K, N)).astype(npd)
-        Bm = B.transpose(0, 2, 1) if trans_b else B
-        self.ref = A.astype(np.float64) @ Bm.astype(np.float64)
-        self.tol = 4 * K * EPS[dtype] * (np.abs(A).astype(np.float64) @ np.abs(Bm)) + 1e-30
-        self.strides = ((K, 1, 0 if shared_a else M * K), (1, K, N * K) if trans_b else (N, 1, K * N),
-                        (N, 1, M * N))
-        self.a, self.b = upload(A), upload(B)
-        self.c = upload(np.zeros((batch, M, N), npd))
+        if strides is None:
+            strides = ((K, 1, 0 if shared_a else M * K), (1, K, N * K) if trans_b else (N, 1, K * N),
+                       (N, 1, M * N))
+        self.strides = tuple(tuple(st) for st in strides)
+        a_s, b_s, c_s = self.strides
+        if min(min(st) for st in self.strides) < 0:
+            raise ValueError("gemm tuner: negative strides are not supported")
+        a_flat = rng.uniform(-1, 1, self._extent(M, K, a_s)).astype(npd)
+        b_flat = rng.uniform(-1, 1, self._extent(K, N, b_s)).astype(npd)
+        A, B = self._view(a_flat, M, K, a_s), self._view(b_flat, K, N, b_s)
+        self.ref = A.astype(np.float64) @ B.astype(np.float64)
+        self.tol = 4 * K * EPS[dtype] * (np.abs(A).astype(np.float64) @ np.abs(B)) + 1e-30
+        self.a, self.b = upload(a_flat), upload(b_flat)
+        self.c_size = self._extent(M, N, c_s)
+        self.c = upload(np.zeros(self.c_size, npd))
         self.alloc = alloc
+
+    def _extent(self, rows, cols, st):
+        return 1 + (rows - 1) * st[0] + (cols - 1) * st[1] + (self.batch - 1) * st[2]
+
+    def _view(self, flat, rows, cols, st):
+        size = flat.itemsize
+        return np.lib.stride_tricks.as_strided(flat, (self.batch, rows, cols), (st[2] * size, st[0] * size, st[1] * size))
 
     def plan(self, device_info, **kw):
         """plan_gemm for this problem (keywords force kind, params, split)."""
@@ -112,7 +127,8 @@ class _Problem:
         return float(np.median([sum(event_elapsed_ns(e) for e in run()) * 1e-9 for _ in range(reps)]))
 
     def check(self):
-        out = self.download(self.c, (self.batch, self.M, self.N), NP_DTYPE[self.dtype]).astype(np.float64)
+        flat = self.download(self.c, (self.c_size,), NP_DTYPE[self.dtype])
+        out = self._view(flat, self.M, self.N, self.strides[2]).astype(np.float64)
         return bool(np.all(np.abs(out - self.ref) <= self.tol))
 
 
@@ -237,14 +253,15 @@ def tune_crossover(get_kernel, device_info, upload, download, alloc, dtype="floa
 
 
 def tune_problem(get_kernel, device_info, upload, download, alloc, M, N, K, batch=1, trans_b=False,
-                 shared_a=False, dtype="float32", budget_s=30.0, seed=0, reps=3, save=True):
+                 shared_a=False, dtype="float32", budget_s=30.0, seed=0, reps=3, save=True, strides=None):
     """Times tiled sets on one problem (see _Problem for the layout) at every split of K the
     planner would consider: the database's sets, COMMON_SETS, then random valid ones until
-    budget_s. Every candidate's result is checked. When the best beats the planner's own plan
+    budget_s; ``strides`` (see _Problem) lays the operands out as a caller does. Every
+    candidate's result is checked. When the best beats the planner's own plan
     by 3% it is recorded for this problem (user database) when save. Returns dict(key, plan_s,
     best_s, params, split, tried, failed)."""
     rng = random.Random(seed)
-    prob = _Problem(M, N, K, dtype, upload, download, alloc, seed, batch, trans_b, shared_a)
+    prob = _Problem(M, N, K, dtype, upload, download, alloc, seed, batch, trans_b, shared_a, strides)
     key = planner.problem_key(M, N, K, batch, *prob.strides)
     auto = prob.plan(device_info)
     plan_s = prob.seconds(get_kernel, auto, reps)
