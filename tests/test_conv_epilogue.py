@@ -39,6 +39,10 @@ CASES = {
     "im2col": ("im2col", (2, 6, 7, 6), (8, 3, 3, 3), (2, 1), 1, 1, 2, None),
     "implicit_gemm": ("implicit_gemm", (2, 4, 6, 5), (6, 2, 3, 3), 1, 1, (2, 1), 2, None),
     "winograd": ("winograd", (2, 4, 6, 7), (6, 2, 3, 3), 1, 1, 1, 2, None),
+    "winograd_f4x4_3x3": ("winograd_f4x4_3x3", (2, 4, 9, 7), (6, 2, 3, 3), 1, 1, 1, 2,
+                          ("conv_winograd_tiles.cl", "wt_output")),
+    "winograd_f2x2_5x5": ("winograd_f2x2_5x5", (2, 4, 7, 8), (6, 2, 5, 5), 1, 2, 1, 2,
+                          ("conv_winograd_tiles.cl", "wt_output")),
     "depthwise": ("depthwise", (2, 4, 7, 6), (8, 1, 3, 3), 1, 1, 1, 4, ("conv_depthwise.cl", "dw_forward")),
     "grouped": ("grouped", (2, 8, 6, 7), (8, 2, 3, 3), 1, 1, 1, 4, ("conv_grouped.cl", "gc_forward")),
     # a stride no local-memory tile fits: the per-element kernels

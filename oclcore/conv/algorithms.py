@@ -709,5 +709,7 @@ class Depthwise(Algorithm):
         ctx.release(part)
 
 
-from .grouped import Grouped  # noqa: E402  (grouped.py builds on this module's helpers)
-ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), Depthwise(), Grouped())}
+from .grouped import Grouped  # noqa: E402  (grouped.py and winograd_tiles.py build on this module's helpers)
+from .winograd_tiles import TILED as _WINOGRAD_TILED  # noqa: E402
+ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), *_WINOGRAD_TILED, Depthwise(),
+                                  Grouped())}
