@@ -43,6 +43,12 @@ def main(argv=None):
                    help="tune these problem shapes instead (a layer's GEMM: C = A @ B with A M x K, B K x N; "
                         "AB: 'n' or 's' for A per batch or shared by all, 'n' or 't' for B stored K x N or "
                         "N x K; default nn) and record each one's best set and split")
+    p.add_argument("--model", metavar="NAME",
+                   help="tune the GEMM problems of one pass of this torchvision model instead (see oclcore.tune_gemms)")
+    p.add_argument("--batch", type=int, default=32, help="--model: batch size")
+    p.add_argument("--image", type=int, default=224, help="--model: input height and width")
+    p.add_argument("--train", action="store_true", help="--model: a training pass (forward and backward)")
+    p.add_argument("--top", type=int, default=20, help="--model: the heaviest problems tuned")
     p.add_argument("--device", type=int, default=0, help="ocl device index")
     p.set_defaults(run=_tune)
     args = parser.parse_args(argv)

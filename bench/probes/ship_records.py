@@ -16,7 +16,7 @@ def planner_times(log):
     """{problem key: the planner's microseconds} from net_gemms.py's "tuned" lines."""
     found = {}
     for line in open(log):
-        m = re.match(r"tuned (.+?)\s+planner\s+([\d.]+) us", line)
+        m = re.match(r"tuned (.+?)(?: x\d+:)?\s+planner\s+([\d.]+) us", line)
         if m:
             found[m.group(1).strip()] = float(m.group(2))
     return found

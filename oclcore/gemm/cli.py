@@ -6,7 +6,8 @@ The budget is split between the three searches in proportion to what they
 decide: the tiled kernel (most of the FLOPs of large problems), the direct
 kernel (small and skinny problems) and the direct/tiled crossover, which is
 measured last with the freshly tuned parameters.  With --problems the budget goes to those
-shapes instead, each recording its best set and split when it beats the planner."""
+shapes instead, each recording its best set and split when it beats the planner; with --model,
+to the heaviest problems of one pass of a torchvision model (oclcore.tune_gemms)."""
 
 import sys
 import time
@@ -141,6 +142,33 @@ def _tune_crossover(io, sizes, deadline):
     return x
 
 
+def _tune_model(args, budget):
+    """``--model NAME``: oclcore.tune_gemms on one pass of that torchvision model."""
+    try:
+        import torch
+        import torchvision
+
+        from ..model_tuning import tune_gemms
+        model = torchvision.models.get_model(args.model, weights=None)
+    except (ImportError, ValueError) as e:
+        print("oclcore tune gemm: --model needs torchvision and one of its model names: %s" % e, file=sys.stderr)
+        return 2
+    if args.batch < 1 or args.image < 1 or args.top < 1:
+        print("oclcore tune gemm: --batch, --image and --top must be positive", file=sys.stderr)
+        return 2
+    device = torch.device("ocl", int(args.device))
+    x = torch.randn(args.batch, 3, args.image, args.image).to(device)
+    print("Tuning the GEMMs of %s (%s pass, batch %d, %dx%d) on %s, budget %.0f s"
+          % (args.model, "training" if args.train else "inference", args.batch, args.image, args.image,
+             DeviceIO(int(args.device)).info.get("name"), budget), flush=True)
+    report = tune_gemms(model.to(device), x, train=args.train, budget_s=budget, top=args.top,
+                        progress=lambda text: print("   " + text, flush=True))
+    saved = sum((r.planner_us - r.best_us) * r.count for r in report if r.recorded)
+    print("Recorded %d of %d plans, %.1f us less GEMM time per pass, in %s."
+          % (sum(r.recorded for r in report), len(report), saved, database.user_db_path()), flush=True)
+    return 0
+
+
 def main(args):
     """Run ``oclcore tune gemm`` with parsed arguments (what, budget, sizes,
     device). Returns the process exit status."""
@@ -156,6 +184,8 @@ def main(args):
     except Exception as e:
         print("oclcore tune gemm: no OpenCL device %s: %s" % (args.device, e), file=sys.stderr)
         return 1
+    if getattr(args, "model", None):
+        return _tune_model(args, budget)
     problems = getattr(args, "problems", None)
     if problems:
         try:
