@@ -226,6 +226,123 @@ inline CT digamma_ct(CT x) {
   }
   return result + log(x) - (CT)0.5 / x - y;
 }
+
+// The Hurwitz zeta function zeta(x, q) = sum over k >= 0 of (k + q)^-x, as torch computes it
+// (Cephes' zeta: direct terms, then Euler-Maclaurin with the Bernoulli numbers below).
+__constant CT ZETA_A[12] = {12.0, -720.0, 30240.0, -1209600.0, 47900160.0, -1.8924375803183791606e9,
+                                7.47242496e10, -2.950130727918164224e12, 1.1646782814350067249e14,
+                                -4.5979787224074726105e15, 1.8152105401943546773e17, -7.1661652561756670113e18};
+
+inline CT zeta_ct(CT x, CT q) {
+  const CT machep = (CT)1.11022302462515654042E-16;
+  if (x == (CT)1) return (CT)INFINITY;
+  if (x < (CT)1) return (CT)NAN;
+  if (q <= (CT)0) {
+    if (q == floor(q)) return (CT)INFINITY;
+    if (x != floor(x)) return (CT)NAN;
+  }
+  CT s = pow(q, -x), a = q, b = 0;
+  int i = 0;
+  while (i < 9 || a <= (CT)9) {
+    i += 1;
+    a += (CT)1;
+    b = pow(a, -x);
+    s += b;
+    if (-machep * s < b && b < machep * s) return s;
+  }
+  const CT w = a;
+  s += b * w / (x - (CT)1);
+  s -= (CT)0.5 * b;
+  a = 1;
+  CT k = 0;
+  for (int j = 0; j < 12; j++) {
+    a *= x + k;
+    b /= w;
+    CT t = a * b / ZETA_A[j];
+    s = s + t;
+    if (fabs(t / s) < machep) return s;
+    k += (CT)1;
+    a *= x + k;
+    b /= w;
+    k += (CT)1;
+  }
+  return s;
+}
+
+// trigamma (polygamma of order 1), as torch computes it: reflection below 1/2, six steps of the
+// recurrence, then the asymptotic series.
+inline CT trigamma_ct(CT x) {
+  CT sign = 1, result = 0;
+  if (x < (CT)0.5) {
+    sign = -1;
+    const CT sin_pi_x = sin((CT)M_PI * x);
+    result -= ((CT)M_PI * (CT)M_PI) / (sin_pi_x * sin_pi_x);
+    x = (CT)1 - x;
+  }
+  for (int i = 0; i < 6; ++i) {
+    result += (CT)1 / (x * x);
+    x += (CT)1;
+  }
+  const CT ixx = (CT)1 / (x * x);
+  result += ((CT)1 + (CT)1 / ((CT)2 * x) + ixx * ((CT)1 / 6 - ixx * ((CT)1 / 30 - ixx * ((CT)1 / 42)))) / x;
+  return sign * result;
+}
+
+// polygamma(n, x), n >= 0: digamma, trigamma, else (-1)^(n+1) n! zeta(n + 1, x).
+inline CT polygamma_ct(int n, CT x) {
+  if (n == 0) return digamma_ct(x);
+  if (n == 1) return trigamma_ct(x);
+  return ((n & 1) ? (CT)1 : (CT)-1) * exp(lgamma((CT)n + (CT)1)) * zeta_ct((CT)(n + 1), x);
+}
+
+// The modified Bessel function I0: its power series sum ((x/2)^2)^k / (k!)^2 (positive terms) up
+// to |x| = 15, then the asymptotic series e^x / sqrt(2 pi x) sum ((2k-1)!!)^2 / (k! (8x)^k).
+inline CT i0_ct(CT x) {
+  const CT eps = (CT)1.11022302462515654042E-16;
+  x = fabs(x);
+  if (isnan(x)) return x;
+  if (x <= (CT)15) {
+    const CT q = (CT)0.25 * x * x;
+    CT term = 1, sum = 1;
+    for (int k = 1; k < 80 && term > sum * eps; ++k) {
+      term *= q / (CT)(k * k);
+      sum += term;
+    }
+    return sum;
+  }
+  CT term = 1, sum = 1;
+  for (int k = 1; k < 40 && term > sum * eps; ++k) {
+    term *= (CT)((2 * k - 1) * (2 * k - 1)) / ((CT)(8 * k) * x);
+    sum += term;
+  }
+  return exp(x) / sqrt((CT)(2 * M_PI) * x) * sum;
+}
+
+// I1, odd: (x/2) sum ((x/2)^2)^k / (k! (k+1)!) up to |x| = 15, then the asymptotic series whose
+// terms have the ratio ((2k-1)^2 - 4) / (8kx).
+inline CT i1_ct(CT x) {
+  const CT eps = (CT)1.11022302462515654042E-16;
+  const CT ax = fabs(x);
+  if (isnan(x)) return x;
+  CT r;
+  if (ax <= (CT)15) {
+    const CT q = (CT)0.25 * ax * ax;
+    CT term = (CT)0.5 * ax, sum = term;
+    for (int k = 1; k < 80 && term > sum * eps; ++k) {
+      term *= q / (CT)(k * (k + 1));
+      sum += term;
+    }
+    r = sum;
+  } else {
+    CT term = 1, sum = 1;
+    for (int k = 1; k < 40 && fabs(term) > sum * eps; ++k) {
+      term *= (CT)((2 * k - 1) * (2 * k - 1) - 4) / ((CT)(8 * k) * ax);
+      sum += term;
+    }
+    r = exp(ax) / sqrt((CT)(2 * M_PI) * ax) * sum;
+  }
+  return x < (CT)0 ? -r : r;
+}
 #endif
 
 #ifdef CT_IS_INT

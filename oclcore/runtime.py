@@ -41,7 +41,8 @@ def _preload_icd_drivers(folder):
     import ctypes
 
     for icd in glob.glob(os.path.join(folder, "*.icd")):
-        lib = os.path.join(folder, open(icd).read().strip())
+        with open(icd) as f:
+            lib = os.path.join(folder, f.read().strip())
         if os.path.isfile(lib):
             try:
                 ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
@@ -137,12 +138,17 @@ def cl_dir():
     raise RuntimeError(f"oclcore's OpenCL sources are missing (looked in {here}/cl and {here}/../cl)")
 
 
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def source(*files):
     """The text of files under cl/, joined in order."""
     key = tuple(files)
     text = _sources.get(key)
     if text is None:
-        text = "\n".join(open(os.path.join(cl_dir(), f)).read() for f in files)
+        text = "\n".join(_read(os.path.join(cl_dir(), f)) for f in files)
         _sources[key] = text
     return text
 

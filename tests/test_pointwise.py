@@ -84,7 +84,11 @@ UNARY = {
     "erfc": (torch.erfc, "any", True),
     "erfinv": (torch.erfinv, "unit", True),
     "lgamma": (torch.lgamma, "wide", True),  # (its gradient is digamma)
-    "digamma": (torch.digamma, "wide", False),  # (its gradient, polygamma, runs on the CPU)
+    "digamma": (torch.digamma, "wide", True),   # (its gradient is polygamma(1, x))
+    "polygamma1": (lambda x: torch.polygamma(1, x), "wide", True),
+    "polygamma3": (lambda x: torch.polygamma(3, x), "pos", True),
+    "i0": (torch.i0, "wide", True),               # (its gradient is i1)
+    "i1": (torch.special.i1, "wide", True),
     "relu": (torch.relu, "any", True),
     "relu6": (F.relu6, "wide", True),
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), "any", True),
@@ -146,6 +150,49 @@ def test_gamma_functions_at_poles_signed_zeros_and_large_arguments(no_fallbacks)
         xd = x.double()
         if runtime.device(0).fp64:
             assert_close(fn(xd.to(DEVICE)), fn(xd), rtol=1e-12, atol=1e-12)
+
+
+def test_polygamma_zeta_and_bessel_at_edges_and_to_double_precision(no_fallbacks):
+    """polygamma of orders 0-5 and the Hurwitz zeta behind orders >= 2 at poles, negative
+    arguments (float64 for orders >= 2), large ones, infinities and NaN; I0 and I1 across their power-series and
+    asymptotic ranges up to overflow; in float32 and (where the device has it) float64."""
+    x = torch.tensor([0.0, -0.0, -1.0, -2.5, -0.3, 1e-6, 0.5, 1.0, 2.0, 9.99, 10.0, 10.5, 1e4, 1e20,
+                      math.inf, -math.inf, math.nan])
+    s = torch.tensor([0.5, 1.0, 1.5, 2.0, 3.0, 7.5, 2.0, 3.0, 4.0, 2.0, 30.0, math.inf, math.nan])
+    q = torch.tensor([1.0, 2.0, 0.5, -1.0, -2.5, 3.0, 1e-3, 1e6, -0.5, math.inf, 1.0, 2.0, 1.0])
+    b = torch.cat([torch.linspace(-100, 100, 401), torch.tensor([0.0, 14.999, 15.0, 15.001, 88.0, 89.0,
+                                                                   100.0, math.inf, -math.inf, math.nan])])
+    xd = torch.linspace(-20, 60, 1601, dtype=torch.float64)
+    for dtype, tol in ((torch.float32, 2e-6), (torch.float64, 1e-12)):
+        if dtype is torch.float64 and not runtime.device(0).fp64:
+            continue
+        for n in range(6):
+            for v in (x, xd):
+                if dtype is torch.float32 and n >= 2:
+                    # zeta's sum cancels at negative arguments: torch's CPU kernel accumulates float32 in
+                    # float64 there, CUDA's (and this one) in float32; float64 covers them below
+                    v = v[~(v < 0)]
+                v = v.to(dtype)
+                got, want = torch.polygamma(n, v.to(DEVICE)).cpu(), torch.polygamma(n, v)
+                tiny = want.abs() < torch.finfo(dtype).tiny   # (a device may flush subnormal results to 0)
+                assert (got[tiny].abs() < torch.finfo(dtype).tiny).all()
+                assert_close(got[~tiny], want[~tiny], rtol=tol * 50, atol=0)
+        assert_close(torch.special.zeta(s.to(dtype).to(DEVICE), q.to(dtype).to(DEVICE)),
+                     torch.special.zeta(s.to(dtype), q.to(dtype)), rtol=tol, atol=0)
+        for fn in (torch.i0, torch.special.i1):
+            assert_close(fn(b.to(dtype).to(DEVICE)), fn(b.to(dtype)), rtol=tol, atol=0)
+    # the forms: scalar arguments of zeta, polygamma_ in place and out=, and torch's error for n < 0
+    q5 = torch.tensor([0.5, 1.5, 3.0])
+    assert_close(torch.special.zeta(2.0, q5.to(DEVICE)), torch.special.zeta(2.0, q5), rtol=2e-6, atol=0)
+    assert_close(torch.special.zeta(q5.to(DEVICE) + 1, 2.0), torch.special.zeta(q5 + 1, 2.0), rtol=2e-6, atol=0)
+    t = q5.to(DEVICE)
+    t.polygamma_(2)
+    assert_close(t, torch.polygamma(2, q5), rtol=2e-6, atol=0)
+    out = torch.empty(3, device=DEVICE)
+    torch.polygamma(1, q5.to(DEVICE), out=out)
+    assert_close(out, torch.polygamma(1, q5), rtol=2e-6, atol=0)
+    with pytest.raises(RuntimeError, match="polygamma\\(n, x\\) does not support negative n"):
+        torch.polygamma(-1, q5.to(DEVICE))
 
 
 def test_signbit_of_floats_and_integers(no_fallbacks):

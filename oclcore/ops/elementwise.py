@@ -159,6 +159,12 @@ for _name in ("abs", "neg", "sign", "sgn", "exp", "exp2", "log", "log2", "log10"
               "trunc", "frac", "relu", "silu", "mish", "hardswish", "hardsigmoid", "square"):
     define(_name, lambda x, _op=_name: (_op, [x], ()))
 
+define("i0", lambda x: ("i0", [x], ()))
+define("special_i1", lambda x: ("i1", [x], ()), inplace=False)
+define("polygamma", lambda n, x: ("polygamma", [x], (n,)), inplace=False)
+register(aten.polygamma_.default)(_make(aten.polygamma_.default, lambda x, n: ("polygamma", [x], (n,)), False))
+define("special_zeta", lambda x, q: ("zeta", [x, q], ()), inplace=False)
+
 define("bitwise_not", lambda x: ("bool_not" if x.dtype is torch.bool else "bitwise_not", [x], ()))
 # The result is bool, but the test runs in the input's type.
 define("isnan", lambda x: ("isnan", [x], ()), compare=True, inplace=False)
