@@ -79,12 +79,13 @@ Ranked = collections.namedtuple("Ranked", "seconds problem count key")
 def rank(io, counts):
     """The problems of ``counts`` (a Counter of Problems) without a measured plan on io's device,
     as Ranked(seconds of the planner's plan, problem, count, database key), heaviest (seconds
-    times count) first. Problems with negative strides are left out (the tuner cannot lay them
-    out)."""
+    times count) first. Empty problems and those with negative strides (the tuner cannot lay
+    them out) are left out."""
     ranked = []
     for problem, count in counts.items():
         key = planner.problem_key(*problem)
-        if database.measured(io.info, "float32", key) is None and min(min(st) for st in problem[4:]) >= 0:
+        if min(problem[:4]) > 0 and min(min(st) for st in problem[4:]) >= 0 \
+                and database.measured(io.info, "float32", key) is None:
             ranked.append(Ranked(plan_seconds(io, problem), problem, count, key))
     ranked.sort(key=lambda r: -r.seconds * r.count)
     return ranked

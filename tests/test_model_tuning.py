@@ -62,6 +62,10 @@ def test_rank_leaves_out_measured_problems(user_db):
     assert weights == sorted(weights, reverse=True)
     database.save_user_problem(io.info, "float32", dict(problem=ranked[0].key, set=tuner.COMMON_SETS[0], split=1))
     assert ranked[0].key not in {r.key for r in model_tuning.rank(io, counts)}
+    P = model_tuning.Problem
+    odd = {P(4, 4, 0, 1, (0, 1, 0), (4, 1, 0), (4, 1, 16)): 1,           # nothing to multiply
+           P(4, 4, 4, 1, (4, -1, 0), (4, 1, 16), (4, 1, 16)): 1}         # a reversed operand
+    assert model_tuning.rank(io, odd) == []
 
 
 def test_winners_are_recorded_and_then_planned(user_db, monkeypatch):
