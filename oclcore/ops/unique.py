@@ -75,7 +75,7 @@ def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
                          f"but got {dim})")
     n = x.shape[d]
     if n == 0 or x.numel() == 0:
-        return unique_consecutive_cpu_rules(x, return_inverse, return_counts, d)
+        return _empty_along_dim(x, return_inverse, return_counts, d)
     rows = aten.reshape.default(aten.movedim.int(x, d, 0), [n, -1])
     differs = aten.any.dim(aten.ne.Tensor(aten.slice.Tensor(rows, 0, 1), aten.slice.Tensor(rows, 0, 0, n - 1)), 1)
     starts = _starts(differs)
@@ -85,7 +85,7 @@ def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
     return heads, run if return_inverse else none, counts if return_counts else none
 
 
-def unique_consecutive_cpu_rules(x, return_inverse, return_counts, d):
+def _empty_along_dim(x, return_inverse, return_counts, d):
     """The empty cases along a dim, shaped as torch's CPU kernel shapes them."""
     cpu = torch.ops.aten.unique_consecutive.default(torch.empty(x.shape, dtype=x.dtype), return_inverse,
                                                     return_counts, d)
