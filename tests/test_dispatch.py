@@ -34,6 +34,21 @@ def test_cpu_fallback_warns_once_counts_and_is_correct():
     assert len(msgs) <= 1  # warned at most once per process (maybe earlier)
 
 
+def test_linalg_errors_come_from_the_device_op():
+    """A singular matrix: torch's error text, raised by oclcore's _linalg_check_errors (the
+    factorization itself still runs on the CPU: only it is counted as a fallback)."""
+    oclcore.reset_fallbacks()
+    singular = torch.ones(2, 3, 3)
+    with pytest.raises(torch.linalg.LinAlgError) as want:
+        torch.linalg.inv(singular)
+    with pytest.raises(torch.linalg.LinAlgError) as got:
+        torch.linalg.inv(singular.to(DEVICE))
+    assert str(got.value) == str(want.value) and "Batch element 0" in str(got.value)
+    ok = torch.linalg.inv(torch.eye(3).expand(2, 3, 3).to(DEVICE))
+    assert_close(ok, torch.eye(3).expand(2, 3, 3))
+    assert oclcore.fallbacks() == {"aten::linalg_inv_ex": 2}
+
+
 def test_strict_mode_raises():
     code = ("import torch, oclcore\n"
             "try:\n    torch.linalg.qr(torch.randn(3, 3, device='ocl'))\n"

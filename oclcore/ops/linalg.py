@@ -227,3 +227,10 @@ def _gemm_backward(ctx, grad):
 
 
 torch.library.register_autograd("oclcore::gemm", _gemm_backward, setup_context=_gemm_setup)
+
+
+@register(aten._linalg_check_errors.default)
+def linalg_check_errors(info, api_name, *, is_matrix):
+    """torch's error for a failed factorization (``info`` nonzero), as torch raises it: the codes
+    are read back, which waits for the device (as on CUDA)."""
+    aten._linalg_check_errors.default(info.to("cpu"), api_name, is_matrix=is_matrix)
