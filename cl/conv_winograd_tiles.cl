@@ -6,7 +6,10 @@
 //   M[xi][g][ko][t]  = U[xi][g] V[xi][g]    (NT*NT batched GEMMs per group, host)
 //   y[n][g*Ko+ko][MT*th+i][MT*tw+j] = (AT M AT^T)[i][j]   (output transform)
 // The data gradient is the same pipeline on dY with the filter flipped and its
-// in/out channels swapped (flip = 1), as in conv_winograd.cl.
+// in/out channels swapped (flip = 1), as in conv_winograd.cl. The kernels take
+// conv_winograd.cl's arguments, so one host pipeline (algorithms.winograd_pass)
+// runs both files; the F(2x2,3x3) default keeps its hand-unrolled kernels until
+// this template with MT=2, RT=3 is timed against them on a GPU.
 //
 // -D: MT (output tile), RT (filter size), NT = MT + RT - 1, and AT_INIT
 //     (MT x NT), G_INIT (NT x RT), BT_INIT (NT x NT), row-major.

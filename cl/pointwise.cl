@@ -295,53 +295,31 @@ inline CT polygamma_ct(int n, CT x) {
   return ((n & 1) ? (CT)1 : (CT)-1) * exp(lgamma((CT)n + (CT)1)) * zeta_ct((CT)(n + 1), x);
 }
 
-// The modified Bessel function I0: its power series sum ((x/2)^2)^k / (k!)^2 (positive terms) up
-// to |x| = 15, then the asymptotic series e^x / sqrt(2 pi x) sum ((2k-1)!!)^2 / (k! (8x)^k).
-inline CT i0_ct(CT x) {
-  const CT eps = (CT)1.11022302462515654042E-16;
-  x = fabs(x);
-  if (isnan(x)) return x;
-  if (x <= (CT)15) {
-    const CT q = (CT)0.25 * x * x;
-    CT term = 1, sum = 1;
-    for (int k = 1; k < 80 && term > sum * eps; ++k) {
-      term *= q / (CT)(k * k);
-      sum += term;
-    }
-    return sum;
-  }
-  CT term = 1, sum = 1;
-  for (int k = 1; k < 40 && term > sum * eps; ++k) {
-    term *= (CT)((2 * k - 1) * (2 * k - 1)) / ((CT)(8 * k) * x);
-    sum += term;
-  }
-  return exp(x) / sqrt((CT)(2 * M_PI) * x) * sum;
-}
-
-// I1, odd: (x/2) sum ((x/2)^2)^k / (k! (k+1)!) up to |x| = 15, then the asymptotic series whose
-// terms have the ratio ((2k-1)^2 - 4) / (8kx).
-inline CT i1_ct(CT x) {
+// The modified Bessel functions I0 (nu = 0) and I1 (nu = 1, odd): the power series
+// (x/2)^nu sum ((x/2)^2)^k / (k! (k+nu)!), positive terms, up to |x| = 15, then the asymptotic
+// series e^x / sqrt(2 pi x) sum of terms with the ratio ((2k-1)^2 - 4 nu^2) / (8kx).
+inline CT bessel_i_ct(CT x, int nu) {
   const CT eps = (CT)1.11022302462515654042E-16;
   const CT ax = fabs(x);
   if (isnan(x)) return x;
   CT r;
   if (ax <= (CT)15) {
     const CT q = (CT)0.25 * ax * ax;
-    CT term = (CT)0.5 * ax, sum = term;
+    CT term = nu ? (CT)0.5 * ax : (CT)1, sum = term;
     for (int k = 1; k < 80 && term > sum * eps; ++k) {
-      term *= q / (CT)(k * (k + 1));
+      term *= q / (CT)(k * (k + nu));
       sum += term;
     }
     r = sum;
   } else {
     CT term = 1, sum = 1;
     for (int k = 1; k < 40 && fabs(term) > sum * eps; ++k) {
-      term *= (CT)((2 * k - 1) * (2 * k - 1) - 4) / ((CT)(8 * k) * ax);
+      term *= (CT)((2 * k - 1) * (2 * k - 1) - 4 * nu * nu) / ((CT)(8 * k) * ax);
       sum += term;
     }
     r = exp(ax) / sqrt((CT)(2 * M_PI) * ax) * sum;
   }
-  return x < (CT)0 ? -r : r;
+  return nu && x < (CT)0 ? -r : r;
 }
 #endif
 

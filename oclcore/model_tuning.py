@@ -64,8 +64,8 @@ def plan_seconds(io, problem, reps=3):
     M, N, K, batch, a_s, b_s, c_s = problem
     plan = planner.plan_gemm(io.info, M, N, K, batch, "float32", a_s, b_s, c_s)
 
-    def extent(rows, cols, st):
-        return 4 * (1 + (rows - 1) * abs(st[0]) + (cols - 1) * abs(st[1]) + (batch - 1) * abs(st[2]))
+    def extent(rows, cols, st):   # bytes
+        return 4 * (1 + planner._max_index(0, rows, cols, st[0], st[1], batch, st[2]))
 
     a, b, c = io.alloc(extent(M, K, a_s)), io.alloc(extent(K, N, b_s)), io.alloc(extent(M, N, c_s))
     run = lambda: planner.run_gemm(plan, io.get_kernel, a, 0, b, 0, c, 0, alloc=io.alloc, timing=True)

@@ -434,6 +434,41 @@ class ImplicitGemm(Algorithm):
         self._run(ctx, g, 2, x, dw, dy)
 
 
+_WINO_INPUT_SIG = "Biiiii" "Bi" + "i" * 10
+
+
+def winograd_pass(ctx, g, kernels, m, r, src, w, flip, out, bias, act):
+    """The forward (flip 0: src = x) or data-gradient (flip 1: src = dy, the filter flipped and its
+    channels swapped, padding r - 1 - p) pass of Winograd F(m x m, r x r): the filter transform,
+    then per chunk of images (sized by the workspace budget) the input transform, one batch of
+    (m + r - 1)^2 * groups GEMMs and the output transform with bias and activation. ``kernels``:
+    (file, filter, input and output kernel names, defines or None); their arguments are
+    cl/conv_winograd.cl's."""
+    file, k_filter, k_input, k_output, defines = kernels
+    G, N, planes = g.groups, g.N, (m + r - 1) ** 2
+    if flip:
+        Ko, Ci, Hi, Wi, Po, Qo, ph, pw = g.Cg, g.Kg, g.P, g.Q, g.H, g.W, r - 1 - g.pt, r - 1 - g.pl
+    else:
+        Ko, Ci, Hi, Wi, Po, Qo, ph, pw = g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl
+    U = ctx.temp(planes * G * Ko * Ci)
+    launch_ew(ctx, file, k_filter, "Biiiii" "Bi" "iiii", (Ci, Ko, G), _d4(w) + (U, 0, Ko, Ci, G, flip), defines)
+    TH, TW = -(-Po // m), -(-Qo // m)
+    per_image = planes * G * (Ci + Ko) * TH * TW * _F32
+    b = _bias_args(bias, out) + (ACTIVATIONS[act],)
+    for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
+        T = nb * TH * TW
+        V, M = ctx.temp(planes * G * Ci * T), ctx.temp(planes * G * Ko * T)
+        launch_ew(ctx, file, k_input, _WINO_INPUT_SIG, (T, Ci, G),
+                  _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0), defines)
+        # [xi][g] planes are evenly spaced in U, V and M: one batch of planes*G GEMMs
+        ctx.gemm(U, 0, Ci, 1, V, 0, T, 1, M, 0, T, 1,
+                 Ko, T, Ci, 1.0, 0.0, planes * G, Ko * Ci, Ci * T, Ko * T)
+        launch_ew(ctx, file, k_output, "Bi" "Biiiii" "Biii" + "i" * 8, (T, Ko, G),
+                  (M, 0) + _d4(out) + b + (Ko, G, Po, Qo, TH, TW, T, n0), defines)
+        ctx.release(V, M)
+    ctx.release(U)
+
+
 class Winograd(Algorithm):
     """Winograd F(2x2,3x3) for 3x3 stride-1 dilation-1: filter/input/output
     transforms in cl/conv_winograd.cl and 16 batched GEMMs per group.
@@ -444,6 +479,7 @@ class Winograd(Algorithm):
     4x4 result back to 3x3 (G^T dU G). Every pass sizes its batch chunks
     (at least one image) by the workspace budget."""
     name = "winograd"
+    kernels = ("conv_winograd.cl", "wino_filter", "wino_input", "wino_output", None)
 
     def supports(self, g, pass_=FORWARD):
         base = g.R == 3 and g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1
@@ -452,37 +488,15 @@ class Winograd(Algorithm):
         return base
 
     def forward(self, ctx, g, x, w, bias, y, act="none"):
-        self._run(ctx, g, x, w, 0, g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl, y, bias, act)
+        winograd_pass(ctx, g, self.kernels, 2, 3, x, w, 0, y, bias, act)
 
     def grad_input(self, ctx, g, dy, w, dx):
-        self._run(ctx, g, dy, w, 1, g.Cg, g.Kg, g.P, g.Q, g.H, g.W, 2 - g.pt, 2 - g.pl, dx,
-                  None, "none")
+        winograd_pass(ctx, g, self.kernels, 2, 3, dy, w, 1, dx, None, "none")
 
     @staticmethod
     def _input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0):
-        launch_ew(ctx, "conv_winograd.cl", "wino_input", "Biiiii" "Bi" + "i" * 10, (T, Ci, G),
+        launch_ew(ctx, "conv_winograd.cl", "wino_input", _WINO_INPUT_SIG, (T, Ci, G),
                   _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
-
-    def _run(self, ctx, g, src, w, flip, Ko, Ci, Hi, Wi, Po, Qo, ph, pw, out, bias, act):
-        G, N = g.groups, g.N
-        U = ctx.temp(16 * G * Ko * Ci)
-        launch_ew(ctx, "conv_winograd.cl", "wino_filter", "Biiiii" "Bi" "iiii", (Ci, Ko, G),
-                  _d4(w) + (U, 0, Ko, Ci, G, flip))
-        TH, TW = (Po + 1) // 2, (Qo + 1) // 2
-        per_image = 16 * G * (Ci + Ko) * TH * TW * _F32
-        b = _bias_args(bias, out) + (ACTIVATIONS[act],)
-        for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
-            T = nb * TH * TW
-            V, M = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
-            self._input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0)
-            # [xi][g] planes are evenly spaced in U, V and M: one batch of 16*G GEMMs
-            ctx.gemm(U, 0, Ci, 1, V, 0, T, 1, M, 0, T, 1,
-                     Ko, T, Ci, 1.0, 0.0, 16 * G, Ko * Ci, Ci * T, Ko * T)
-            launch_ew(ctx, "conv_winograd.cl", "wino_output", "Bi" "Biiiii" "Biii" + "i" * 8,
-                      (T, Ko, G),
-                      (M, 0) + _d4(out) + b + (Ko, G, Po, Qo, TH, TW, T, n0))
-            ctx.release(V, M)
-        ctx.release(U)
 
     def grad_weight(self, ctx, g, dy, x, dw):
         G, Ko, Ci = g.groups, g.Kg, g.Cg

@@ -106,7 +106,7 @@ class _Problem:
         self.alloc = alloc
 
     def _extent(self, rows, cols, st):
-        return 1 + (rows - 1) * st[0] + (cols - 1) * st[1] + (self.batch - 1) * st[2]
+        return 1 + planner._max_index(0, rows, cols, st[0], st[1], self.batch, st[2])
 
     def _view(self, flat, rows, cols, st):
         size = flat.itemsize
