@@ -63,6 +63,30 @@ def time_layer(layer, device, sync):
     return fwd, max(bwd, 1e-9)
 
 
+def supports_forward(oconv, name, layer, device):
+    """Whether algorithm ``name`` runs the layer's forward pass."""
+    n, c, h, w, co, cg, r, s, stride, padding, dilation, groups = layer
+    x = torch.empty(1, c, h, w, device=device)
+    wt = torch.empty(co, cg, r, s, device=device)
+    try:
+        with oconv.force_algorithm(name, strict=True):
+            F.conv2d(x, wt, None, stride, padding, dilation, groups)
+        return True
+    except (RuntimeError, ValueError, NotImplementedError):
+        return False
+
+
+def register_tile(oconv, name):
+    """Builds a Winograd tile size that is not shipped (e.g. winograd_f3x3_3x3)."""
+    import re
+
+    from oclcore.conv.winograd import WinogradTiles
+
+    m = re.fullmatch(r"winograd_f(\d+)x\1_(\d+)x\2", name)
+    if name not in oconv.ALGORITHMS and m:
+        oconv.ALGORITHMS[name] = WinogradTiles(int(m.group(1)), int(m.group(2)))
+
+
 def reference_times(args, layers_by_model):
     """Times every layer on the reference device in a child process: torch's autograd engine
     cannot run backward on ocl in a process that has also run CUDA work."""
@@ -114,6 +138,8 @@ def main():
     dev = oclcore.runtime.device(a.device)
     ocl = torch.device("ocl", a.device)
     algorithms = a.algorithms if a.algorithms is not None else list(oconv.ALGORITHMS)
+    for alg in algorithms:
+        register_tile(oconv, alg)
     results = []
     totals = {}
     for model in a.models:
@@ -125,12 +151,12 @@ def main():
             of, ob = time_layer(layer, ocl, dev.synchronize)
             row.update(ref_fwd=rf, ref_bwd=rb, ocl_fwd=of, ocl_bwd=ob)
             for alg in algorithms:
-                try:
-                    with oconv.force_algorithm(alg, strict=True):
-                        af, ab = time_layer(layer, ocl, dev.synchronize)
-                    row[f"{alg}_fwd"], row[f"{alg}_bwd"] = af, ab
-                except Exception:  # the algorithm does not support this layer
-                    pass
+                if not supports_forward(oconv, alg, layer, ocl):
+                    continue
+                # Backward passes the algorithm lacks (the larger Winograd tiles have no
+                # filter gradient) run the heuristic's choice.
+                with oconv.force_algorithm(alg):
+                    row[f"{alg}_fwd"], row[f"{alg}_bwd"] = time_layer(layer, ocl, dev.synchronize)
             for k in ("ref_fwd", "ref_bwd", "ocl_fwd", "ocl_bwd"):
                 tot[k] += row[k] * count
             results.append(row)
