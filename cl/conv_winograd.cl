@@ -1,163 +1,114 @@
-// Winograd F(2x2,3x3) for 3x3, stride 1, dilation 1 convolutions.
-//   U[xi][g][ko][ci] = G f G^T           (filter transform, 16 = 4x4 xi)
-//   V[xi][g][ci][t]  = B^T d B           (input transform, t = (n,th,tw))
-//   M[xi][g][ko][t]  = U[xi][g] V[xi][g] (16 batched GEMMs per group, host)
-//   y[n][g*Ko+ko][2th+i][2tw+j] = (A^T M A)[i][j]   (output transform)
-// The data gradient is the same pipeline on dY with the filter flipped and
-// its in/out channels swapped, which the filter transform does through the
-// `flip` flag, so no transposed copy of the weights is made.
+// Winograd F(MT x MT, RT x RT) for RT x RT, stride 1, dilation 1 convolutions,
+// any tile size: the transform matrices come from the host
+// (oclcore/conv/winograd_transforms.py) as -D initializers.
+//   U[xi][g][ko][ci] = G f G^T              (filter transform, NT x NT xi)
+//   V[xi][g][ci][t]  = BT d BT^T            (input transform, t = (n,th,tw))
+//   M[xi][g][ko][t]  = U[xi][g] V[xi][g]    (NT*NT batched GEMMs per group, host)
+//   y[n][g*Ko+ko][MT*th+i][MT*tw+j] = (AT M AT^T)[i][j]   (output transform)
+// The data gradient is the same pipeline on dY with the filter flipped and its
+// in/out channels swapped (flip = 1), so no transposed copy of the weights is
+// made. F(2x2,3x3)'s filter gradient is in conv_winograd_grad_weight.cl.
+//
+// -D: MT (output tile), RT (filter size), NT = MT + RT - 1, and AT_INIT
+//     (MT x NT), G_INIT (NT x RT), BT_INIT (NT x NT), row-major.
+
+__constant float AT[MT * NT] = AT_INIT;
+__constant float GM[NT * RT] = G_INIT;
+__constant float BT[NT * NT] = BT_INIT;
 
 // flip == 0: f[ko][ci] = W[g*Ko+ko][ci][r][s]
-// flip == 1: f[ko][ci] = W[g*Ci+ci][ko][2-r][2-s]   (Ko = Cg, Ci = Kg)
-__kernel void wino_filter(__global const float* w, int w_off, int swk, int swc, int swr, int sws,
-                          __global float* U, int u_off, int Ko, int Ci, int G, int flip)
+// flip == 1: f[ko][ci] = W[g*Ci+ci][ko][RT-1-r][RT-1-s]   (Ko = Cg, Ci = Kg)
+__kernel void wt_filter(__global const float* w, int w_off, int swk, int swc, int swr, int sws,
+                        __global float* U, int u_off, int Ko, int Ci, int G, int flip)
 {
     const int ci = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
     if (ci >= Ci || ko >= Ko) return;
-    float f[3][3];
-    for (int r = 0; r < 3; ++r)
-        for (int s = 0; s < 3; ++s)
-            f[r][s] = flip ? w[w_off + (g * Ci + ci) * swk + ko * swc + (2 - r) * swr + (2 - s) * sws]
+    float f[RT][RT];
+    for (int r = 0; r < RT; ++r)
+        for (int s = 0; s < RT; ++s)
+            f[r][s] = flip ? w[w_off + (g * Ci + ci) * swk + ko * swc + (RT - 1 - r) * swr + (RT - 1 - s) * sws]
                            : w[w_off + (g * Ko + ko) * swk + ci * swc + r * swr + s * sws];
-    float t[4][3];                      // G f
-    for (int s = 0; s < 3; ++s) {
-        t[0][s] = f[0][s];
-        t[1][s] = 0.5f * (f[0][s] + f[1][s] + f[2][s]);
-        t[2][s] = 0.5f * (f[0][s] - f[1][s] + f[2][s]);
-        t[3][s] = f[2][s];
-    }
+    float t[NT][RT];                    // G f
+    for (int i = 0; i < NT; ++i)
+        for (int s = 0; s < RT; ++s) {
+            float acc = 0.0f;
+            for (int k = 0; k < RT; ++k) acc += GM[i * RT + k] * f[k][s];
+            t[i][s] = acc;
+        }
     const int stride = G * Ko * Ci;     // between xi planes
     __global float* u = U + u_off + (g * Ko + ko) * Ci + ci;
-    for (int i = 0; i < 4; ++i) {       // (G f) G^T
-        u[(i * 4 + 0) * stride] = t[i][0];
-        u[(i * 4 + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[(i * 4 + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[(i * 4 + 3) * stride] = t[i][2];
-    }
+    for (int i = 0; i < NT; ++i)        // (G f) G^T
+        for (int j = 0; j < NT; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < RT; ++k) acc += t[i][k] * GM[j * RT + k];
+            u[(i * NT + j) * stride] = acc;
+        }
 }
 
 // Tiles of the images n0 .. n0+Nc-1; T = Nc*TH*TW.
-__kernel void wino_input(__global const float* x, int x_off, int sxn, int sxc, int sxh, int sxw,
-                         __global float* V, int v_off,
-                         int Ci, int G, int H, int W, int TH, int TW, int T, int ph, int pw, int n0)
+__kernel void wt_input(__global const float* x, int x_off, int sxn, int sxc, int sxh, int sxw,
+                       __global float* V, int v_off,
+                       int Ci, int G, int H, int W, int TH, int TW, int T, int ph, int pw, int n0)
 {
     const int t = get_global_id(0), ci = get_global_id(1), g = get_global_id(2);
     if (t >= T || ci >= Ci) return;
     const int n = t / (TH * TW), tt = t - n * (TH * TW), th = tt / TW, tw = tt - th * TW;
-    const int h0 = 2 * th - ph, w0 = 2 * tw - pw;
+    const int h0 = MT * th - ph, w0 = MT * tw - pw;
     __global const float* xs = x + x_off + (n0 + n) * sxn + (g * Ci + ci) * sxc;
-    float d[4][4];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
+    float d[NT][NT];
+    for (int i = 0; i < NT; ++i)
+        for (int j = 0; j < NT; ++j) {
             const int h = h0 + i, w = w0 + j;
             d[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? xs[h * sxh + w * sxw] : 0.0f;
         }
-    float b[4][4];                      // B^T d
-    for (int j = 0; j < 4; ++j) {
-        b[0][j] = d[0][j] - d[2][j];
-        b[1][j] = d[1][j] + d[2][j];
-        b[2][j] = d[2][j] - d[1][j];
-        b[3][j] = d[1][j] - d[3][j];
-    }
+    float b[NT][NT];                    // BT d
+    for (int i = 0; i < NT; ++i)
+        for (int j = 0; j < NT; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < NT; ++k) acc += BT[i * NT + k] * d[k][j];
+            b[i][j] = acc;
+        }
     const int stride = G * Ci * T;
     __global float* v = V + v_off + (g * Ci + ci) * T + t;
-    for (int i = 0; i < 4; ++i) {       // (B^T d) B
-        v[(i * 4 + 0) * stride] = b[i][0] - b[i][2];
-        v[(i * 4 + 1) * stride] = b[i][1] + b[i][2];
-        v[(i * 4 + 2) * stride] = b[i][2] - b[i][1];
-        v[(i * 4 + 3) * stride] = b[i][1] - b[i][3];
-    }
+    for (int i = 0; i < NT; ++i)        // (BT d) BT^T
+        for (int j = 0; j < NT; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < NT; ++k) acc += b[i][k] * BT[j * NT + k];
+            v[(i * NT + j) * stride] = acc;
+        }
 }
 
-__kernel void wino_output(__global const float* M, int m_off,
-                          __global float* y, int y_off, int syn, int syc, int syh, int syw,
-                          __global const float* bias, int b_off, int has_bias, int act,
-                          int Ko, int G, int P, int Q, int TH, int TW, int T, int n0)
+__kernel void wt_output(__global const float* M, int m_off,
+                        __global float* y, int y_off, int syn, int syc, int syh, int syw,
+                        __global const float* bias, int b_off, int has_bias, int act,
+                        int Ko, int G, int P, int Q, int TH, int TW, int T, int n0)
 {
     const int t = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
     if (t >= T || ko >= Ko) return;
     const int n = t / (TH * TW), tt = t - n * (TH * TW), th = tt / TW, tw = tt - th * TW;
     const int stride = G * Ko * T;
     __global const float* m = M + m_off + (g * Ko + ko) * T + t;
-    float a[2][4];                      // A^T M
-    for (int j = 0; j < 4; ++j) {
-        const float m0 = m[(0 * 4 + j) * stride], m1 = m[(1 * 4 + j) * stride];
-        const float m2 = m[(2 * 4 + j) * stride], m3 = m[(3 * 4 + j) * stride];
-        a[0][j] = m0 + m1 + m2;
-        a[1][j] = m1 - m2 - m3;
+    float a[MT][NT];                    // AT M
+    for (int j = 0; j < NT; ++j) {
+        float col[NT];
+        for (int k = 0; k < NT; ++k) col[k] = m[(k * NT + j) * stride];
+        for (int i = 0; i < MT; ++i) {
+            float acc = 0.0f;
+            for (int k = 0; k < NT; ++k) acc += AT[i * NT + k] * col[k];
+            a[i][j] = acc;
+        }
     }
     const float bv = has_bias ? bias[b_off + g * Ko + ko] : 0.0f;
     __global float* ys = y + y_off + (n0 + n) * syn + (g * Ko + ko) * syc;
-    for (int i = 0; i < 2; ++i) {       // (A^T M) A
-        const int p = 2 * th + i;
+    for (int i = 0; i < MT; ++i) {      // (AT M) AT^T
+        const int p = MT * th + i;
         if (p >= P) continue;
-        const float o[2] = {a[i][0] + a[i][1] + a[i][2], a[i][1] - a[i][2] - a[i][3]};
-        for (int j = 0; j < 2; ++j) {
-            const int q = 2 * tw + j;
+        for (int j = 0; j < MT; ++j) {
+            const int q = MT * tw + j;
             if (q >= Q) continue;
-            ys[p * syh + q * syw] = activation(o[j] + bv, act);
+            float acc = 0.0f;
+            for (int k = 0; k < NT; ++k) acc += a[i][k] * AT[j * NT + k];
+            ys[p * syh + q * syw] = activation(acc + bv, act);
         }
-    }
-}
-
-// Filter gradient (dW = G^T dU G, dU[xi] = sum over tiles of Z[xi] V[xi]^T):
-//   Z[xi][g][ko][t] = A dY A^T           (output-gradient transform, below)
-//   V[xi][g][ci][t] = B^T d B            (wino_input, unchanged)
-//   dU[xi][g][ko][ci] = sum_t Z V        (16*G batched GEMMs, host)
-// An output tile that overhangs P x Q contributes zeros there: those tile
-// outputs are not outputs of the convolution.
-__kernel void wino_grad_output(__global const float* dy, int dy_off, int syn, int syc, int syh, int syw,
-                               __global float* Z, int z_off,
-                               int Ko, int G, int P, int Q, int TH, int TW, int T, int n0)
-{
-    const int t = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
-    if (t >= T || ko >= Ko) return;
-    const int n = t / (TH * TW), tt = t - n * (TH * TW), th = tt / TW, tw = tt - th * TW;
-    __global const float* ds = dy + dy_off + (n0 + n) * syn + (g * Ko + ko) * syc;
-    float d[2][2];
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) {
-            const int p = 2 * th + i, q = 2 * tw + j;
-            d[i][j] = (p < P && q < Q) ? ds[p * syh + q * syw] : 0.0f;
-        }
-    float a[4][2];                      // A dY
-    for (int j = 0; j < 2; ++j) {
-        a[0][j] = d[0][j];
-        a[1][j] = d[0][j] + d[1][j];
-        a[2][j] = d[0][j] - d[1][j];
-        a[3][j] = -d[1][j];
-    }
-    const int stride = G * Ko * T;
-    __global float* z = Z + z_off + (g * Ko + ko) * T + t;
-    for (int i = 0; i < 4; ++i) {       // (A dY) A^T
-        z[(i * 4 + 0) * stride] = a[i][0];
-        z[(i * 4 + 1) * stride] = a[i][0] + a[i][1];
-        z[(i * 4 + 2) * stride] = a[i][0] - a[i][1];
-        z[(i * 4 + 3) * stride] = -a[i][1];
-    }
-}
-
-// dw[g*Ko+ko][ci][r][s] = (G^T dU[g][ko][ci] G)[r][s]
-__kernel void wino_filter_grad(__global const float* dU, int u_off,
-                               __global float* dw, int dw_off, int swk, int swc, int swr, int sws,
-                               int Ko, int Ci, int G)
-{
-    const int ci = get_global_id(0), ko = get_global_id(1), g = get_global_id(2);
-    if (ci >= Ci || ko >= Ko) return;
-    const int stride = G * Ko * Ci;
-    __global const float* u = dU + u_off + (g * Ko + ko) * Ci + ci;
-    float t[3][4];                      // G^T dU
-    for (int j = 0; j < 4; ++j) {
-        const float u0 = u[(0 * 4 + j) * stride], u1 = u[(1 * 4 + j) * stride];
-        const float u2 = u[(2 * 4 + j) * stride], u3 = u[(3 * 4 + j) * stride];
-        t[0][j] = u0 + 0.5f * (u1 + u2);
-        t[1][j] = 0.5f * (u1 - u2);
-        t[2][j] = 0.5f * (u1 + u2) + u3;
-    }
-    __global float* o = dw + dw_off + (g * Ko + ko) * swk + ci * swc;
-    for (int r = 0; r < 3; ++r) {       // (G^T dU) G
-        o[r * swr + 0 * sws] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
-        o[r * swr + 1 * sws] = 0.5f * (t[r][1] - t[r][2]);
-        o[r * swr + 2 * sws] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
     }
 }

@@ -91,7 +91,10 @@ def test_video_network_training_step(no_fallbacks):
     got = model(x.to(DEVICE))
     got.sum().backward()
     assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert_close(model.stem[0].weight.grad, grad, rtol=1e-3, atol=1e-3)
+    # 17 layers of train-mode batch norm over two values per channel amplify rounding: the stem's
+    # gradient differs from the CPU's by up to 1.3e-3 of its largest element with Winograd F(4x4,3x3),
+    # whose layers round to 2-6e-6 of their largest output (1.3e-5 with F(2x2,3x3) or im2col).
+    assert_close(model.stem[0].weight.grad, grad, rtol=1e-3, atol=2e-3)
 
 
 TRANSPOSED = [  # (N, Ci, D, H, W), Co, kernel, stride, padding, output_padding, dilation, groups, bias

@@ -1,7 +1,7 @@
-"""Winograd with larger tiles (oclcore/conv/winograd_tiles.py): the Cook-Toom matrices against
+"""Winograd with larger tiles (oclcore/conv/winograd.py): the Cook-Toom matrices against
 direct correlation in numpy, then F(4x4,3x3) and F(2x2,5x5) against torch CPU: the forward and
 data-gradient passes under a workspace budget below one image, padding past what the data
-gradient supports, and the heuristic leaving them to forcing and benchmark mode. The
+gradient supports, and where the heuristic chooses them. The
 conv2d sweep (test_conv.py) and the epilogue cases (test_conv_epilogue.py) cover them too."""
 
 import numpy as np
@@ -82,12 +82,25 @@ def test_wide_padding_data_gradient_runs_elsewhere(no_fallbacks):
     _compare(lambda x, w: F.conv2d(x, w, padding=3), [x, w], algorithm="winograd_f4x4_3x3")
 
 
-def test_heuristic_leaves_them_to_forcing_and_benchmarks():
-    """Unmeasured on a GPU, they are not a default choice: the heuristic keeps F(2x2,3x3) and
-    im2col for 3x3 and 5x5 layers; they are benchmark candidates."""
+def test_heuristic_chooses_them_where_they_were_measured_faster():
+    """16+ channels on both sides: F(4x4,3x3) for the forward and data-gradient passes of 3x3
+    layers from 7x7 images up and F(2x2,5x5) for 5x5 layers; F(2x2,3x3) for smaller images and
+    every 3x3 filter gradient; thin layers stay on the GEMM paths. All are benchmark candidates."""
     conv = oclcore.conv
     g3 = conv.conv_geometry((8, 64, 28, 28), (128, 64, 3, 3), 1, 1)
     g5 = conv.conv_geometry((8, 48, 25, 25), (64, 48, 5, 5), 1, 2)
+    small = conv.conv_geometry((8, 448, 5, 5), (384, 448, 3, 3), 1, 1)
+    seven = conv.conv_geometry((8, 512, 7, 7), (512, 512, 3, 3), 1, 1)
+    thin = conv.conv_geometry((8, 3, 28, 28), (64, 3, 3, 3), 1, 1)
     for p in ("forward", "grad_input"):
-        assert conv.heuristic(g3, p) == "winograd" and conv.heuristic(g5, p) not in TILED
-        assert "winograd_f4x4_3x3" in conv.candidates(g3, p) and "winograd_f2x2_5x5" in conv.candidates(g5, p)
+        assert conv.heuristic(g3, p) == conv.heuristic(seven, p) == "winograd_f4x4_3x3"
+        assert conv.heuristic(g5, p) == "winograd_f2x2_5x5"
+        assert conv.heuristic(small, p) == "winograd"
+        assert conv.heuristic(thin, p) not in ("winograd", *TILED)
+        assert {"winograd", "winograd_f4x4_3x3"} <= set(conv.candidates(g3, p))
+    assert conv.heuristic(g3, "grad_weight") == "winograd"
+    assert conv.heuristic(g5, "grad_weight") not in TILED
+    # the data gradient of a padding-0 3x3 layer with 5x5 outputs writes 7x7 images
+    valid = conv.conv_geometry((8, 64, 7, 7), (64, 64, 3, 3), 1, 0)
+    assert conv.heuristic(valid, "forward") == "winograd"
+    assert conv.heuristic(valid, "grad_input") == "winograd_f4x4_3x3"

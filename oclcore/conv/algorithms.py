@@ -434,89 +434,6 @@ class ImplicitGemm(Algorithm):
         self._run(ctx, g, 2, x, dw, dy)
 
 
-_WINO_INPUT_SIG = "Biiiii" "Bi" + "i" * 10
-
-
-def winograd_pass(ctx, g, kernels, m, r, src, w, flip, out, bias, act):
-    """The forward (flip 0: src = x) or data-gradient (flip 1: src = dy, the filter flipped and its
-    channels swapped, padding r - 1 - p) pass of Winograd F(m x m, r x r): the filter transform,
-    then per chunk of images (sized by the workspace budget) the input transform, one batch of
-    (m + r - 1)^2 * groups GEMMs and the output transform with bias and activation. ``kernels``:
-    (file, filter, input and output kernel names, defines or None); their arguments are
-    cl/conv_winograd.cl's."""
-    file, k_filter, k_input, k_output, defines = kernels
-    G, N, planes = g.groups, g.N, (m + r - 1) ** 2
-    if flip:
-        Ko, Ci, Hi, Wi, Po, Qo, ph, pw = g.Cg, g.Kg, g.P, g.Q, g.H, g.W, r - 1 - g.pt, r - 1 - g.pl
-    else:
-        Ko, Ci, Hi, Wi, Po, Qo, ph, pw = g.Kg, g.Cg, g.H, g.W, g.P, g.Q, g.pt, g.pl
-    U = ctx.temp(planes * G * Ko * Ci)
-    launch_ew(ctx, file, k_filter, "Biiiii" "Bi" "iiii", (Ci, Ko, G), _d4(w) + (U, 0, Ko, Ci, G, flip), defines)
-    TH, TW = -(-Po // m), -(-Qo // m)
-    per_image = planes * G * (Ci + Ko) * TH * TW * _F32
-    b = _bias_args(bias, out) + (ACTIVATIONS[act],)
-    for n0, nb in _chunks(N, per_image, ctx.workspace_bytes):
-        T = nb * TH * TW
-        V, M = ctx.temp(planes * G * Ci * T), ctx.temp(planes * G * Ko * T)
-        launch_ew(ctx, file, k_input, _WINO_INPUT_SIG, (T, Ci, G),
-                  _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0), defines)
-        # [xi][g] planes are evenly spaced in U, V and M: one batch of planes*G GEMMs
-        ctx.gemm(U, 0, Ci, 1, V, 0, T, 1, M, 0, T, 1,
-                 Ko, T, Ci, 1.0, 0.0, planes * G, Ko * Ci, Ci * T, Ko * T)
-        launch_ew(ctx, file, k_output, "Bi" "Biiiii" "Biii" + "i" * 8, (T, Ko, G),
-                  (M, 0) + _d4(out) + b + (Ko, G, Po, Qo, TH, TW, T, n0), defines)
-        ctx.release(V, M)
-    ctx.release(U)
-
-
-class Winograd(Algorithm):
-    """Winograd F(2x2,3x3) for 3x3 stride-1 dilation-1: filter/input/output
-    transforms in cl/conv_winograd.cl and 16 batched GEMMs per group.
-    grad_input runs the same pipeline on dy with the flipped, channel-swapped
-    filter and padding 2-p (hence p <= 2). grad_weight transforms dy tiles
-    (A dY A^T) and input tiles (B^T d B), sums their products over the batch
-    and tiles as 16 batched GEMMs per group (Kg x T times T x Cg) and maps the
-    4x4 result back to 3x3 (G^T dU G). Every pass sizes its batch chunks
-    (at least one image) by the workspace budget."""
-    name = "winograd"
-    kernels = ("conv_winograd.cl", "wino_filter", "wino_input", "wino_output", None)
-
-    def supports(self, g, pass_=FORWARD):
-        base = g.R == 3 and g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1
-        if pass_ == GRAD_INPUT:
-            return base and g.pt <= 2 and g.pl <= 2
-        return base
-
-    def forward(self, ctx, g, x, w, bias, y, act="none"):
-        winograd_pass(ctx, g, self.kernels, 2, 3, x, w, 0, y, bias, act)
-
-    def grad_input(self, ctx, g, dy, w, dx):
-        winograd_pass(ctx, g, self.kernels, 2, 3, dy, w, 1, dx, None, "none")
-
-    @staticmethod
-    def _input(ctx, src, V, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0):
-        launch_ew(ctx, "conv_winograd.cl", "wino_input", _WINO_INPUT_SIG, (T, Ci, G),
-                  _d4(src) + (V, 0, Ci, G, Hi, Wi, TH, TW, T, ph, pw, n0))
-
-    def grad_weight(self, ctx, g, dy, x, dw):
-        G, Ko, Ci = g.groups, g.Kg, g.Cg
-        TH, TW = (g.P + 1) // 2, (g.Q + 1) // 2
-        dU = ctx.temp(16 * G * Ko * Ci)
-        per_image = 16 * G * (Ci + Ko) * TH * TW * _F32
-        for n0, nb in _chunks(g.N, per_image, ctx.workspace_bytes):
-            T = nb * TH * TW
-            V, Z = ctx.temp(16 * G * Ci * T), ctx.temp(16 * G * Ko * T)
-            self._input(ctx, x, V, Ci, G, g.H, g.W, TH, TW, T, g.pt, g.pl, n0)
-            launch_ew(ctx, "conv_winograd.cl", "wino_grad_output", "Biiiii" "Bi" + "i" * 8,
-                      (T, Ko, G), _d4(dy) + (Z, 0, Ko, G, g.P, g.Q, TH, TW, T, n0))
-            ctx.gemm(Z, 0, T, 1, V, 0, 1, T, dU, 0, Ci, 1,
-                     Ko, Ci, T, 1.0, 0.0 if n0 == 0 else 1.0, 16 * G, Ko * T, Ci * T, Ko * Ci)
-            ctx.release(V, Z)
-        launch_ew(ctx, "conv_winograd.cl", "wino_filter_grad", "Bi" "Biiiii" "iii", (Ci, Ko, G),
-                  (dU, 0) + _d4(dw) + (Ko, Ci, G))
-        ctx.release(dU)
-
-
 def _dw_w(w):
     return (w.buf, w.offset, w.strides[0], w.strides[2], w.strides[3])
 
@@ -723,7 +640,7 @@ class Depthwise(Algorithm):
         ctx.release(part)
 
 
-from .grouped import Grouped  # noqa: E402  (grouped.py and winograd_tiles.py build on this module's helpers)
-from .winograd_tiles import TILED as _WINOGRAD_TILED  # noqa: E402
-ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), *_WINOGRAD_TILED, Depthwise(),
-                                  Grouped())}
+from .grouped import Grouped  # noqa: E402  (grouped.py and winograd.py build on this module's helpers)
+from .winograd import Winograd, WinogradTiles  # noqa: E402
+ALGORITHMS = {a.name: a for a in (Gemm1x1(), Im2colGemm(), ImplicitGemm(), Winograd(), WinogradTiles(4, 3),
+                                  WinogradTiles(2, 5), Depthwise(), Grouped())}

@@ -78,8 +78,18 @@ def heuristic(g, pass_):
     # 0.23 vs 0.18 ms) but was 4x slower for a 3-channel first layer, whose
     # GEMMs are too thin: so the same bound holds for all three passes, and
     # thinner layers, where it sometimes won too, stay on the GEMM paths.
-    if "winograd" in ok and g.Cg >= 16 and g.Kg >= 16:
-        return "winograd"
+    if g.Cg >= 16 and g.Kg >= 16:
+        # Larger tiles, timed on an H200 (bench/results/h200-round13.md, batch 64): F(4x4,3x3)
+        # ran the forward and data-gradient passes of 3x3 layers 10-40% faster than F(2x2,3x3)
+        # on 7x7 to 224x224 images and lost on 5x5 ones, where 4x4 tiles are mostly padding;
+        # F(2x2,5x5) ran inception_v3's 5x5 forward 4x faster than im2col.
+        rows, cols = (g.P, g.Q) if pass_ == FORWARD else (g.H, g.W)
+        if "winograd_f4x4_3x3" in ok and min(rows, cols) >= 7:
+            return "winograd_f4x4_3x3"
+        if "winograd_f2x2_5x5" in ok:
+            return "winograd_f2x2_5x5"
+        if "winograd" in ok:
+            return "winograd"
     # Measured on an H200 (bench/conv.py, resnet50 b32): explicit im2col + the tuned GEMM
     # beats the implicit kernel on every strided and 7x7 layer in both gradients (3.1 vs
     # 11.9 ms for a stride-2 3x3 layer's backward; the 7x7 stem's data gradient took 67 ms
