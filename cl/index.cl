@@ -110,10 +110,11 @@ __kernel void nonzero_count(__global const TO* x, long x_off, long n, long chunk
 }
 
 // nonzero, pass 2: each chunk writes the coordinates of its nonzero
-// elements from row starts[g] of out (count x rank, row-major).
+// elements from row starts[g] of out (rows x rank, row-major); elements
+// past the out's last row are dropped (nonzero_static).
 __kernel void nonzero_write(__global const TO* x, long x_off, long n, long chunk, int rank,
                             int8 sz, int8 sx, __global const long* starts, long st_off,
-                            __global long* out, long o_off) {
+                            __global long* out, long o_off, long rows) {
   long g = get_global_id(0);
   long start = g * chunk;
   if (start >= n) return;
@@ -124,6 +125,7 @@ __kernel void nonzero_write(__global const TO* x, long x_off, long n, long chunk
     long off = x_off, u0 = 0, u1 = 0;
     locate3(i, rank, sz, sx, (int8)0, (int8)0, &off, &u0, &u1);
     if (LDX(x, off) != (CT)0) {
+      if (row >= rows) return;
       long r = i;
       for (int d = rank - 1; d >= 0; d--) {
         out[o_off + row * rank + d] = r % s[d];

@@ -221,6 +221,25 @@ def test_nonzero_where(no_fallbacks):
         assert_close(a, b)
 
 
+def test_nonzero_static(no_fallbacks):
+    """Fewer, exactly as many and more rows than nonzero elements (spread over several chunks of
+    the count kernel), fill values, views, 0-dim and empty inputs, out= and torch's error."""
+    x = torch.randint(0, 3, (40, 30)) * (torch.rand(40, 30) < 0.3)
+    k = int(x.count_nonzero())
+    for t in (x, x.t(), x[::3, 1:]):
+        for size in (0, 5, k, k + 7):
+            assert_close(torch.nonzero_static(ocl(t), size=size), torch.nonzero_static(t, size=size))
+        assert_close(torch.nonzero_static(ocl(t), size=k + 3, fill_value=-9),
+                     torch.nonzero_static(t, size=k + 3, fill_value=-9))
+    for t in (torch.tensor(2.5), torch.tensor(0.0), torch.zeros(3, 0), torch.tensor([[True, False], [True, True]])):
+        assert_close(torch.nonzero_static(ocl(t), size=4), torch.nonzero_static(t, size=4))
+    out = ocl(torch.empty(6, 2, dtype=torch.int64))
+    torch.nonzero_static(ocl(x), size=6, out=out)
+    assert_close(out, torch.nonzero_static(x, size=6))
+    with pytest.raises(RuntimeError, match="'size' must be an non-negative integer"):
+        torch.nonzero_static(ocl(x), size=-1)
+
+
 def test_out_of_range_indices():
     x = ocl(torch.randn(3, 4))
     with pytest.raises(IndexError):

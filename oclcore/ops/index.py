@@ -338,26 +338,55 @@ def nonzero(x, *, out=None):
     dtypes.check(x.dtype, "nonzero")
     if x.dim() > MAX_DIMS:
         raise RuntimeError(f"ocl: nonzero supports at most {MAX_DIMS} dimensions")
-    n = x.numel()
     nd = x.dim()
-    groups = (n + _NONZERO_CHUNK - 1) // _NONZERO_CHUNK
+    counts = _nonzero_chunk_counts(x)
     count = 0
-    if groups:
-        counts = empty((groups,), torch.int64, x._index)
-        sz, sx = vec8(x.shape), vec8(x.stride())
-        k = kernel("nonzero_count", x.dtype, "BllliVVBl", x._index)
-        k.launch((groups,), _local_size(groups), (x._buf, x.storage_offset(), n, _NONZERO_CHUNK, nd, sz, sx,
-                                                  counts._buf, 0))
+    if counts.numel():
         check_index_errors(x._index)
         host = _copy.to_cpu(counts).numpy()
         starts = np.concatenate(([0], np.cumsum(host)[:-1])).astype(np.int64)
         count = int(host.sum())
     result = empty((count, nd), torch.int64, x._index)
     if count and nd:
-        st = _copy.from_cpu(torch.from_numpy(starts), x._index)
-        k = kernel("nonzero_write", x.dtype, "BllliVVBlBl", x._index)
-        k.launch((groups,), _local_size(groups), (x._buf, x.storage_offset(), n, _NONZERO_CHUNK, nd, sz, sx,
-                                                  st._buf, 0, result._buf, 0))
+        _nonzero_write(x, _copy.from_cpu(torch.from_numpy(starts), x._index), result)
+    return result if out is None else _write_out(out, result)
+
+
+def _nonzero_chunk_counts(x):
+    """Nonzero elements per chunk of _NONZERO_CHUNK elements of x (in index order), int64."""
+    groups = (x.numel() + _NONZERO_CHUNK - 1) // _NONZERO_CHUNK
+    counts = empty((groups,), torch.int64, x._index)
+    if groups:
+        k = kernel("nonzero_count", x.dtype, "BllliVVBl", x._index)
+        k.launch((groups,), _local_size(groups), (x._buf, x.storage_offset(), x.numel(), _NONZERO_CHUNK, x.dim(),
+                                                  vec8(x.shape), vec8(x.stride()), counts._buf, 0))
+    return counts
+
+
+def _nonzero_write(x, starts, result):
+    """Writes the coordinates of x's nonzero elements into result's rows, chunk g from row
+    starts[g]; those past result's last row are dropped."""
+    groups = starts.numel()
+    k = kernel("nonzero_write", x.dtype, "BllliVVBlBll", x._index)
+    k.launch((groups,), _local_size(groups), (x._buf, x.storage_offset(), x.numel(), _NONZERO_CHUNK, x.dim(),
+                                              vec8(x.shape), vec8(x.stride()), starts._buf, starts.storage_offset(),
+                                              result._buf, 0, result.shape[0]))
+
+
+@register(aten.nonzero_static.default, aten.nonzero_static.out)
+def nonzero_static(x, *, size, fill_value=-1, out=None):
+    """The first ``size`` rows of nonzero(x), padded with ``fill_value``: a fixed shape, so
+    nothing is read back (unlike nonzero)."""
+    dtypes.check(x.dtype, "nonzero_static")
+    if size < 0:
+        raise RuntimeError("nonzero_static: 'size' must be an non-negative integer")
+    if x.dim() > MAX_DIMS:
+        raise RuntimeError(f"ocl: nonzero_static supports at most {MAX_DIMS} dimensions")
+    result = aten.full.default([size, x.dim()], fill_value, dtype=torch.int64, device=x.device)
+    if size and x.dim() and x.numel():
+        counts = _nonzero_chunk_counts(x)
+        starts = aten.sub.Tensor(aten.cumsum.default(counts, 0), counts)
+        _nonzero_write(x, starts, result)
     return result if out is None else _write_out(out, result)
 
 
