@@ -80,8 +80,8 @@ def heuristic(g, pass_):
     # thinner layers, where it sometimes won too, stay on the GEMM paths.
     if g.Cg >= 16 and g.Kg >= 16:
         # Larger tiles, timed on an H200 (bench/results/h200-round13.md, batch 64): F(4x4,3x3)
-        # ran the forward pass of 3x3 layers 10-40% faster than F(2x2,3x3) on 7x7 to 224x224
-        # images (backward with its data gradient up to 29% faster, one 25x25 layer 4%
+        # ran the forward pass of 3x3 layers up to 41% faster than F(2x2,3x3) on 7x7 to 224x224
+        # images, equal on two (backward with its data gradient up to 29% faster, one 25x25 layer 4%
         # slower) and lost on 5x5 images, where 4x4 tiles are mostly padding; F(2x2,5x5) ran
         # inception_v3's 5x5 forward 4x faster than im2col.
         rows, cols = (g.P, g.Q) if pass_ == FORWARD else (g.H, g.W)
