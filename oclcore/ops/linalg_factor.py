@@ -145,12 +145,6 @@ def _supported(*tensors):
     return all(t.dtype in _SUPPORTED for t in tensors)
 
 
-def _fill_identity(out):
-    """Writes the identity into square matrices ``out`` (..., n, n)."""
-    pointwise.run("fill", out, [0])
-    pointwise.run("fill", aten.diagonal.default(out, 0, -2, -1), [1])
-
-
 # ---- LU ----
 
 def _lu_inplace(lu, pivots, info):
@@ -419,8 +413,7 @@ def linalg_inv_ex(a, *, check_errors=False):
         return unregistered(aten.linalg_inv_ex.default, (a,), dict(check_errors=check_errors))
     lu, pivots, info = _lu_factor(a)
     out = empty(meta[0].shape, meta[0].dtype, a._index, stride=meta[0].stride())
-    identity = empty(a.shape[-2:], a.dtype, a._index)
-    _fill_identity(identity)
+    identity = aten.eye.default(a.shape[-1], dtype=a.dtype, device=a.device)
     _lu_solve_into(out, lu, pivots, identity)
     if check_errors:
         aten._linalg_check_errors.default(info, "linalg.inv_ex", is_matrix=a.dim() == 2)
@@ -542,8 +535,7 @@ def cholesky_inverse(factor, upper=False):
     index = factor._index
     out = empty(meta.shape, meta.dtype, index, stride=meta.stride())
     n = factor.shape[-1]
-    identity = empty((n, n), factor.dtype, index)
-    _fill_identity(identity)
+    identity = aten.eye.default(n, dtype=factor.dtype, device=factor.device)
     _cholesky_solve_into(out, identity, factor, upper)
     batch_shape = tuple(factor.shape[:-2])
     info = empty(batch_shape, torch.int32, index)
