@@ -15,6 +15,10 @@ it). Kernels per step come from oclcore's launch counter; ``us/kernel`` is cpu t
 Medians over the timed steps. Run with POCL_MAX_PTHREAD_COUNT=1 on a small machine to leave the
 host thread a core.
 
+--ops times oclcore's dispatch per aten op instead (the outermost op of each call, as torch hands
+it over): calls per step, microseconds per call and milliseconds per step, next to the step's
+whole host time; what is left is torch's own work (modules, autograd, the Python boundary).
+
 --profile runs the steps of the first model under cProfile and prints the top entries by own
 time and by cumulative time (cProfile inflates the cost of small Python functions).
 
@@ -22,9 +26,11 @@ time and by cumulative time (cProfile inflates the cost of small Python function
     python bench/host.py --models resnet18 --batch 2 --size 32 --iters 20
     python bench/host.py --models mobilenet_v2,resnet18 --mode infer --batch 64 --size 224
     python bench/host.py --models mobilenet_v2 --profile --top 40
+    python bench/host.py --models mobilenet_v3_small --ops --top 25
 """
 
 import argparse
+import collections
 import cProfile
 import pstats
 import statistics
@@ -95,6 +101,47 @@ def profile(step, sync, iters, top):
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def op_times(step, sync, iters, top):
+    """Prints oclcore's dispatch time per aten op over ``iters`` steps (outermost dispatches only)."""
+    from oclcore.torch import dispatch, tensor
+
+    total, calls = collections.Counter(), collections.Counter()
+    depth = [0]
+    clock = time.perf_counter
+
+    def timed(func, args, kwargs):
+        depth[0] += 1
+        t0 = clock()
+        try:
+            return dispatch.dispatch(func, args, kwargs)
+        finally:
+            depth[0] -= 1
+            if not depth[0]:
+                total[func] += clock() - t0
+                calls[func] += 1
+
+    sync()
+    tensor._dispatch = timed
+    launches = runtime.rt.launch_count()
+    try:
+        t0 = clock()
+        for _ in range(iters):
+            step()
+        t1 = clock()
+    finally:
+        dispatch.install()
+    sync()
+    step_ms = (t1 - t0) / iters * 1e3
+    inside = sum(total.values()) / iters * 1e3
+    kernels = (runtime.rt.launch_count() - launches) / iters
+    print(f"{step_ms:.2f} ms per step (wall, unsynchronised), {kernels:.0f} kernels, "
+          f"{sum(calls.values()) / iters:.0f} dispatches: {inside:.2f} ms inside oclcore's dispatch, "
+          f"{step_ms - inside:.2f} ms in torch and the model's Python")
+    print(f"{'ms/step':>8}{'calls':>7}{'us/call':>9}  op")
+    for func, t in total.most_common(top):
+        print(f"{t / iters * 1e3:>8.2f}{calls[func] / iters:>7.0f}{t / calls[func] * 1e6:>9.1f}  {func}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="mobilenet_v2,mobilenet_v3_small,resnet18")
@@ -108,18 +155,24 @@ def main():
     p.add_argument("--autograd-thread", action="store_true",
                    help="run backward on torch's autograd device thread (its CPU time is then not counted)")
     p.add_argument("--profile", action="store_true", help="cProfile the first model's steps instead")
+    p.add_argument("--ops", action="store_true", help="time oclcore's dispatch per aten op instead")
     p.add_argument("--top", type=int, default=30, help="entries --profile prints")
     a = p.parse_args()
     sync = torch.ocl.synchronize if a.device.startswith("ocl") else (lambda: None)
     if not a.autograd_thread:
         torch.autograd.set_multithreading_enabled(False)
     names = a.models.split(",")
-    if a.profile:
-        step = build_step(names[0], a.batch, a.size, a.device, a.mode)
-        for _ in range(a.warmup):
-            step()
-        sync()
-        profile(step, sync, a.iters, a.top)
+    if a.profile or a.ops:
+        for name in names[:1] if a.profile else names:
+            step = build_step(name, a.batch, a.size, a.device, a.mode)
+            for _ in range(a.warmup):
+                step()
+            sync()
+            if a.profile:
+                profile(step, sync, a.iters, a.top)
+            else:
+                print(f"{name}, {a.mode}, batch {a.batch}, {a.size}x{a.size}: ", end="")
+                op_times(step, sync, a.iters, a.top)
         return
     print(f"{a.mode}, batch {a.batch}, {a.size}x{a.size}, {a.iters} steps after {a.warmup} warm-up")
     print(f"{'model':<22}{'cpu ms/step':>12}{'wall ms':>9}{'kernels':>9}{'us/kernel':>11}")
