@@ -26,6 +26,66 @@ def test_cat_dims_dtypes_empty(no_fallbacks):
     assert_close(torch.cat([ocl(t), ocl(t[:1])], 0), torch.cat([t, t[:1]], 0))
     with pytest.raises(RuntimeError):
         torch.cat([ocl(a), ocl(b)], 0)
+    with pytest.raises(RuntimeError, match="same device"):
+        torch.cat([ocl(a), a], 0)
+    with pytest.raises(RuntimeError, match="same device"):
+        torch.cat([ocl(a), ocl(a)], 0, out=torch.empty(4, 3, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8,
+                                   torch.bool, torch.complex64])
+def test_cat_many_inputs_in_few_launches(no_fallbacks, dtype):
+    from oclcore import runtime
+
+    sizes = [1 + (k * 7) % 11 for k in range(40)]
+    xs = [torch.randn(3, c, 5, 2).to(dtype) if dtype is not torch.bool else torch.randn(3, c, 5, 2) > 0
+          for c in sizes]
+    dev = [ocl(x) for x in xs]
+    torch.ocl.synchronize()
+    before = runtime.rt.launch_count()
+    got = torch.cat(dev, 1)
+    assert runtime.rt.launch_count() - before == 3  # 40 inputs, 16 per launch
+    assert_close(got, torch.cat(xs, 1))
+    same = [x[:, :1] for x in xs]  # views with gaps: copied one by one
+    assert_close(torch.cat([ocl(x) for x in same], -1), torch.cat(same, -1))
+    assert_close(torch.cat([ocl(x.contiguous()) for x in same], 0), torch.cat(same, 0))
+
+
+def test_cat_layouts_views_and_out(no_fallbacks):
+    from oclcore import runtime
+
+    base = torch.randn(6, 9, 4, 5)
+    parts = [base[1:3], base[3:4], base[:2, :, :, :].contiguous()]  # offsets into one storage
+    assert_close(torch.cat([ocl(base)[1:3], ocl(base)[3:4], ocl(parts[2])], 0), torch.cat(parts, 0))
+    # channels_last inputs: the result is channels_last and the copies run batched
+    cl = [torch.randn(2, c, 3, 4).to(memory_format=torch.channels_last) for c in (3, 1, 6)]
+    got = torch.cat([ocl(x) for x in cl], 1)
+    want = torch.cat(cl, 1)
+    assert got.stride() == want.stride()
+    assert_close(got, want)
+    for dim in (0, 2, 3):
+        assert_close(torch.cat([ocl(x) for x in cl[:1]] * 3, dim), torch.cat(cl[:1] * 3, dim))
+    # a transposed input among contiguous ones is copied on its own
+    a, t = torch.randn(4, 3), torch.randn(3, 4).t()
+    dev_a, dev_t = ocl(a), ocl(t)
+    torch.ocl.synchronize()
+    before = runtime.rt.launch_count()
+    got = torch.cat([dev_a, dev_t, dev_a], 1)
+    assert runtime.rt.launch_count() - before == 2
+    assert_close(got, torch.cat([a, t, a], 1))
+    # bigger than the kernel's work-items per input: they stride
+    big = [torch.randn(70_000, 2), torch.randn(70_000, 3)]
+    assert_close(torch.cat([ocl(x) for x in big], 1), torch.cat(big, 1))
+    # out=: contiguous, and a transposed one
+    out = ocl(torch.empty(4, 9))
+    torch.cat([ocl(a), ocl(t), ocl(a)], 1, out=out)
+    assert_close(out, torch.cat([a, t, a], 1))
+    out_d = ocl(torch.empty(4, 9, dtype=torch.float64))  # a wider out= dtype: converting copies
+    torch.cat([dev_a, dev_t, dev_a], 1, out=out_d)
+    assert_close(out_d, torch.cat([a, t, a], 1).double())
+    out_t = ocl(torch.empty(9, 4)).t()
+    torch.cat([ocl(a), ocl(t), ocl(a)], 1, out=out_t)
+    assert_close(out_t, torch.cat([a, t, a], 1))
 
 
 def test_cat_stack_backward(no_fallbacks):
