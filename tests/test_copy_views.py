@@ -216,6 +216,34 @@ def test_reshape_copies_when_it_must():
     assert torch.equal(r.cpu(), BASE.transpose(0, 1).reshape(3, 8))
 
 
+@pytest.mark.parametrize("make, size", [
+    (lambda t: t.permute(0, 2, 3, 1), (2, 12, 5)),  # splits and merges within contiguous runs
+    (lambda t: t.permute(0, 2, 3, 1), (2, 3, 4, 5, 1)),
+    (lambda t: t.permute(0, 2, 3, 1), (1, 2, 60, 1)),
+    (lambda t: t.permute(0, 2, 3, 1), (-1, 5)),
+    (lambda t: t[:, :, ::2], (2, 3, 10)),
+    (lambda t: t[:, 1:2], (2, 4, 5)),  # a size-1 dim with any stride
+    (lambda t: t.transpose(0, 3)[1:4], (3, 4, 3, 2)),
+    (lambda t: t.expand(3, 2, 3, 4, 5), (3, 2, 3, 20)),  # stride-0 dims
+    (lambda t: t.permute(0, 2, 3, 1), (2, 60)),  # no view exists: torch's error
+], ids=lambda c: "")
+def test_view_of_non_contiguous_tensors(make, size, no_fallbacks):
+    """view on strided tensors gives torch's exact strides (its computeStride), or its error."""
+    base = torch.randn(2, 3, 4, 5)
+    cpu, dev = make(base), make(base.to(DEVICE))
+    try:
+        want = cpu.view(size)
+    except RuntimeError as e:
+        with pytest.raises(RuntimeError, match="view size is not compatible"):
+            dev.view(size)
+        assert "view size is not compatible" in str(e)
+        return
+    got = dev.view(size)
+    assert got.stride() == want.stride() and got.storage_offset() == want.storage_offset()
+    assert got._buf is dev._buf
+    assert torch.equal(got.cpu(), want)
+
+
 def test_views_of_zero_dim_and_empty():
     s = torch.tensor(1.5).to(DEVICE)
     assert s.unsqueeze(0).cpu().tolist() == [1.5]

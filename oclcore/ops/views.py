@@ -4,6 +4,8 @@ The geometry of any view op comes from torch's meta kernel run on a meta
 tensor with the input's exact geometry (storage offset included); the most
 frequent views compute it directly to keep the dispatch path short."""
 
+import math
+
 import torch
 
 from ..torch.dispatch import register
@@ -69,14 +71,39 @@ def _infer_size(shape, numel):
 
 @register(aten.view.default, aten._unsafe_view.default)
 def view(x, size):
-    if is_contiguous(x):
-        shape = _infer_size(size, x.numel())
-        n = 1
-        for d in shape or ():
-            n *= d
-        if shape is not None and n == x.numel():
+    numel = x.numel()
+    shape = _infer_size(size, numel)
+    if shape is not None and numel and x.dim() and math.prod(shape) == numel:
+        if is_contiguous(x):
             return alias(x, shape, contiguous_strides(shape), x.storage_offset())
-    return _wrap(x, aten.view.default(_meta_like(x), size))
+        stride = _view_strides(tuple(x.shape), x.stride(), shape)
+        if stride is not None:
+            return alias(x, shape, stride, x.storage_offset())
+    return _wrap(x, aten.view.default(_meta_like(x), size))  # (and torch's errors)
+
+
+def _view_strides(old_shape, old_stride, shape):
+    """Strides of a view of ``shape`` over a tensor of ``old_shape``/``old_stride`` (the same
+    positive number of elements), or None when no view exists: torch's computeStride. Each run of
+    old dims that are contiguous with each other ("chunk") must be split or merged by new dims on
+    its own."""
+    stride = [0] * len(shape)
+    view_d = len(shape) - 1
+    base = old_stride[-1]
+    chunk = view = 1
+    for d in range(len(old_shape) - 1, -1, -1):
+        chunk *= old_shape[d]
+        if d == 0 or (old_shape[d - 1] != 1 and old_stride[d - 1] != chunk * base):
+            while view_d >= 0 and (view < chunk or shape[view_d] == 1):
+                stride[view_d] = view * base
+                view *= shape[view_d]
+                view_d -= 1
+            if view != chunk:
+                return None
+            if d > 0:
+                base = old_stride[d - 1]
+                chunk = view = 1
+    return tuple(stride) if view_d == -1 else None
 
 
 @register(aten.t.default)
