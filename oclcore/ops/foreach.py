@@ -19,6 +19,7 @@ clip_grad_norm_ choose the multi-tensor path on ocl by default, as on CUDA."""
 
 import itertools
 import math
+import operator
 
 import torch
 import torch.optim.optimizer as _optimizer
@@ -114,14 +115,19 @@ _UNCACHED = object()
 _NoSubclassChecks = torch._C.DisableTorchFunctionSubclass
 
 
+_dtype_shape_index = operator.attrgetter("dtype", "shape", "_index")
+_stride, _storage_offset = torch._C.TensorBase.stride, torch._C.TensorBase.storage_offset
+_buffer = operator.attrgetter("_buf")
+
+
 def _list_sig(lst):
     """Cache-key part of a list argument: per ocl tensor (dtype, shape, strides, device); the value
     types of a list of floats; _UNCACHED when it holds tensors of other types."""
     if lst and isinstance(lst[0], torch.Tensor):
         if not isinstance(lst[0], OclTensor):
             return _UNCACHED
-        try:
-            return tuple([(t.dtype, t.shape, t.stride(), t._index) for t in lst])
+        try:  # (map over C getters: a third of a list comprehension's time per tensor)
+            return tuple(zip(map(_dtype_shape_index, lst), map(_stride, lst)))
         except AttributeError:  # a tensor that is not on ocl
             return _UNCACHED
     if all(type(v) is float for v in lst):
@@ -218,6 +224,7 @@ class _Plan:
             launches.append(self._launch_geometry(sizes, begin))
             self.groups.append((in_dtype, ct, k, launches))
         self.order, self.sizes = tuple(order), tuple(sizes)
+        self.in_order = self.order == tuple(range(len(order)))  # every tensor, in list order
 
     @staticmethod
     def _launch_geometry(sizes, begin):
@@ -244,7 +251,8 @@ class _Plan:
             def column(lst):
                 c = columns.get(id(lst))
                 if c is None:
-                    c = columns[id(lst)] = ([lst[i]._buf for i in order], [lst[i].storage_offset() for i in order])
+                    picked = lst if self.in_order and len(lst) == len(order) else [lst[i] for i in order]
+                    c = columns[id(lst)] = (list(map(_buffer, picked)), list(map(_storage_offset, picked)))
                 return c
 
             l0 = lists[0]
