@@ -2,6 +2,7 @@
 eye, randperm, resize_ (the aten ops torch's factories call on ocl)."""
 
 import math
+import warnings
 
 import torch
 
@@ -126,15 +127,28 @@ def arange_out(start, end, step=1, *, out):
         n = math.ceil((end - start) / step)
     else:
         n = (end - start + step - (1 if step > 0 else -1)) // step
-    resize_out(out, (max(int(n), 0),))
+    n = max(int(n), 0)
+    if out.numel() != n:  # (torch resizes by element count: an out of shape (n, 1) keeps it)
+        if out.numel():
+            warnings.warn(f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} "
+                          f"which does not match the computed number of elements {n}. Note that this may occur "
+                          f"as a result of rounding error. The out tensor will be resized to a tensor of shape "
+                          f"({n},).", UserWarning, stacklevel=3)
+        resize_out(out, (n,), warn=False)
     return pointwise.run("arange", out, [0], (step, start))
+
+
+@register(aten.arange.out)
+def arange_end_out(end, *, out):
+    return arange_out(0, end, 1, out=out)
 
 
 @register(aten.linspace.out)
 def linspace_out(start, end, steps, *, out):
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    resize_out(out, (steps,))
+    if out.numel() != steps:
+        resize_out(out, (steps,), warn=False)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     if steps == 1:
         return fill_(out, start)
@@ -145,7 +159,7 @@ def linspace_out(start, end, steps, *, out):
 def eye_m_out(n, m, *, out):
     if n < 0 or m < 0:
         raise RuntimeError(f"n must be greater or equal to 0, got {min(n, m)}")
-    resize_out(out, (n, m))
+    resize_out(out, (n, m), warn=False)
     return pointwise.run("eye", out, [0], (m,)) if m else out
 
 
@@ -158,5 +172,5 @@ def eye_out(n, *, out):
 def randperm_out(n, *, generator=None, out):
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
-    resize_out(out, (n,))
+    resize_out(out, (n,), warn=False)
     return randperm_into(out, n, generator)

@@ -6,7 +6,6 @@ Each aten op is described once by a function that maps its arguments to
 derived from that one description."""
 
 import math
-import warnings
 
 import torch
 
@@ -106,13 +105,7 @@ def _make(func, describe, compare):
         if kind == "out":
             kwargs = dict(kwargs)
             out = kwargs.pop("out")
-            if tuple(out.shape) != tuple(meta.shape):
-                if out.numel():
-                    warnings.warn(f"An output with one or more elements was resized since it had shape "
-                                  f"{list(out.shape)}, which does not match the required output shape "
-                                  f"{list(meta.shape)}. This behavior is deprecated (as on the CPU).",
-                                  UserWarning, stacklevel=3)
-                resize_out(out, meta.shape)
+            resize_out(out, meta.shape)
         elif kind == "inplace":
             out = args[0]
         else:

@@ -23,7 +23,7 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, empty
+from ..torch.tensor import OclTensor, alias, empty, resize_out
 from . import copy as _copy
 from . import dtypes, pointwise
 from .elementwise import scalar_value
@@ -391,10 +391,7 @@ def nonzero_static(x, *, size, fill_value=-1, out=None):
 
 
 def _write_out(out, result):
-    if tuple(out.shape) != tuple(result.shape):
-        raise RuntimeError(f"ocl: out= has shape {tuple(out.shape)}, the result {tuple(result.shape)}; "
-                           "pass an out tensor of the result's shape")
-    return out.copy_(result)
+    return resize_out(out, result.shape).copy_(result)
 
 
 @register(aten.nonzero_numpy.default)

@@ -28,7 +28,7 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import OPS, register, unregistered
-from ..torch.tensor import alias, empty, rebind
+from ..torch.tensor import alias, empty, resize_out
 from . import dtypes, pointwise
 from .linalg import gemm_into
 from .meta import infer
@@ -560,9 +560,7 @@ def _out_variant(overload, functional, out_names):
         results = functional(*args, **kwargs)
         results = results if isinstance(results, tuple) else (results,)
         for out, result, m in zip(outs, results, metas):
-            if tuple(out.shape) != tuple(m.shape):  # (laid out as the CPU does: like the functional result)
-                fresh = empty(m.shape, out.dtype, out._index, stride=result.stride())
-                rebind(out, fresh._buf, m.shape, result.stride())
+            resize_out(out, m.shape, result.stride())  # (laid out as the CPU does: like the functional result)
             pointwise.run("copy", out, [result])
         return tuple(outs) if len(outs) > 1 else outs[0]
     return impl

@@ -7,6 +7,8 @@ pays for the meta call once per distinct signature. When the meta call
 rejects the input, the op is replayed on zero-memory CPU stand-ins so the
 user sees the CPU's wording of the error."""
 
+import warnings
+
 import torch
 
 from ..torch.tensor import OclTensor
@@ -107,7 +109,9 @@ def infer(func, args, kwargs=None, floats=True):
         margs = _to_meta(args)
         mkw = {k: _to_meta(v) for k, v in kwargs.items()} if kwargs else {}
         try:
-            r = func(*margs, **mkw)
+            with warnings.catch_warnings():  # (the op warns itself, on every call)
+                warnings.filterwarnings("ignore", message="An output with one or more elements was resized")
+                r = func(*margs, **mkw)
         except Exception:
             cargs = _to_cpu_standin(args)
             ckw = {k: _to_cpu_standin(v) for k, v in kwargs.items()} if kwargs else {}

@@ -19,7 +19,7 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, empty, storage_bytes
+from ..torch.tensor import OclTensor, empty, resize_out, storage_bytes
 from . import dtypes
 from .meta import infer
 from .copy import copy_into
@@ -335,22 +335,22 @@ def _out_names(func):
 
 
 def _write_out(func, out, result):
-    if tuple(out.shape) != tuple(result.shape):
-        if out.numel() != 0:
-            raise RuntimeError(f"ocl: {func.name()} cannot resize out= from {tuple(out.shape)} to "
-                               f"{tuple(result.shape)}; pass an out tensor of the result's shape")
-        raise RuntimeError(f"ocl: {func.name()} needs an out tensor of shape {tuple(result.shape)}")
     if result.dtype != out.dtype and not torch.can_cast(result.dtype, out.dtype):
         raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {out.dtype}")
-    return copy_into(out, result)
+    return copy_into(resize_out(out, result.shape), result)
 
 
 def register_out(func, functional):
-    """Registers out= overload ``func`` as ``functional`` followed by copies into the out tensors."""
+    """Registers out= overload ``func`` as ``functional`` followed by copies into the out tensors.
+    Where ``func`` takes a dtype and none is given, the out tensor's dtype is the result's (torch's
+    rule for sum and prod)."""
     names = _out_names(func)
+    takes_dtype = any(a.name == "dtype" for a in func._schema.arguments)
 
     def impl(*args, **kwargs):
         outs = [kwargs.pop(n) for n in names]
+        if takes_dtype and kwargs.get("dtype") is None and isinstance(outs[0], torch.Tensor):
+            kwargs["dtype"] = outs[0].dtype
         result = functional(*args, **kwargs)
         if len(outs) == 1:
             return _write_out(func, outs[0], result)

@@ -5,6 +5,7 @@ any tensor's; the data lives in ``_buf``, shared by every view of it."""
 
 import copy
 import math
+import warnings
 
 import torch
 
@@ -242,10 +243,18 @@ def rebind(t, buf, size, stride, offset=0):
     return t
 
 
-def resize_out(t, size):
-    """Resizes out= tensor ``t`` to ``size`` (contiguous) if its shape differs; returns t."""
+def resize_out(t, size, stride=None, warn=True):
+    """Resizes out= tensor ``t`` to ``size`` if its shape differs, as torch's out= overloads do
+    (with ``stride``, default contiguous); returns t. ``warn``: torch's deprecation warning when
+    ``t`` had elements (factories such as arange resize without one)."""
     size = tuple(size)
     if tuple(t.shape) == size:
         return t
-    fresh = empty(size, t.dtype, t._index)
+    if warn and t.numel():
+        warnings.warn(f"An output with one or more elements was resized since it had shape {list(t.shape)}, "
+                      f"which does not match the required output shape {list(size)}. This behavior is "
+                      "deprecated, and in a future PyTorch release outputs will not be resized unless they "
+                      "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
+                      "to zero elements with t.resize_(0).", UserWarning, stacklevel=4)
+    fresh = empty(size, t.dtype, t._index, stride)
     return rebind(t, fresh._buf, size, fresh.stride())
