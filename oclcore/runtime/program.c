@@ -180,6 +180,14 @@ cl_int ocl_build(ocl_device *dev, const char *source, const char *options, const
       *out = e->program;
       return CL_SUCCESS;
     }
+  /* A CPU driver (PoCL) compiles each kernel's work-group function on its
+   * worker threads at first launch; the test suite's cold runs crashed twice
+   * inside PoCL 3.0's clBuildProgram (never in isolation, not reproduced), so
+   * there a build waits until no launched kernel is left to compile beside it. */
+  if (dev->type & CL_DEVICE_TYPE_CPU) {
+    rc = ocl_device_synchronize(dev);
+    if (rc != CL_SUCCESS) return rc;
+  }
   cl_program p = NULL;
   char path[4200] = "";
   if (cache_dir[0]) {
