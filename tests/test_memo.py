@@ -81,6 +81,7 @@ def test_replays_are_captured_and_profiled(no_fallbacks, plans):
     with oclcore.profile() as prof:
         y = _conv(x, w, None)
     assert len(plans) == 2 and prof.times()
+    assert_close(y, _conv(x.cpu(), w.cpu(), None), 2e-5, 2e-5)
     g = Graph()
     with graph(g):
         yc = _conv(x, w, None)
