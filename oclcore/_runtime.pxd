@@ -24,6 +24,8 @@ cdef extern from "oclcore/runtime.h" nogil:
     unsigned CL_PROFILING_COMMAND_QUEUED
     unsigned CL_PROFILING_COMMAND_START
     unsigned CL_PROFILING_COMMAND_END
+    unsigned CL_EVENT_COMMAND_EXECUTION_STATUS
+    int CL_COMPLETE
 
     ctypedef struct ocl_api_table:
         cl_int (*clSetKernelArg)(cl_kernel, cl_uint, size_t, const void*) noexcept nogil
@@ -42,6 +44,7 @@ cdef extern from "oclcore/runtime.h" nogil:
         cl_int (*clReleaseKernel)(cl_kernel) noexcept nogil
         cl_int (*clGetKernelWorkGroupInfo)(cl_kernel, cl_device_id, cl_uint, size_t, void*, size_t*) noexcept nogil
         cl_int (*clWaitForEvents)(cl_uint, const cl_event*) noexcept nogil
+        cl_int (*clGetEventInfo)(cl_event, cl_uint, size_t, void*, size_t*) noexcept nogil
         cl_int (*clGetEventProfilingInfo)(cl_event, cl_uint, size_t, void*, size_t*) noexcept nogil
         cl_int (*clReleaseEvent)(cl_event) noexcept nogil
         cl_int (*clFlush)(cl_command_queue) noexcept nogil

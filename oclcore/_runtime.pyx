@@ -934,6 +934,14 @@ cdef class Event:
         if self.event is not NULL:
             check_call(ocl_api.clWaitForEvents(1, &self.event), "clWaitForEvents")
 
+    def done(self):
+        """Whether the command has finished, without waiting for it."""
+        cdef cl_int status = CL_COMPLETE
+        if self.event is not NULL:
+            check_call(ocl_api.clGetEventInfo(self.event, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof(cl_int),
+                                              &status, NULL), "clGetEventInfo")
+        return status <= CL_COMPLETE  # (negative: it ended with an error)
+
     cdef uint64_t _time(self, unsigned what) except? 0:
         cdef uint64_t t = 0
         self.wait()

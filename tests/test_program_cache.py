@@ -135,3 +135,24 @@ def test_cache_dir_follows_the_environment(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().endswith(os.path.join("nested", "cache"))
+
+
+def test_a_build_on_a_cpu_device_waits_for_launched_kernels():
+    """PoCL compiles launched kernels on its worker threads: a build there first lets them finish."""
+    d = runtime.device(0)
+    if d.info()["type"] != "CPU":
+        return  # (GPU drivers build beside running kernels; nothing to wait for)
+    slow = d.build("__kernel void spin(__global float* x, const int n) {"
+                   " float a = x[get_global_id(0)];"
+                   " for (int i = 0; i < n; i++) a = a * 0.999999f + 1e-6f;"
+                   " x[get_global_id(0)] = a; }", "", "spin")
+    b = d.alloc(4 * 64)
+    b.fill(b"\0\0\0\0")
+    profiling = d.profiling
+    try:
+        event = slow.kernel("spin", "Bi").launch_timed((64,), None, (b, 20_000_000))
+        assert not event.done()  # still running: the next build must wait for it
+        d.build(f"__kernel void fresh(__global int* x) {{ x[0] = 1; /* {uuid.uuid4().hex} */ }}", "", "fresh")
+        assert event.done()
+    finally:
+        d.profiling = profiling

@@ -76,6 +76,9 @@ typedef struct _cl_event *cl_event;
 #define CL_PROFILING_COMMAND_START 0x1282
 #define CL_PROFILING_COMMAND_END 0x1283
 
+#define CL_EVENT_COMMAND_EXECUTION_STATUS 0x11D3
+#define CL_COMPLETE 0x0
+
 /* Each entry: return type, name, parameter list. Expanded into the function
  * table and into the loader's symbol lookup from this one list. */
 #define OCL_API_FUNCTIONS(X)                                                   \
@@ -136,6 +139,7 @@ typedef struct _cl_event *cl_event;
   X(cl_int, clFlush, (cl_command_queue))                                       \
   X(cl_int, clFinish, (cl_command_queue))                                      \
   X(cl_int, clWaitForEvents, (cl_uint, const cl_event *))                      \
+  X(cl_int, clGetEventInfo, (cl_event, cl_uint, size_t, void *, size_t *))    \
   X(cl_int, clGetEventProfilingInfo,                                           \
     (cl_event, cl_profiling_info, size_t, void *, size_t *))                   \
   X(cl_int, clReleaseEvent, (cl_event))
