@@ -117,6 +117,11 @@ cdef extern from "oclcore/runtime.h" nogil:
     void ocl_program_stats_get(ocl_program_stats* out)
 
 
+cdef enum:
+    CACHED_ARGS = 128  # kernel arguments whose last value is remembered
+    BUFFER_ARG = 255  # _last_size of an argument holding a buffer's serial
+
+
 cdef class Device:
     cdef ocl_device* dev
     cdef readonly int index
@@ -127,6 +132,9 @@ cdef class Buffer:
     cdef ocl_block* block
     cdef object __weakref__
     cdef readonly Device device
+    # unique per Buffer object for the process's life (0 is never used): what a kernel's
+    # argument cache compares, as a cl_mem handle can be reused by a later allocation
+    cdef readonly uint64_t serial
     cdef int _range(self, Py_ssize_t offset, Py_ssize_t nbytes, str what) except -1
     cdef ocl_block* _b(self) except NULL
     cdef Py_ssize_t _transfer(self, obj, Py_ssize_t offset, bint to_device) except -1
@@ -147,9 +155,10 @@ cdef class Kernel:
     cdef readonly str signature
     cdef bytes sig
     cdef int nargs
-    # the value bytes last set for each (non-buffer) argument: unchanged ones are not set again
-    cdef unsigned char _last[64][32]
-    cdef unsigned char _last_size[64]
+    # the value bytes last set for each of the first CACHED_ARGS arguments (a buffer's serial for
+    # buffers): unchanged ones are not set again
+    cdef unsigned char _last[CACHED_ARGS][32]
+    cdef unsigned char _last_size[CACHED_ARGS]
     cdef cl_int _set_arg(self, cl_kernel kernel, bint cached, Py_ssize_t i, size_t size,
                          const void* value) except -1
     cdef int bind(self, cl_kernel kernel, tuple args, bint cached) except -1

@@ -61,6 +61,7 @@ cdef int check_call(cl_int rc, str call) except -1:
 cdef object _recorder = None
 cdef object _capture = None
 cdef long long _launches = 0
+cdef uint64_t _next_serial = 0  # the last Buffer.serial given out
 
 
 def launch_count():
@@ -259,9 +260,12 @@ cdef class Device:
         n = int(nbytes)
         if n < 0:
             raise ValueError(f"cannot allocate a negative number of bytes ({n})")
+        global _next_serial
         cdef Buffer b = Buffer.__new__(Buffer)
         check(ocl_malloc(self._d(), <size_t>n, &b.block))
         b.device = self
+        _next_serial += 1
+        b.serial = _next_serial
         if _capture is not None:
             _capture.allocated(b)
         return b
@@ -734,6 +738,12 @@ cdef class Kernel:
         if self.kernel is not NULL:
             ocl_api.clReleaseKernel(self.kernel)
 
+    def clone(self):
+        """A new handle of this kernel (same program, name and signature) whose argument values are
+        its own: a launch site that keeps one sets only the arguments that changed since its last
+        launch, where a shared handle sees every other site's values in between."""
+        return self.program.kernel(self.name, self.signature)
+
     @property
     def max_work_group_size(self):
         """The largest work-group this kernel can run with on its device."""
@@ -746,7 +756,7 @@ cdef class Kernel:
                          const void* value) except -1:
         # OpenCL keeps argument values between launches: skip the driver call (costly on some
         # drivers) when this one is unchanged
-        cached = cached and i < 64
+        cached = cached and i < CACHED_ARGS
         if cached and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
             return 0
         cdef cl_int rc = ocl_api.clSetKernelArg(kernel, i, size, value)
@@ -771,6 +781,7 @@ cdef class Kernel:
         cdef float vf
         cdef double vd
         cdef cl_mem m
+        cdef uint64_t serial
         cdef Buffer b
         cdef cl_int rc
         if len(args) != self.nargs:
@@ -780,15 +791,23 @@ cdef class Kernel:
             a = args[i]
             if c == b'B':
                 if a is None:
-                    m = NULL
+                    m, serial = NULL, 0
                 else:
                     b = <Buffer?>a
                     if b.device is not self.device:
                         raise ValueError(f"{self.name}: argument {i} lives on ocl:{b.device.index}, "
                                          f"the kernel on ocl:{self.device.index}")
-                    m = b._b().mem
-                # always set: a released cl_mem's handle value can come back for another buffer
-                self._set_arg(kernel, False, i, sizeof(cl_mem), &m)
+                    m, serial = b._b().mem, b.serial
+                # compared by serial, not by handle: a released cl_mem's handle value can come
+                # back for another buffer, which a driver may resolve differently
+                if cached and i < CACHED_ARGS:
+                    if self._last_size[i] == BUFFER_ARG and memcmp(self._last[i], &serial, sizeof(serial)) == 0:
+                        continue
+                    self._set_arg(kernel, False, i, sizeof(cl_mem), &m)
+                    memcpy(self._last[i], &serial, sizeof(serial))
+                    self._last_size[i] = BUFFER_ARG
+                else:
+                    self._set_arg(kernel, False, i, sizeof(cl_mem), &m)
             elif c == b'i' or c == b'I':
                 vi = <int32_t>a if c == b'i' else <int32_t><uint32_t>a
                 self._set_arg(kernel, cached, i, 4, &vi)
@@ -895,7 +914,7 @@ cdef class Kernel:
             raise ValueError(f"{self.name} takes {self.nargs} arguments, got {na} (at most 32 here)")
         for i in range(nd):
             g[i] = gsize[i]
-        for j in range(64):  # this loop sets arguments behind launch_c's cache
+        for j in range(CACHED_ARGS):  # this loop sets arguments behind launch_c's cache
             self._last_size[j] = 0
         for j in range(na):
             c = self.sig[j]

@@ -324,6 +324,41 @@ def test_kernel_launch_and_offsets(dev, program):
     k.launch((0,), None, (ob, 0, xb, 0, 1.0, 0))  # an empty launch does nothing
 
 
+def test_argument_values_follow_each_launch_on_shared_and_cloned_handles(dev, program):
+    """Arguments unchanged since a handle's last launch are not set again; buffers are compared by
+    their own identity (serial), so a buffer released and re-allocated is bound afresh."""
+    n = 64
+    x = np.arange(n, dtype=np.float32)
+    xb = dev.alloc(4 * n)
+    xb.write(x)
+
+    def result(b):
+        out = np.empty(n, np.float32)
+        b.read(out)
+        return out
+
+    k = program.kernel("scale", "BiBifi")
+    clone = k.clone()
+    assert (clone.name, clone.signature) == (k.name, k.signature) and clone is not k
+    a, b = dev.alloc(4 * n), dev.alloc(4 * n)
+    assert a.serial != b.serial
+    k.launch((n,), None, (a, 0, xb, 0, 2.0, n))
+    clone.launch((n,), None, (b, 0, xb, 0, 3.0, n))
+    k.launch((n,), None, (b, 0, xb, 0, 2.0, n))  # only the output changed on this handle
+    np.testing.assert_array_equal(result(b), 2 * x)
+    clone.launch((n,), None, (a, 0, xb, 0, 3.0, n))  # the clone kept its own scale
+    np.testing.assert_array_equal(result(a), 3 * x)
+    k.launch((n,), None, (a, 0, xb, 0, 5.0, n))
+    np.testing.assert_array_equal(result(a), 5 * x)
+    serial = b.serial
+    del b
+    c = dev.alloc(4 * n)  # (the allocator may hand out b's memory again, under a new serial)
+    assert c.serial > serial
+    c.fill(b"\0\0\0\0")
+    k.launch((n,), None, (c, 0, xb, 0, 5.0, n))
+    np.testing.assert_array_equal(result(c), 5 * x)
+
+
 def test_kernel_vector_and_local_arguments(dev, program):
     v = program.kernel("vec", "BV")
     ob = dev.alloc(32)

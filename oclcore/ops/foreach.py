@@ -217,21 +217,23 @@ class _Plan:
             for i in members:
                 m = len(order) - begin  # slots taken in the open launch
                 if m == SLOTS or (m and split and order[-1] != i - 1):
-                    launches.append(self._launch_geometry(sizes, begin))
+                    launches.append(self._launch_geometry(sizes, begin, k))
                     begin = len(order)
                 order.append(i)
                 sizes.append(lists[0][i].numel())
-            launches.append(self._launch_geometry(sizes, begin))
+            launches.append(self._launch_geometry(sizes, begin, k))
             self.groups.append((in_dtype, ct, k, launches))
         self.order, self.sizes = tuple(order), tuple(sizes)
         self.in_order = self.order == tuple(range(len(order)))  # every tensor, in list order
 
     @staticmethod
-    def _launch_geometry(sizes, begin):
-        """(first, last + 1 position in the slot order, global size, local size, unused slots)."""
+    def _launch_geometry(sizes, begin, k):
+        """(first, last + 1 position in the slot order, global size, local size, unused slots, kernel):
+        each launch has a kernel handle of its own, whose arguments stay set from one call to the
+        next (a step's parameters fill the same slots every time: only changed ones are set again)."""
         m = len(sizes) - begin
         items = max(1, min(max(sizes[begin:]), _MAX_ITEMS))
-        return begin, len(sizes), (items, m), (64 if items >= 64 else 1, 1), SLOTS - m
+        return begin, len(sizes), (items, m), (64 if items >= 64 else 1, 1), SLOTS - m, k.clone()
 
     def run(self, outs, lists, scalar, src, params, single):
         """Computes the call into ``outs``, or in place into ``lists[0]`` when ``outs`` is None
@@ -283,13 +285,13 @@ class _Plan:
                     o[0][begin:end], o[1][begin:end], a[0][begin:end], a[1][begin:end], b[0][begin:end],
                     b[1][begin:end], c[0][begin:end], c[1][begin:end], self.sizes[begin:end],
                     s[begin:end] if type(s) is list else s)))
-                for first, last, gsize, lsize, pad in launches:
+                for first, last, gsize, lsize, pad, handle in launches:
                     args = slots[(first - begin) * 10:(last - begin) * 10]
                     if pad:
                         ob = args[0]
                         args += (ob, 0, ob, 0, ob, 0, ob, 0, 0, zero) * pad
                     args += (src, p[0], p[1], p[2], sv, sv_off + order[first] * step, step, dev_flag)
-                    k.launch(gsize, lsize, tuple(args))
+                    handle.launch(gsize, lsize, tuple(args))
 
 
 def _run(key, plan, op, outs, lists, scalar, src, params, single, same_dtype=True):
@@ -518,7 +520,7 @@ class _ReducePlan:
             k = _kernel("fe_norm_partial", in_dtype, out_dtype, dev, "Bii" * SLOTS + "i" + sc + "iBiBi")
             fin = _kernel("fe_norm_finish", in_dtype, out_dtype, dev, "Bii" + sc + "Bi") if g > 1 else None
             launches = [(start, min(start + SLOTS, len(members))) for start in range(0, len(members), SLOTS)]
-            launches = [(s, e, (g * ls, e - s), (ls, 1), SLOTS - (e - s)) for s, e in launches]
+            launches = [(s, e, (g * ls, e - s), (ls, 1), SLOTS - (e - s), k.clone()) for s, e in launches]
             self.groups.append((tuple(members), sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches))
 
     def run(self, xs, kind, ord, single):
@@ -533,10 +535,10 @@ class _ReducePlan:
             with _NoSubclassChecks():
                 slots = list(itertools.chain.from_iterable(zip(
                     [xs[i]._buf for i in members], [xs[i].storage_offset() for i in members], sizes)))
-            for start, end, gsize, lsize, pad in launches:
+            for start, end, gsize, lsize, pad, handle in launches:
                 args = slots[start * 3:end * 3] + [res._buf, 0, 0] * pad
                 args += (kind, o, g, part._buf, start, res._buf, start)
-                k.launch(gsize, lsize, tuple(args))
+                handle.launch(gsize, lsize, tuple(args))
             if fin is not None:
                 fin.launch((len(members) * ls,), (ls,), (part._buf, g, kind, o, res._buf, 0))
             for j, i in enumerate(members):

@@ -60,8 +60,8 @@ class _Replay:
                 head, args = c[0], c[1:3]
             elif c[0] == "fill":
                 head, args = c[0], c[1:2]
-            else:
-                head, args = c[:3], c[3]
+            else:  # (a handle of its own per command: its arguments stay set between replays)
+                head, args = (c[0].clone(), c[1], c[2]), c[3]
             holes = tuple((k, slot[id(a)]) for k, a in enumerate(args)
                           if type(a) is _runtime.Buffer and id(a) in slot)
             # only constant buffers (e.g. a GEMM's cached packing space) stay referenced
