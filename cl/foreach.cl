@@ -1,14 +1,15 @@
-// Multi-tensor (torch._foreach_*) kernels: one launch processes up to 8
-// tensors of a list.
+// Multi-tensor (torch._foreach_*) kernels: one launch processes up to SLOTS
+// (8, 16 or 32) tensors of a list.
 //
-// OpenCL 1.2 kernels cannot receive an array of buffers, so each of the 8
-// tensor slots has its own arguments: output o, inputs a, b, c (each buffer
+// OpenCL 1.2 kernels cannot receive an array of buffers, so each of the
+// SLOTS tensor slots has its own arguments: output o, inputs a, b, c (each buffer
 // followed by its element offset), its length n and a per-slot scalar s.
 // Slot j runs on get_global_id(1) == j; dimension 0 strides over the slot's
 // elements. The host only sends dense tensors whose operands share a layout,
 // so element i of slot j is at offset + i in every operand.
 //
-// -D: T (input storage type), LD (its load macro), TO/STO (output storage
+// -D: SLOTS (8, 16 or 32: as many as the device's argument space holds),
+//     T (input storage type), LD (its load macro), TO/STO (output storage
 //     type and store macro), CT (compute type), LS (work-group size of the
 //     norm kernels, a power of two), FP64. The host puts types.cl and
 //     pointwise.cl (the helpers of the op expressions) first and appends one
@@ -21,10 +22,24 @@
 // the host value s_j, or (dev != 0) read from device memory at
 // sv[sv_off + j * sv_step] (a 0-dim tensor: sv_step 0).
 
+// FE_EACH(M) is M(0) M(1) ... M(SLOTS - 1); a parameter macro M ends in a comma.
+#define FE_EACH8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define FE_EACH16(M) FE_EACH8(M) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
+#define FE_EACH32(M)                                                         \
+  FE_EACH16(M) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25)   \
+      M(26) M(27) M(28) M(29) M(30) M(31)
+#if SLOTS == 32
+#define FE_EACH FE_EACH32
+#elif SLOTS == 16
+#define FE_EACH FE_EACH16
+#else
+#define FE_EACH FE_EACH8
+#endif
+
 #define FE_SLOT(j)                                                           \
   __global TO *o##j, int oo##j, __global const T *a##j, int ao##j,           \
       __global const T *b##j, int bo##j, __global const T *c##j, int co##j,  \
-      int n##j, CT s##j
+      int n##j, CT s##j,
 
 #define FE_PICK(j)                                                           \
   case j:                                                                    \
@@ -33,8 +48,7 @@
     break;
 
 #define FOREACH(NAME, EXPR)                                                  \
-  __kernel void NAME(FE_SLOT(0), FE_SLOT(1), FE_SLOT(2), FE_SLOT(3),        \
-                     FE_SLOT(4), FE_SLOT(5), FE_SLOT(6), FE_SLOT(7),        \
+  __kernel void NAME(FE_EACH(FE_SLOT)                                        \
                      int src, CT p0_in, CT p1, CT p2,                        \
                      __global const T *sv, int sv_off, int sv_step,          \
                      int dev) {                                              \
@@ -44,8 +58,7 @@
     int oo, ao, bo, co, n;                                                   \
     CT s;                                                                    \
     switch (j) {                                                             \
-      FE_PICK(0) FE_PICK(1) FE_PICK(2) FE_PICK(3)                            \
-      FE_PICK(4) FE_PICK(5) FE_PICK(6) FE_PICK(7)                            \
+      FE_EACH(FE_PICK)                                                       \
       default: return;                                                       \
     }                                                                        \
     if (dev) s = LD(sv, sv_off + j * sv_step);                               \
@@ -104,23 +117,20 @@ inline CT norm_group(__local CT *red, CT acc, int kind) {
   return red[0];
 }
 
-#define NORM_SLOT(j) __global const T *a##j, int ao##j, int n##j
+#define NORM_SLOT(j) __global const T *a##j, int ao##j, int n##j,
 #define NORM_PICK(j) \
   case j: a = a##j; ao = ao##j; n = n##j; break;
 
 // Part 1: groups == 1 finishes directly into out[out_off + j]; otherwise
 // group g of slot j leaves its partial in part[(part_slot + j) * groups + g].
-__kernel void fe_norm_partial(NORM_SLOT(0), NORM_SLOT(1), NORM_SLOT(2), NORM_SLOT(3),
-                              NORM_SLOT(4), NORM_SLOT(5), NORM_SLOT(6), NORM_SLOT(7),
-                              int kind, CT ord, int groups, __global CT *part, int part_slot,
+__kernel void fe_norm_partial(FE_EACH(NORM_SLOT) int kind, CT ord, int groups, __global CT *part, int part_slot,
                               __global TO *out, int out_off) {
   __local CT red[LS];
   int j = get_global_id(1);
   __global const T *a;
   int ao, n;
   switch (j) {
-    NORM_PICK(0) NORM_PICK(1) NORM_PICK(2) NORM_PICK(3)
-    NORM_PICK(4) NORM_PICK(5) NORM_PICK(6) NORM_PICK(7)
+    FE_EACH(NORM_PICK)
     default: return;
   }
   CT acc = norm_identity(kind);

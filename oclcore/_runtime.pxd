@@ -79,6 +79,7 @@ cdef extern from "oclcore/runtime.h" nogil:
         cl_ulong local_mem
         cl_ulong max_alloc
         size_t max_work_group_size
+        size_t max_parameter_size
         int fp16
         int fp64
 
@@ -118,8 +119,7 @@ cdef extern from "oclcore/runtime.h" nogil:
 
 
 cdef enum:
-    CACHED_ARGS = 128  # kernel arguments whose last value is remembered
-    BUFFER_ARG = 255  # _last_size of an argument holding a buffer's serial
+    BUFFER_ARG = 255  # Kernel._last_size of an argument whose _last holds a buffer's serial
 
 
 cdef class Device:
@@ -155,10 +155,10 @@ cdef class Kernel:
     cdef readonly str signature
     cdef bytes sig
     cdef int nargs
-    # the value bytes last set for each of the first CACHED_ARGS arguments (a buffer's serial for
-    # buffers): unchanged ones are not set again
-    cdef unsigned char _last[CACHED_ARGS][32]
-    cdef unsigned char _last_size[CACHED_ARGS]
+    # per argument, the value bytes last set (a buffer's serial for buffers) and their count:
+    # unchanged ones are not set again
+    cdef unsigned char (*_last)[32]
+    cdef unsigned char* _last_size
     cdef cl_int _set_arg(self, cl_kernel kernel, bint cached, Py_ssize_t i, size_t size,
                          const void* value) except -1
     cdef int bind(self, cl_kernel kernel, tuple args, bint cached) except -1

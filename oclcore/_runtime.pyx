@@ -210,6 +210,8 @@ cdef class Device:
     @property
     def max_work_group_size(self): return self._d().max_work_group_size
     @property
+    def max_parameter_size(self): return self._d().max_parameter_size
+    @property
     def preferred_vector_width_float(self): return self._d().preferred_vector_width_float
     @property
     def extensions(self):
@@ -227,7 +229,7 @@ cdef class Device:
         return {k: getattr(self, k) for k in (
             "index", "name", "vendor", "platform", "type", "version", "driver_version",
             "compute_units", "clock_mhz", "global_mem", "local_mem", "max_alloc",
-            "max_work_group_size", "preferred_vector_width_float", "fp16", "fp64", "extensions")}
+            "max_work_group_size", "max_parameter_size", "preferred_vector_width_float", "fp16", "fp64", "extensions")}
 
     # -- queue --
     @property
@@ -725,6 +727,10 @@ cdef class Program:
         k.signature = sig
         k.sig = sig.encode()
         k.nargs = len(sig)
+        k._last = <unsigned char (*)[32]>calloc(max(k.nargs, 1), 32)
+        k._last_size = <unsigned char*>calloc(max(k.nargs, 1), 1)
+        if k._last is NULL or k._last_size is NULL:
+            raise MemoryError()
         return k
 
 
@@ -737,6 +743,8 @@ cdef class Kernel:
     def __dealloc__(self):
         if self.kernel is not NULL:
             ocl_api.clReleaseKernel(self.kernel)
+        free(self._last)
+        free(self._last_size)
 
     def clone(self):
         """A new handle of this kernel (same program, name and signature) whose argument values are
@@ -756,7 +764,6 @@ cdef class Kernel:
                          const void* value) except -1:
         # OpenCL keeps argument values between launches: skip the driver call (costly on some
         # drivers) when this one is unchanged
-        cached = cached and i < CACHED_ARGS
         if cached and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
             return 0
         cdef cl_int rc = ocl_api.clSetKernelArg(kernel, i, size, value)
@@ -800,7 +807,7 @@ cdef class Kernel:
                     m, serial = b._b().mem, b.serial
                 # compared by serial, not by handle: a released cl_mem's handle value can come
                 # back for another buffer, which a driver may resolve differently
-                if cached and i < CACHED_ARGS:
+                if cached:
                     if self._last_size[i] == BUFFER_ARG and memcmp(self._last[i], &serial, sizeof(serial)) == 0:
                         continue
                     self._set_arg(kernel, False, i, sizeof(cl_mem), &m)
@@ -914,7 +921,7 @@ cdef class Kernel:
             raise ValueError(f"{self.name} takes {self.nargs} arguments, got {na} (at most 32 here)")
         for i in range(nd):
             g[i] = gsize[i]
-        for j in range(CACHED_ARGS):  # this loop sets arguments behind launch_c's cache
+        for j in range(self.nargs):  # this loop sets arguments behind launch_c's cache
             self._last_size[j] = 0
         for j in range(na):
             c = self.sig[j]

@@ -11,6 +11,7 @@ import torch
 
 import oclcore
 from oclcore.graph import Graph, graph
+from oclcore import runtime
 from oclcore.ops import foreach
 from oclcore.ops.fused_optim import ADAM_SLOTS
 from oclcore.torch.tensor import rebind
@@ -164,7 +165,7 @@ def test_foreach_scalar_tensor_stays_on_device(no_fallbacks):
 
 
 @pytest.mark.parametrize("op", ("_foreach_div_", "_foreach_add", "_foreach_sub_", "_foreach_mul"))
-def test_foreach_list_of_zero_dim_tensors_is_one_launch_per_8(op, no_fallbacks):
+def test_foreach_list_of_zero_dim_tensors_is_one_launch_per_slot_count(op, no_fallbacks):
     """capturable Adam divides every tensor by a 0-dim tensor of its own (its bias corrections):
     the multi-tensor kernel reads one element per slot instead of a launch per tensor."""
     from oclcore import _runtime
@@ -178,7 +179,7 @@ def test_foreach_list_of_zero_dim_tensors_is_one_launch_per_8(op, no_fallbacks):
     dev_x = _dev(xs)
     before = _runtime.launch_count()
     actual = fn(dev_x, dev_d, **kw)
-    assert _runtime.launch_count() - before == 2  # 9 non-empty tensors, 8 slots per launch
+    assert _runtime.launch_count() - before == -(-9 // foreach.slots(runtime.device(0)))  # 9 non-empty tensors
     cpu_x = [x.clone() for x in xs]
     expected = fn(cpu_x, ds, **kw)
     _same(dev_x if op.endswith("_") else actual, cpu_x if op.endswith("_") else expected)
@@ -189,6 +190,27 @@ def test_foreach_list_of_zero_dim_tensors_is_one_launch_per_8(op, no_fallbacks):
     dev_x, cpu_x = _dev(xs), [x.clone() for x in xs]
     out_dev, out_cpu = fn(dev_x, _dev(full), **kw), fn(cpu_x, full, **kw)
     _same(dev_x if op.endswith("_") else out_dev, cpu_x if op.endswith("_") else out_cpu)
+
+
+@pytest.mark.parametrize("n", (16, 32))
+def test_foreach_with_more_slots_per_launch(n, no_fallbacks, monkeypatch):
+    """GPUs with room for more kernel arguments take 16 or 32 tensors per launch (the CPU device
+    takes 8): the same ops, forced to those counts here, against the CPU."""
+    from oclcore import _runtime
+    monkeypatch.setitem(foreach._slots, 0, n)
+    monkeypatch.setattr(foreach, "_plans", {})
+    torch.manual_seed(4)
+    xs = [torch.randn(i % 7 + 1, 3) for i in range(2 * n + 3)] + [torch.randn(0)]
+    ys = [torch.randn(x.shape) for x in xs]
+    dev_x, dev_y = _dev(xs), _dev(ys)
+    before = _runtime.launch_count()
+    actual = torch._foreach_addcmul(dev_x, dev_y, dev_y, 0.5)
+    assert _runtime.launch_count() - before == 3
+    _same(actual, torch._foreach_addcmul(xs, ys, ys, 0.5))
+    scalars = [float(i) for i in range(len(xs))]
+    torch._foreach_lerp_(dev_x, dev_y, scalars)
+    _same(dev_x, torch._foreach_lerp(xs, ys, scalars))
+    _same(torch._foreach_norm(dev_y), torch._foreach_norm(ys), rtol=2e-5)
 
 
 def test_foreach_mixed_layouts_dtypes_and_integers(no_fallbacks):

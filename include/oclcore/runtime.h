@@ -54,6 +54,7 @@ typedef struct {
   cl_ulong local_mem;
   cl_ulong max_alloc;
   size_t max_work_group_size;
+  size_t max_parameter_size; /* bytes of kernel arguments a launch may pass */
   int fp16;
   int fp64;
   ocl_allocator *allocator;

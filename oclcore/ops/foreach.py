@@ -1,9 +1,11 @@
 """The multi-tensor ops (aten._foreach_*) that torch.optim and clip_grad_norm_
 use, on the kernels of cl/foreach.cl.
 
-One launch handles up to ``SLOTS`` tensors of a list: OpenCL 1.2 cannot pass
-an array of buffers, so the kernel takes ``SLOTS`` sets of buffer arguments
-and a list of n tensors costs ceil(n / SLOTS) launches. The element
+One launch handles up to ``slots(device)`` tensors of a list: OpenCL 1.2
+cannot pass an array of buffers, so the kernel takes that many sets of buffer
+arguments (8, 16 or 32, as many as the device's argument space holds: each
+launch costs the driver several microseconds) and a list of n tensors costs
+ceil(n / slots) launches. The element
 expressions are those of pointwise_table.py, so a foreach op computes exactly
 what the single-tensor op computes on ocl. Tensors the kernels cannot take
 (not dense, operands laid out differently, integer dtypes, mixed dtypes,
@@ -35,7 +37,8 @@ from .meta import _sig, infer
 from .pointwise_table import OPS as _EXPRESSIONS
 
 aten = torch.ops.aten
-SLOTS = 8  # tensors per launch; fixed by the FE_SLOT lists in cl/foreach.cl
+SLOT_CHOICES = (32, 16, 8)  # the FE_EACH lists of cl/foreach.cl
+_SLOT_BYTES, _TAIL_BYTES = 64, 64  # argument bytes per slot (4 pointers, 5 ints, a scalar) and after them, rounded up
 _INT32_MAX = 2**31 - 1
 _MAX_ITEMS = 1 << 16  # work-items per tensor slot; they stride over bigger tensors
 
@@ -55,19 +58,32 @@ _kernels = {}
 
 
 
+_slots = {}
+
+
+def slots(dev):
+    """Tensors per launch on ``dev``: the most of SLOT_CHOICES whose arguments fit its parameter space."""
+    n = _slots.get(dev.index)
+    if n is None:
+        n = _slots[dev.index] = next((s for s in SLOT_CHOICES if s * _SLOT_BYTES + _TAIL_BYTES
+                                      <= dev.max_parameter_size), SLOT_CHOICES[-1])
+    return n
+
+
 def _kernel(name, in_dtype, out_dtype, dev, signature):
-    key = (name, in_dtype, out_dtype, dev.index)
+    key = (name, in_dtype, out_dtype, dev.index, slots(dev))
     k = _kernels.get(key)
     if k is None:
-        defines = dict(dtypes.kernel_defines(in_dtype, out_dtype), LS=runtime.work_group_size(dev))
+        defines = dict(dtypes.kernel_defines(in_dtype, out_dtype), LS=runtime.work_group_size(dev),
+                       SLOTS=slots(dev))
         k = runtime.get_kernel(("types.cl", "pointwise.cl", "foreach.cl"), defines, name, signature, dev,
                                extra_source=_extra_source)
         _kernels[key] = k
     return k
 
 
-def _elementwise_signature(sc):
-    return ("BiBiBiBii" + sc) * SLOTS + "i" + sc * 3 + "Biii"
+def _elementwise_signature(sc, n):
+    return ("BiBiBiBii" + sc) * n + "i" + sc * 3 + "Biii"
 
 
 # ---------------------------------------------------------------- launching
@@ -211,29 +227,30 @@ class _Plan:
         for (in_dtype, out_dtype), members in groups.items():
             index = lists[0][members[0]]._index
             ct = dtypes.compute(in_dtype)
-            k = _kernel("fe_" + op, in_dtype, out_dtype, runtime.device(index),
-                        _elementwise_signature(dtypes.SCALAR_CHAR[ct]))
+            dev = runtime.device(index)
+            n = slots(dev)
+            k = _kernel("fe_" + op, in_dtype, out_dtype, dev, _elementwise_signature(dtypes.SCALAR_CHAR[ct], n))
             launches, begin = [], len(order)
             for i in members:
                 m = len(order) - begin  # slots taken in the open launch
-                if m == SLOTS or (m and split and order[-1] != i - 1):
-                    launches.append(self._launch_geometry(sizes, begin, k))
+                if m == n or (m and split and order[-1] != i - 1):
+                    launches.append(self._launch_geometry(sizes, begin, k, n))
                     begin = len(order)
                 order.append(i)
                 sizes.append(lists[0][i].numel())
-            launches.append(self._launch_geometry(sizes, begin, k))
+            launches.append(self._launch_geometry(sizes, begin, k, n))
             self.groups.append((in_dtype, ct, k, launches))
         self.order, self.sizes = tuple(order), tuple(sizes)
         self.in_order = self.order == tuple(range(len(order)))  # every tensor, in list order
 
     @staticmethod
-    def _launch_geometry(sizes, begin, k):
+    def _launch_geometry(sizes, begin, k, n):
         """(first, last + 1 position in the slot order, global size, local size, unused slots, kernel):
         each launch has a kernel handle of its own, whose arguments stay set from one call to the
         next (a step's parameters fill the same slots every time: only changed ones are set again)."""
         m = len(sizes) - begin
         items = max(1, min(max(sizes[begin:]), _MAX_ITEMS))
-        return begin, len(sizes), (items, m), (64 if items >= 64 else 1, 1), SLOTS - m, k.clone()
+        return begin, len(sizes), (items, m), (64 if items >= 64 else 1, 1), n - m, k.clone()
 
     def run(self, outs, lists, scalar, src, params, single):
         """Computes the call into ``outs``, or in place into ``lists[0]`` when ``outs`` is None
@@ -517,10 +534,11 @@ class _ReducePlan:
             sizes = tuple(xs[i].numel() for i in members)
             g = _groups(max(sizes), ls)
             part_dtype = torch.float64 if ct == "double" else torch.float32
-            k = _kernel("fe_norm_partial", in_dtype, out_dtype, dev, "Bii" * SLOTS + "i" + sc + "iBiBi")
+            n = slots(dev)
+            k = _kernel("fe_norm_partial", in_dtype, out_dtype, dev, "Bii" * n + "i" + sc + "iBiBi")
             fin = _kernel("fe_norm_finish", in_dtype, out_dtype, dev, "Bii" + sc + "Bi") if g > 1 else None
-            launches = [(start, min(start + SLOTS, len(members))) for start in range(0, len(members), SLOTS)]
-            launches = [(s, e, (g * ls, e - s), (ls, 1), SLOTS - (e - s), k.clone()) for s, e in launches]
+            launches = [(start, min(start + n, len(members))) for start in range(0, len(members), n)]
+            launches = [(s, e, (g * ls, e - s), (ls, 1), n - (e - s), k.clone()) for s, e in launches]
             self.groups.append((tuple(members), sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches))
 
     def run(self, xs, kind, ord, single):

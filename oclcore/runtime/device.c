@@ -44,6 +44,8 @@ static void describe(ocl_device *d, cl_platform_id p, cl_device_id id) {
   CL(clGetDeviceInfo)(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
   CL(clGetDeviceInfo)(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_work_group_size,
                       &d->max_work_group_size, NULL);
+  CL(clGetDeviceInfo)(id, CL_DEVICE_MAX_PARAMETER_SIZE, sizeof d->max_parameter_size,
+                      &d->max_parameter_size, NULL);
   const char *ext = d->extensions ? d->extensions : "";
   d->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
   d->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
