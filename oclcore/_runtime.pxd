@@ -82,6 +82,37 @@ cdef extern from "oclcore/runtime.h" nogil:
         size_t max_parameter_size
         int fp16
         int fp64
+        void* submitter
+
+    ctypedef struct ocl_arg:
+        cl_uint index
+        cl_uint size
+        int local
+        unsigned char value[32]
+
+    int OCL_LAUNCH
+    int OCL_COPY
+    int OCL_FILL
+
+    ctypedef struct ocl_command:
+        int kind
+        cl_kernel kernel
+        const char* name
+        cl_uint nd
+        size_t g[3]
+        size_t l[3]
+        int has_local
+        cl_mem src
+        cl_mem dst
+        size_t src_offset, dst_offset, nbytes, pattern_size
+        unsigned char pattern[128]
+        cl_uint nargs
+        ocl_arg args[1]
+
+    ocl_command* ocl_command_new(cl_uint max_args)
+    void ocl_submit(ocl_device* dev, ocl_command* command)
+    void ocl_submit_drain(ocl_device* dev)
+    cl_int ocl_submit_wait(ocl_device* dev)
 
     cl_int ocl_discover()
     int ocl_device_count()
@@ -154,6 +185,7 @@ cdef class Kernel:
     cdef readonly str name
     cdef readonly str signature
     cdef bytes sig
+    cdef bytes bname  # the name as C text, for a submitted launch's error
     cdef int nargs
     # per argument, the value bytes last set (a buffer's serial for buffers) and their count:
     # unchanged ones are not set again
@@ -164,6 +196,7 @@ cdef class Kernel:
     cdef int bind(self, cl_kernel kernel, tuple args, bint cached) except -1
     cdef int sizes(self, tuple gsize, object lsize, cl_uint* nd, size_t* g, size_t* l) except -1
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1
+    cdef int _submit(self, int nonempty, cl_uint nd, size_t* g, size_t* l, tuple args) except -1
 
 
 cdef class Event:

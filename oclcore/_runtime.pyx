@@ -62,6 +62,16 @@ cdef object _recorder = None
 cdef object _capture = None
 cdef long long _launches = 0
 cdef uint64_t _next_serial = 0  # the last Buffer.serial given out
+# while a launch is recorded for a device's submitter (runtime/submit.c), the arguments to set
+cdef ocl_command* _pending = NULL
+
+
+cdef int _wait(Device device) except -1:
+    """Waits until ``device``'s submitter (if any) has enqueued what it was handed; raises the
+    first error among those commands."""
+    if device.dev.submitter != NULL:
+        check(ocl_submit_wait(device.dev))
+    return 0
 
 
 def launch_count():
@@ -236,6 +246,7 @@ cdef class Device:
     def queue_handle(self):
         """The cl_command_queue as an integer, for interop with other OpenCL libraries (CLBlast)."""
         check(ocl_device_open(self._d()))
+        _wait(self)  # (the caller enqueues on it directly)
         return <size_t>self._d().queue
 
     def synchronize(self):
@@ -243,9 +254,17 @@ cdef class Device:
         _no_capture("synchronize()")
         check(ocl_device_synchronize(self._d()))
 
+    @property
+    def submit_thread(self):
+        """True when kernel launches, copies and fills are enqueued by a thread of this device's own
+        (OCLCORE_SUBMIT_THREAD; by default on GPUs and accelerators)."""
+        check(ocl_device_open(self._d()))
+        return self._d().submitter != NULL
+
     def flush(self):
         """Submits queued commands to the device without waiting."""
         if self._d().queue:
+            _wait(self)
             check_call(ocl_api.clFlush(self._d().queue), "clFlush")
 
     @property
@@ -396,6 +415,7 @@ cdef class Buffer:
         self._range(offset, n, "write" if to_device else "read")
         if n == 0:
             return 0
+        _wait(self.device)
         if to_device:
             rc = ocl_api.clEnqueueWriteBuffer(self.device.dev.queue, self._b().mem, CL_TRUE, offset, n, host,
                                               0, NULL, NULL)
@@ -407,6 +427,7 @@ cdef class Buffer:
 
     def copy_to(self, Buffer dst, Py_ssize_t nbytes, Py_ssize_t src_offset=0, Py_ssize_t dst_offset=0):
         """Enqueues a copy of ``nbytes`` into ``dst`` (any device; across devices it waits)."""
+        cdef ocl_command* c
         if dst is None:
             raise TypeError("copy_to needs a destination Buffer")
         self._range(src_offset, nbytes, "copy source")
@@ -417,9 +438,17 @@ cdef class Buffer:
             if self._b().mem == dst.block.mem and not (
                     src_offset + nbytes <= dst_offset or dst_offset + nbytes <= src_offset):
                 raise ValueError("copy_to: source and destination ranges overlap")
-            check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self._b().mem, dst.block.mem,
-                                                   src_offset, dst_offset, nbytes, 0, NULL, NULL),
-                       "clEnqueueCopyBuffer")
+            if self.device.dev.submitter != NULL:
+                c = ocl_command_new(0)
+                if c == NULL:
+                    raise MemoryError()
+                c.kind, c.src, c.dst = OCL_COPY, self._b().mem, dst.block.mem
+                c.src_offset, c.dst_offset, c.nbytes = src_offset, dst_offset, nbytes
+                ocl_submit(self.device.dev, c)
+            else:
+                check_call(ocl_api.clEnqueueCopyBuffer(self.device.dev.queue, self._b().mem, dst.block.mem,
+                                                       src_offset, dst_offset, nbytes, 0, NULL, NULL),
+                           "clEnqueueCopyBuffer")
             if _capture is not None:
                 _capture.record(("copy", self, dst, nbytes, src_offset, dst_offset))
         else:
@@ -430,12 +459,14 @@ cdef class Buffer:
 
     def _read_into(self, bytearray staging, Py_ssize_t offset):
         cdef char* p = staging
+        _wait(self.device)
         check_call(ocl_api.clEnqueueReadBuffer(self.device.dev.queue, self._b().mem, CL_TRUE, offset,
                                                len(staging), p, 0, NULL, NULL), "clEnqueueReadBuffer")
 
     def fill(self, pattern, Py_ssize_t offset=0, nbytes=None):
         """Enqueues filling ``nbytes`` from ``offset`` with a repeated byte ``pattern`` (1, 2, 4, ... 128 bytes)."""
         cdef bytes pat = bytes(pattern)
+        cdef ocl_command* c
         cdef Py_ssize_t n = self._b().requested - offset if nbytes is None else nbytes
         cdef Py_ssize_t plen = len(pat)
         if plen not in (1, 2, 4, 8, 16, 32, 64, 128):
@@ -443,7 +474,14 @@ cdef class Buffer:
         self._range(offset, n, "fill")
         if offset % plen or n % plen:
             raise ValueError("fill offset and size must be multiples of the pattern size")
-        if n:
+        if n and self.device.dev.submitter != NULL:
+            c = ocl_command_new(0)
+            if c == NULL:
+                raise MemoryError()
+            c.kind, c.dst, c.dst_offset, c.nbytes, c.pattern_size = OCL_FILL, self._b().mem, offset, n, plen
+            memcpy(c.pattern, <const char*>pat, plen)
+            ocl_submit(self.device.dev, c)
+        elif n:
             check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self._b().mem, <const char*>pat,
                                                    plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
             if _capture is not None:
@@ -631,6 +669,7 @@ cdef class CommandList:
             return
         if self.n == 0:
             return
+        _wait(self.device)
         q = self.device.dev.queue
         with nogil:
             for i in range(self.n):
@@ -726,6 +765,7 @@ cdef class Program:
         k.name = str(name)
         k.signature = sig
         k.sig = sig.encode()
+        k.bname = nm
         k.nargs = len(sig)
         k._last = <unsigned char (*)[32]>calloc(max(k.nargs, 1), 32)
         k._last_size = <unsigned char*>calloc(max(k.nargs, 1), 1)
@@ -742,6 +782,8 @@ cdef class Kernel:
 
     def __dealloc__(self):
         if self.kernel is not NULL:
+            if self.device is not None and self.device.dev.submitter != NULL:
+                ocl_submit_drain(self.device.dev)  # (commands handed over may name this kernel)
             ocl_api.clReleaseKernel(self.kernel)
         free(self._last)
         free(self._last_size)
@@ -765,6 +807,16 @@ cdef class Kernel:
         # OpenCL keeps argument values between launches: skip the driver call (costly on some
         # drivers) when this one is unchanged
         if cached and self._last_size[i] == size and memcmp(self._last[i], value, size) == 0:
+            return 0
+        cdef ocl_arg* a
+        if _pending != NULL:  # set by the submitter, in order, before its enqueue
+            a = &_pending.args[_pending.nargs]
+            _pending.nargs += 1
+            a.index, a.size, a.local = <cl_uint>i, <cl_uint>size, 0
+            memcpy(a.value, value, size)
+            if cached:
+                memcpy(self._last[i], value, size)
+                self._last_size[i] = <unsigned char>size
             return 0
         cdef cl_int rc = ocl_api.clSetKernelArg(kernel, i, size, value)
         if rc != CL_SUCCESS:
@@ -835,6 +887,11 @@ cdef class Kernel:
                 for j in range(len(a)):
                     v8[j] = <int32_t>a[j]
                 self._set_arg(kernel, cached, i, 32, v8)
+            elif _pending != NULL:  # 'Z': local memory, set by the submitter
+                _pending.args[_pending.nargs].index = <cl_uint>i
+                _pending.args[_pending.nargs].size = <cl_uint><size_t>a
+                _pending.args[_pending.nargs].local = 1
+                _pending.nargs += 1
             else:  # 'Z': local memory
                 rc = ocl_api.clSetKernelArg(kernel, i, <size_t>a, NULL)
                 if rc != CL_SUCCESS:
@@ -864,11 +921,18 @@ cdef class Kernel:
         return nonempty
 
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
-        global _launches
+        global _launches, _pending
         cdef cl_uint nd
         cdef size_t g[3]
         cdef size_t l[3]
+        if self.kernel == NULL or self.device is None:
+            raise ValueError("this Kernel was not made by Program.kernel(name, signature)")
         cdef int nonempty = self.sizes(gsize, lsize, &nd, g, l)
+        cdef ocl_device* d = self.device.dev
+        if d.submitter != NULL:
+            if event == NULL:
+                return self._submit(nonempty, nd, g, l if lsize is not None else NULL, args)
+            _wait(self.device)  # (a launch with an event is enqueued here, after the handed-over ones)
         self.bind(self.kernel, args, True)  # (checked even for an empty launch)
         if not nonempty:
             return 0
@@ -878,6 +942,34 @@ cdef class Kernel:
         if rc != CL_SUCCESS:
             raise OpenCLError(f"clEnqueueNDRangeKernel({self.name}, global={tuple(gsize)}, local={lsize}) "
                               f"failed: {ocl_error_name(rc).decode()}", rc)
+        return 0
+
+    cdef int _submit(self, int nonempty, cl_uint nd, size_t* g, size_t* l, tuple args) except -1:
+        """launch_c through the device's submitter: the changed arguments and the sizes are recorded
+        here and handed over; the submitter sets and enqueues them."""
+        global _launches, _pending
+        cdef ocl_command* c = ocl_command_new(self.nargs)
+        cdef cl_uint i
+        if c == NULL:
+            raise MemoryError()
+        c.kind, c.kernel, c.name = OCL_LAUNCH, self.kernel, self.bname
+        _pending = c
+        try:
+            self.bind(self.kernel, args, True)  # (checked even for an empty launch)
+        except BaseException:
+            _pending = NULL
+            ocl_submit(self.device.dev, c)  # the arguments recorded before the error are cached as set
+            raise
+        _pending = NULL
+        if nonempty:
+            c.nd = nd
+            for i in range(nd):
+                c.g[i] = g[i]
+                if l != NULL:
+                    c.l[i] = l[i]
+            c.has_local = l != NULL
+            _launches += 1
+        ocl_submit(self.device.dev, c)
         return 0
 
     def launch(self, gsize, lsize, args):
@@ -933,6 +1025,7 @@ cdef class Kernel:
                 raw = struct.pack({"i": "i", "I": "I", "l": "q", "L": "Q", "f": "f", "d": "d"}[chr(c)], args[j])
                 memcpy(packed[j], <char*>raw, len(raw))
                 sizes[j] = len(raw)
+        _wait(self.device)
         cdef cl_command_queue q = self.device.dev.queue
         cdef cl_kernel k = self.kernel
         with nogil:

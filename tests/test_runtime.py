@@ -570,6 +570,64 @@ def crash_results():
                              for case, call in CRASH_CASES.items()})
 
 
+_SUBMIT_SCRIPT = """
+import numpy as np, torch, oclcore
+from oclcore import runtime, _runtime as rt
+d = runtime.device(0)
+print("SUBMIT", d.submit_thread)
+torch.manual_seed(0)
+x = torch.randn(257, 33)
+z = torch.zeros(33, 257, device="ocl")  # a fill
+z += (x.to("ocl") * 2 + 1).t().contiguous()  # launches and a copy, handed over in this order
+z[:, 5] = 7.0
+w = z.clone()
+ref = (x * 2 + 1).t().contiguous()
+ref[:, 5] = 7.0
+assert torch.equal(w.cpu(), ref)
+
+def train(device):
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 4)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    data = torch.randn(16, 3, 8, 8).to(device)
+    labels = torch.arange(16).remainder(4).to(device)
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model(data), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [p.detach().cpu() for p in model.parameters()]
+
+for a, b in zip(train("ocl"), train("cpu")):
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+k = d.build("__kernel void k(__global int* o) { o[get_global_id(0)] = 1; }", "", "submit_err").kernel("k", "B")
+b = d.alloc(4 * 8 * d.max_work_group_size)
+too_big = 2 * d.max_work_group_size
+try:
+    k.launch((too_big,), (too_big,), (b,))  # a work-group larger than the device takes
+    torch.ocl.synchronize()
+except rt.OpenCLError as e:
+    print("ERROR", e)
+assert torch.equal((z + 1).cpu(), ref + 1)  # the queue goes on after the error
+torch.ocl.synchronize()
+print("DONE")
+"""
+
+
+@pytest.mark.parametrize("submit", ("1", "0"))
+def test_launches_handed_to_a_submit_thread_keep_program_order_and_report_errors(submit):
+    """OCLCORE_SUBMIT_THREAD=1 (the default on GPUs) has a thread of the device's own set
+    arguments and enqueue launches, copies and fills; reads and synchronize wait for it, and a
+    launch it could not enqueue is reported by the next of them. =0 enqueues on the calling thread."""
+    rc, out, err = run_concurrently({"run": (_SUBMIT_SCRIPT, {"OCLCORE_SUBMIT_THREAD": submit})})["run"]
+    assert rc == 0 and "DONE" in out, out + err[-3000:]
+    assert f"SUBMIT {submit == '1'}" in out
+    error = next(line for line in out.splitlines() if line.startswith("ERROR"))
+    assert "CL_INVALID_WORK_GROUP_SIZE" in error
+    assert ("an earlier launch" in error) == (submit == "1")
+
+
 @pytest.mark.parametrize("case", sorted(CRASH_CASES))
 def test_bad_input_raises_instead_of_crashing(crash_results, case):
     rc, out, err = crash_results[case]

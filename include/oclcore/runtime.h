@@ -4,7 +4,8 @@
  * Every function that can fail returns a cl_int (CL_SUCCESS or an OpenCL or
  * OCL_E_* code) and leaves a message naming the failed call in
  * ocl_last_error(). The runtime is not thread-safe by itself: the Python
- * layer calls it with the GIL held. */
+ * layer calls it with the GIL held (a device's launch submitter, submit.c,
+ * is the one other thread, and owns only what is handed to it). */
 #ifndef OCLCORE_RUNTIME_H
 #define OCLCORE_RUNTIME_H
 
@@ -33,6 +34,7 @@ const char *ocl_loaded_path(void);
 /* ---- device.c ---- */
 typedef struct ocl_allocator ocl_allocator;
 typedef struct ocl_program_cache ocl_program_cache;
+typedef struct ocl_submitter ocl_submitter;
 
 typedef struct {
   cl_platform_id platform_id;
@@ -59,17 +61,59 @@ typedef struct {
   int fp64;
   ocl_allocator *allocator;
   ocl_program_cache *programs;
+  ocl_submitter *submitter; /* NULL: launches are enqueued by the calling thread */
 } ocl_device;
 
 /* Lists every device of every platform, GPUs and accelerators first. */
 cl_int ocl_discover(void);
 int ocl_device_count(void);
 ocl_device *ocl_device_at(int index);
-/* Creates the device's context and in-order queue on first use. */
+/* Creates the device's context and in-order queue on first use, and the launch
+ * submitter where OCLCORE_SUBMIT_THREAD asks for one (1: always, 0: never,
+ * unset: on GPUs and accelerators). */
 cl_int ocl_device_open(ocl_device *dev);
 /* Recreates the queue with or without profiling (waits for queued work). */
 cl_int ocl_device_set_profiling(ocl_device *dev, int enabled);
 cl_int ocl_device_synchronize(ocl_device *dev);
+
+/* ---- submit.c ---- */
+typedef struct {
+  cl_uint index;
+  cl_uint size;
+  int local; /* local memory of `size` bytes: no value */
+  unsigned char value[32];
+} ocl_arg;
+
+/* One command handed to the submitter. OCL_LAUNCH: the arguments to set
+ * first (those changed since the kernel's previous launch), then the enqueue
+ * (none when nd is 0: arguments only); OCL_COPY: src -> dst; OCL_FILL: dst
+ * filled with the pattern. */
+enum { OCL_LAUNCH, OCL_COPY, OCL_FILL };
+typedef struct ocl_command {
+  struct ocl_command *next;
+  int kind;
+  cl_kernel kernel;
+  const char *name; /* the kernel's, for error text; must outlive the command */
+  cl_uint nd;
+  size_t g[3], l[3];
+  int has_local;
+  cl_mem src, dst;
+  size_t src_offset, dst_offset, nbytes, pattern_size;
+  unsigned char pattern[128];
+  cl_uint nargs;
+  ocl_arg args[];
+} ocl_command;
+
+/* A zeroed command with room for `max_args` arguments (free()d by the submitter). */
+ocl_command *ocl_command_new(cl_uint max_args);
+cl_int ocl_submit_start(ocl_device *dev);
+/* Hands `command` to dev's submitter (which must exist). */
+void ocl_submit(ocl_device *dev, ocl_command *command);
+/* Waits until dev's submitter has enqueued every command handed to it. */
+void ocl_submit_drain(ocl_device *dev);
+/* ocl_submit_drain, then returns
+ * the first error among them (then forgotten). CL_SUCCESS without one. */
+cl_int ocl_submit_wait(ocl_device *dev);
 
 /* ---- allocator.c ---- */
 typedef struct ocl_block {

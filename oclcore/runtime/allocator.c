@@ -94,7 +94,8 @@ static ocl_size_class *size_class(ocl_allocator *a, size_t size) {
   return c;
 }
 
-static void release_block(ocl_allocator *a, ocl_block *b) {
+static void release_block(ocl_device *dev, ocl_allocator *a, ocl_block *b) {
+  ocl_submit_drain(dev); /* (launches handed to the submitter may still name it) */
   CL(clReleaseMemObject)(b->mem);
   a->stats.reserved -= b->size;
   a->stats.segments_freed++;
@@ -102,7 +103,7 @@ static void release_block(ocl_allocator *a, ocl_block *b) {
 }
 
 /* Releases the free blocks of the sizes last requested before clock `before`. */
-static void release_free_blocks(ocl_allocator *a, uint64_t before) {
+static void release_free_blocks(ocl_device *dev, ocl_allocator *a, uint64_t before) {
   for (size_t i = 0; i < a->capacity; i++) {
     ocl_size_class *c = &a->classes[i];
     if (!c->size || c->last_request >= before) continue;
@@ -110,19 +111,19 @@ static void release_free_blocks(ocl_allocator *a, uint64_t before) {
       ocl_block *b = c->free;
       c->free = b->next_free;
       a->cached -= b->size;
-      release_block(a, b);
+      release_block(dev, a, b);
     }
   }
 }
 
 void ocl_empty_cache(ocl_device *dev) {
   ocl_allocator *a = dev->allocator;
-  if (a) release_free_blocks(a, UINT64_MAX);
+  if (a) release_free_blocks(dev, a, UINT64_MAX);
 }
 
 /* Releases the free blocks of the sizes requested least recently until `bytes` are released or
  * none is left. */
-static void release_oldest(ocl_allocator *a, size_t bytes) {
+static void release_oldest(ocl_device *dev, ocl_allocator *a, size_t bytes) {
   size_t released = 0;
   while (released < bytes && a->cached) {
     ocl_size_class *oldest = NULL;
@@ -135,16 +136,16 @@ static void release_oldest(ocl_allocator *a, size_t bytes) {
       oldest->free = b->next_free;
       a->cached -= b->size;
       released += b->size;
-      release_block(a, b);
+      release_block(dev, a, b);
     }
   }
 }
 
 /* Releases the free blocks of sizes not requested lately (see the top of this file). */
-static void release_idle_blocks(ocl_allocator *a) {
+static void release_idle_blocks(ocl_device *dev, ocl_allocator *a) {
   uint64_t idle = 2 * a->reuse_span > IDLE_MIN ? 2 * a->reuse_span : IDLE_MIN;
   if (idle > IDLE_MAX) idle = IDLE_MAX;
-  if (a->clock > idle) release_free_blocks(a, a->clock - idle);
+  if (a->clock > idle) release_free_blocks(dev, a, a->clock - idle);
 }
 
 static size_t effective_limit(ocl_device *dev, ocl_allocator *a) {
@@ -161,9 +162,9 @@ static cl_int new_block(ocl_device *dev, ocl_allocator *a, size_t size, size_t r
                     "allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
                     requested, requested / 1048576.0, dev->name, (unsigned long long)dev->max_alloc);
   }
-  if (a->cached > a->stats.max_allocated + CACHE_SLACK) release_idle_blocks(a);
+  if (a->cached > a->stats.max_allocated + CACHE_SLACK) release_idle_blocks(dev, a);
   size_t limit = effective_limit(dev, a);
-  if (a->stats.reserved + size > limit) release_oldest(a, a->stats.reserved + size - limit);
+  if (a->stats.reserved + size > limit) release_oldest(dev, a, a->stats.reserved + size - limit);
   for (int attempt = 0; attempt < 2; attempt++) {
     cl_int rc = CL_SUCCESS;
     cl_mem mem = NULL;

@@ -111,14 +111,19 @@ cl_int ocl_device_open(ocl_device *d) {
     d->queue = NULL;
     return ocl_fail(rc, "clCreateCommandQueue failed for %s", d->name);
   }
-  return CL_SUCCESS;
+  const char *submit = getenv("OCLCORE_SUBMIT_THREAD");
+  int wanted = submit && *submit ? strcmp(submit, "0") != 0
+                                 : (d->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+  return wanted ? ocl_submit_start(d) : CL_SUCCESS;
 }
 
 cl_int ocl_device_set_profiling(ocl_device *d, int enabled) {
   enabled = !!enabled;
   if (d->queue && d->profiling == enabled) return CL_SUCCESS;
   if (d->queue) {
-    cl_int rc = CL(clFinish)(d->queue);
+    cl_int rc = ocl_submit_wait(d);
+    if (rc != CL_SUCCESS) return rc;
+    rc = CL(clFinish)(d->queue);
     if (rc != CL_SUCCESS) return ocl_fail(rc, "clFinish failed on %s", d->name);
     CL(clReleaseCommandQueue)(d->queue);
     d->queue = NULL;
@@ -129,6 +134,8 @@ cl_int ocl_device_set_profiling(ocl_device *d, int enabled) {
 
 cl_int ocl_device_synchronize(ocl_device *d) {
   if (!d->queue) return CL_SUCCESS;
-  cl_int rc = CL(clFinish)(d->queue);
+  cl_int rc = ocl_submit_wait(d);
+  if (rc != CL_SUCCESS) return rc;
+  rc = CL(clFinish)(d->queue);
   return rc == CL_SUCCESS ? rc : ocl_fail(rc, "clFinish failed on %s", d->name);
 }

@@ -1,0 +1,151 @@
+/* Kernel launches (and device copies and fills) handed to a thread of their
+ * own, one per device.
+ *
+ * A driver can spend several microseconds of the calling thread's time in
+ * clEnqueueNDRangeKernel (NVIDIA's: 5-10 us), which a host-bound training
+ * step pays for every kernel. With a submitter, the Python thread records a
+ * launch (the arguments that changed since the kernel's last launch, the
+ * sizes) and returns; the submitter sets the arguments and enqueues, in the
+ * order recorded. Every other use of the queue (copies, fills, reads,
+ * finish, profiled launches, graph replays, releasing memory or a kernel)
+ * first waits until the submitter has enqueued everything handed to it, so
+ * the queue sees commands in program order. An error of a handed-over launch
+ * is kept and reported by the next wait. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oclcore/runtime.h"
+
+#define CL(fn) (ocl_api.fn)
+
+struct ocl_submitter {
+  pthread_mutex_t mu;
+  pthread_cond_t work, idle;
+  ocl_command *head, *tail;
+  int busy;
+  cl_int error;
+  char error_text[512];
+};
+
+ocl_command *ocl_command_new(cl_uint max_args) {
+  return calloc(1, sizeof(ocl_command) + (max_args ? max_args : 1) * sizeof(ocl_arg));
+}
+
+static void run(ocl_device *d, ocl_submitter *s, ocl_command *c) {
+  cl_int rc = CL_SUCCESS;
+  const char *what;
+  if (c->kind == OCL_COPY) {
+    what = "clEnqueueCopyBuffer";
+    rc = CL(clEnqueueCopyBuffer)(d->queue, c->src, c->dst, c->src_offset, c->dst_offset, c->nbytes, 0, NULL,
+                                 NULL);
+  } else if (c->kind == OCL_FILL) {
+    what = "clEnqueueFillBuffer";
+    rc = CL(clEnqueueFillBuffer)(d->queue, c->dst, c->pattern, c->pattern_size, c->dst_offset, c->nbytes, 0,
+                                 NULL, NULL);
+  } else {
+    what = "clSetKernelArg";
+    for (cl_uint i = 0; i < c->nargs && rc == CL_SUCCESS; i++) {
+      ocl_arg *a = &c->args[i];
+      rc = CL(clSetKernelArg)(c->kernel, a->index, a->size, a->local ? NULL : a->value);
+    }
+    if (rc == CL_SUCCESS && c->nd) {
+      what = "clEnqueueNDRangeKernel";
+      rc = CL(clEnqueueNDRangeKernel)(d->queue, c->kernel, c->nd, NULL, c->g, c->has_local ? c->l : NULL,
+                                      0, NULL, NULL);
+    }
+  }
+  if (rc != CL_SUCCESS) {
+    pthread_mutex_lock(&s->mu);
+    if (s->error == CL_SUCCESS) {
+      s->error = rc;
+      snprintf(s->error_text, sizeof s->error_text, "%s%s%s failed: %s", what, c->name ? " of kernel " : "",
+               c->name ? c->name : "", ocl_error_name(rc));
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+static void *submitter_main(void *arg) {
+  ocl_device *d = arg;
+  ocl_submitter *s = d->submitter;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->head) pthread_cond_wait(&s->work, &s->mu);
+    ocl_command *c = s->head;
+    s->head = c->next;
+    if (!s->head) s->tail = NULL;
+    s->busy = 1;
+    pthread_mutex_unlock(&s->mu);
+    run(d, s, c);
+    free(c);
+    pthread_mutex_lock(&s->mu);
+    s->busy = 0;
+    if (!s->head) pthread_cond_broadcast(&s->idle);
+  }
+  return NULL;
+}
+
+static void forget_submitters(void) {
+  /* a forked child has no submitter thread (and cannot use its parent's OpenCL context) */
+  for (int i = 0; i < ocl_device_count(); i++) ocl_device_at(i)->submitter = NULL;
+}
+
+cl_int ocl_submit_start(ocl_device *d) {
+  static int registered;
+  if (d->submitter) return CL_SUCCESS;
+  if (!registered) {
+    pthread_atfork(NULL, NULL, forget_submitters);
+    registered = 1;
+  }
+  ocl_submitter *s = calloc(1, sizeof *s);
+  if (!s) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating the launch submitter of %s", d->name);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->work, NULL);
+  pthread_cond_init(&s->idle, NULL);
+  d->submitter = s;
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int failed = pthread_create(&thread, &attr, submitter_main, d);
+  pthread_attr_destroy(&attr);
+  if (failed) {
+    d->submitter = NULL;
+    free(s);
+    return ocl_fail(CL_OUT_OF_HOST_MEMORY, "starting the launch submitter thread of %s", d->name);
+  }
+  return CL_SUCCESS;
+}
+
+void ocl_submit(ocl_device *d, ocl_command *c) {
+  ocl_submitter *s = d->submitter;
+  pthread_mutex_lock(&s->mu);
+  if (s->tail) s->tail->next = c;
+  else s->head = c;
+  s->tail = c;
+  pthread_cond_signal(&s->work);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ocl_submit_drain(ocl_device *d) {
+  ocl_submitter *s = d->submitter;
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  while (s->head || s->busy) pthread_cond_wait(&s->idle, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+}
+
+cl_int ocl_submit_wait(ocl_device *d) {
+  ocl_submitter *s = d->submitter;
+  if (!s) return CL_SUCCESS;
+  pthread_mutex_lock(&s->mu);
+  while (s->head || s->busy) pthread_cond_wait(&s->idle, &s->mu);
+  cl_int rc = s->error;
+  char text[sizeof s->error_text];
+  memcpy(text, s->error_text, sizeof text);
+  s->error = CL_SUCCESS;
+  pthread_mutex_unlock(&s->mu);
+  return rc == CL_SUCCESS ? rc : ocl_fail(rc, "an earlier launch on %s: %s", d->name, text);
+}
