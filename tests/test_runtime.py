@@ -610,8 +610,13 @@ try:
 except rt.OpenCLError as e:
     print("ERROR", e)
 assert torch.equal((z + 1).cpu(), ref + 1)  # the queue goes on after the error
-torch.ocl.synchronize()
+n = torch.zeros(8, device="ocl")
+for _ in range(5000):  # more than the submitter lets wait: this thread waits for room
+    n.add_(1)
+assert n.cpu().tolist() == [5000.0] * 8
 print("DONE")
+for _ in range(200):  # left to the exit
+    n.add_(1)
 """
 
 
@@ -619,7 +624,8 @@ print("DONE")
 def test_launches_handed_to_a_submit_thread_keep_program_order_and_report_errors(submit):
     """OCLCORE_SUBMIT_THREAD=1 (the default on GPUs) has a thread of the device's own set
     arguments and enqueue launches, copies and fills; reads and synchronize wait for it, and a
-    launch it could not enqueue is reported by the next of them. =0 enqueues on the calling thread."""
+    launch it could not enqueue is reported by the next of them; the process exits cleanly with
+    launches still handed over. =0 enqueues on the calling thread."""
     rc, out, err = run_concurrently({"run": (_SUBMIT_SCRIPT, {"OCLCORE_SUBMIT_THREAD": submit})})["run"]
     assert rc == 0 and "DONE" in out, out + err[-3000:]
     assert f"SUBMIT {submit == '1'}" in out

@@ -19,11 +19,15 @@
 #include "oclcore/runtime.h"
 
 #define CL(fn) (ocl_api.fn)
+/* Commands waiting at most: a thread that gets this far ahead waits for half of them, as a
+ * driver's full queue would make it wait (their records would otherwise pile up in memory). */
+#define MAX_WAITING 4096
 
 struct ocl_submitter {
   pthread_mutex_t mu;
-  pthread_cond_t work, idle;
+  pthread_cond_t work, idle, room;
   ocl_command *head, *tail;
+  int waiting; /* commands in the list */
   int busy;
   cl_int error;
   char error_text[512];
@@ -76,6 +80,7 @@ static void *submitter_main(void *arg) {
     ocl_command *c = s->head;
     s->head = c->next;
     if (!s->head) s->tail = NULL;
+    if (--s->waiting == MAX_WAITING / 2) pthread_cond_broadcast(&s->room);
     s->busy = 1;
     pthread_mutex_unlock(&s->mu);
     run(d, s, c);
@@ -92,11 +97,17 @@ static void forget_submitters(void) {
   for (int i = 0; i < ocl_device_count(); i++) ocl_device_at(i)->submitter = NULL;
 }
 
+static void drain_submitters(void) {
+  /* at exit, before the driver's own exit handlers (registered earlier, so run later) */
+  for (int i = 0; i < ocl_device_count(); i++) ocl_submit_drain(ocl_device_at(i));
+}
+
 cl_int ocl_submit_start(ocl_device *d) {
   static int registered;
   if (d->submitter) return CL_SUCCESS;
   if (!registered) {
     pthread_atfork(NULL, NULL, forget_submitters);
+    atexit(drain_submitters);
     registered = 1;
   }
   ocl_submitter *s = calloc(1, sizeof *s);
@@ -104,6 +115,7 @@ cl_int ocl_submit_start(ocl_device *d) {
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->work, NULL);
   pthread_cond_init(&s->idle, NULL);
+  pthread_cond_init(&s->room, NULL);
   d->submitter = s;
   pthread_t thread;
   pthread_attr_t attr;
@@ -122,6 +134,8 @@ cl_int ocl_submit_start(ocl_device *d) {
 void ocl_submit(ocl_device *d, ocl_command *c) {
   ocl_submitter *s = d->submitter;
   pthread_mutex_lock(&s->mu);
+  while (s->waiting >= MAX_WAITING) pthread_cond_wait(&s->room, &s->mu);
+  s->waiting++;
   if (s->tail) s->tail->next = c;
   else s->head = c;
   s->tail = c;
