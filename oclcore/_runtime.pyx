@@ -66,6 +66,15 @@ cdef uint64_t _next_serial = 0  # the last Buffer.serial given out
 cdef ocl_command* _pending = NULL
 
 
+cdef ocl_command* _new_command(int kind, cl_uint nargs) except NULL:
+    """A command of ``kind`` for a device's submitter, with room for ``nargs`` kernel arguments."""
+    cdef ocl_command* c = ocl_command_new(nargs)
+    if c == NULL:
+        raise MemoryError()
+    c.kind = kind
+    return c
+
+
 cdef int _wait(Device device) except -1:
     """Waits until ``device``'s submitter (if any) has enqueued what it was handed; raises the
     first error among those commands."""
@@ -439,10 +448,8 @@ cdef class Buffer:
                     src_offset + nbytes <= dst_offset or dst_offset + nbytes <= src_offset):
                 raise ValueError("copy_to: source and destination ranges overlap")
             if self.device.dev.submitter != NULL:
-                c = ocl_command_new(0)
-                if c == NULL:
-                    raise MemoryError()
-                c.kind, c.src, c.dst = OCL_COPY, self._b().mem, dst.block.mem
+                c = _new_command(OCL_COPY, 0)
+                c.src, c.dst = self._b().mem, dst.block.mem
                 c.src_offset, c.dst_offset, c.nbytes = src_offset, dst_offset, nbytes
                 ocl_submit(self.device.dev, c)
             else:
@@ -474,18 +481,18 @@ cdef class Buffer:
         self._range(offset, n, "fill")
         if offset % plen or n % plen:
             raise ValueError("fill offset and size must be multiples of the pattern size")
-        if n and self.device.dev.submitter != NULL:
-            c = ocl_command_new(0)
-            if c == NULL:
-                raise MemoryError()
-            c.kind, c.dst, c.dst_offset, c.nbytes, c.pattern_size = OCL_FILL, self._b().mem, offset, n, plen
+        if not n:
+            return
+        if self.device.dev.submitter != NULL:
+            c = _new_command(OCL_FILL, 0)
+            c.dst, c.dst_offset, c.nbytes, c.pattern_size = self._b().mem, offset, n, plen
             memcpy(c.pattern, <const char*>pat, plen)
             ocl_submit(self.device.dev, c)
-        elif n:
+        else:
             check_call(ocl_api.clEnqueueFillBuffer(self.device.dev.queue, self._b().mem, <const char*>pat,
                                                    plen, offset, n, 0, NULL, NULL), "clEnqueueFillBuffer")
-            if _capture is not None:
-                _capture.record(("fill", self, pat, offset, n))
+        if _capture is not None:
+            _capture.record(("fill", self, pat, offset, n))
 
 
 cdef struct _command:
@@ -921,7 +928,7 @@ cdef class Kernel:
         return nonempty
 
     cdef cl_int launch_c(self, tuple gsize, object lsize, tuple args, cl_event* event) except -1:
-        global _launches, _pending
+        global _launches
         cdef cl_uint nd
         cdef size_t g[3]
         cdef size_t l[3]
@@ -948,11 +955,9 @@ cdef class Kernel:
         """launch_c through the device's submitter: the changed arguments and the sizes are recorded
         here and handed over; the submitter sets and enqueues them."""
         global _launches, _pending
-        cdef ocl_command* c = ocl_command_new(self.nargs)
+        cdef ocl_command* c = _new_command(OCL_LAUNCH, self.nargs)
         cdef cl_uint i
-        if c == NULL:
-            raise MemoryError()
-        c.kind, c.kernel, c.name = OCL_LAUNCH, self.kernel, self.bname
+        c.kernel, c.name = self.kernel, self.bname
         _pending = c
         try:
             self.bind(self.kernel, args, True)  # (checked even for an empty launch)

@@ -601,6 +601,23 @@ def train(device):
 
 for a, b in zip(train("ocl"), train("cpu")):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+class Recorder:  # (a capture sees handed-over copies and fills too)
+    def __init__(self):
+        self.commands = []
+
+    def record(self, command):
+        self.commands.append(command[0])
+
+    def allocated(self, buf):
+        pass
+
+rec = Recorder()
+rt.set_capture(rec)
+w._buf.fill(bytes(4))
+w._buf.copy_to(w._buf, 64, 0, 64)
+rt.set_capture(None)
+assert rec.commands == ["fill", "copy"], rec.commands
+assert not w.cpu().any()
 k = d.build("__kernel void k(__global int* o) { o[get_global_id(0)] = 1; }", "", "submit_err").kernel("k", "B")
 b = d.alloc(4 * 8 * d.max_work_group_size)
 too_big = 2 * d.max_work_group_size

@@ -111,8 +111,8 @@ cl_int ocl_submit_start(ocl_device *dev);
 void ocl_submit(ocl_device *dev, ocl_command *command);
 /* Waits until dev's submitter has enqueued every command handed to it. */
 void ocl_submit_drain(ocl_device *dev);
-/* ocl_submit_drain, then returns
- * the first error among them (then forgotten). CL_SUCCESS without one. */
+/* ocl_submit_drain, then the first error among those commands (forgotten
+ * once returned), or CL_SUCCESS. */
 cl_int ocl_submit_wait(ocl_device *dev);
 
 /* ---- allocator.c ---- */

@@ -539,14 +539,14 @@ class _ReducePlan:
             fin = _kernel("fe_norm_finish", in_dtype, out_dtype, dev, "Bii" + sc + "Bi") if g > 1 else None
             launches = [(start, min(start + n, len(members))) for start in range(0, len(members), n)]
             launches = [(s, e, (g * ls, e - s), (ls, 1), n - (e - s), k.clone()) for s, e in launches]
-            self.groups.append((tuple(members), sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches))
+            self.groups.append((tuple(members), sizes, out_dtype, index, ct, ls, g, part_dtype, fin, launches))
 
     def run(self, xs, kind, ord, single):
         """The reductions of ``xs``: 0-dim tensors, views of one result vector per group."""
         results = [None] * len(xs)
         for i in self.singles:
             results[i] = single(i)
-        for members, sizes, out_dtype, index, ct, ls, g, part_dtype, k, fin, launches in self.groups:
+        for members, sizes, out_dtype, index, ct, ls, g, part_dtype, fin, launches in self.groups:
             res = empty((len(members),), out_dtype, index)
             part = empty((len(members) * g,), part_dtype, index) if g > 1 else res
             o = dtypes.py_scalar(ord, ct)
