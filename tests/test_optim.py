@@ -3,6 +3,7 @@ each optimizer, foreach on and off, agree with the same steps on the CPU;
 clip_grad_norm_ and zero_grad; call plans (reused, never stale, errors kept); the fused=True steps (aten._fused_adam_,
 _fused_adamw_, _fused_sgd_): results, launch counts and graph capture."""
 
+import copy
 import gc
 import math
 
@@ -271,6 +272,39 @@ def test_foreach_plans_are_reused_and_never_stale(no_fallbacks, monkeypatch):
     out = torch._foreach_exp(dev_x)
     _same(out, torch._foreach_exp(xs))
     assert out[0].stride() == xs[0].stride() == (1, 4)
+
+
+@pytest.mark.parametrize("change", ["data", "resize_", "set_", "t_", "unsqueeze_", "swap_tensors", "deepcopy"])
+def test_foreach_list_entries_follow_tensors_changed_in_place(change, no_fallbacks):
+    # The multi-tensor ops keep each tensor's geometry and buffer on the tensor between calls:
+    # every way of giving a tensor other geometry or memory in place must be seen by the next call.
+    xs = [torch.randn(3, 4), torch.randn(5)]
+    dev = _dev(xs)
+    torch._foreach_mul_(dev, 2.0)
+    torch._foreach_mul_(xs, 2.0)
+    other = torch.randn(4, 3)
+    if change == "data":
+        dev[0].data, xs[0].data = other.to(DEVICE), other.clone()
+    elif change == "resize_":
+        dev[0].resize_(2, 2), xs[0].resize_(2, 2)
+    elif change == "set_":
+        dev[0].set_(other.to(DEVICE)), xs[0].set_(other.clone())
+    elif change == "t_":
+        dev[0].t_(), xs[0].t_()
+    elif change == "unsqueeze_":
+        dev[1].unsqueeze_(0), xs[1].unsqueeze_(0)
+    elif change == "swap_tensors":
+        fresh = other.to(DEVICE)
+        torch.utils.swap_tensors(dev[0], fresh)
+        xs[0] = other.clone()
+    else:
+        dev[0], xs[0] = copy.deepcopy(dev[0]), copy.deepcopy(xs[0])
+        dev[0].t_(), xs[0].t_()
+    torch._foreach_add_(dev, 1.0)
+    torch._foreach_add_(xs, 1.0)
+    _same(dev, xs)
+    out = torch._foreach_mul(dev, 3.0)
+    _same(out, torch._foreach_mul(xs, 3.0))
 
 
 def test_foreach_errors_after_planning(no_fallbacks):

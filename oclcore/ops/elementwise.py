@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..torch.dispatch import cpu_fallback, register
-from ..torch.tensor import OclTensor, contiguous_strides, empty, resize_out
+from ..torch.tensor import OclTensor, contiguous_strides, empty, entry, resize_out
 from . import dtypes, pointwise
 from .meta import check_input_overlap, check_overlap, infer
 
@@ -66,7 +66,7 @@ def _call_key(args, kwargs):
     for a in args:
         t = type(a)
         if t is OclTensor:
-            key.append((a.dtype, a.shape, a.stride(), a._index))
+            key.append(entry(a)[0])
         elif t in _NUMBERS:
             key.append(t)
         else:

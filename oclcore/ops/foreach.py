@@ -29,7 +29,7 @@ import torch.utils._foreach_utils as _foreach_utils
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, contiguous_strides, empty
+from ..torch.tensor import LIST_ENTRY, OclTensor, alias, contiguous_strides, empty, entry
 from . import dtypes, pointwise
 from .copy import dense_strides
 from .elementwise import scalar_value
@@ -125,25 +125,31 @@ class _Scalar:
 
 _plans = {}
 _PLAN_LIMIT = 2048  # distinct call signatures kept; the cache starts over when full
-_HUGE = _INT32_MAX  # buffers of more bytes may not fit the kernels' int offsets: planned per call
+# (tensor.entry says whether a buffer has more bytes than the kernels' int offsets may reach: planned per call)
 _UNCACHED = object()
 # tensor attributes read faster with torch-function checks off for subclasses (OclTensor has none)
 _NoSubclassChecks = torch._C.DisableTorchFunctionSubclass
 
 
-_dtype_shape_index = operator.attrgetter("dtype", "shape", "_index")
-_stride, _storage_offset = torch._C.TensorBase.stride, torch._C.TensorBase.storage_offset
-_buffer = operator.attrgetter("_buf")
+_entry = operator.attrgetter(LIST_ENTRY)
+_sig_of, _buf_of, _offset_of, _huge_of = (operator.itemgetter(k) for k in range(4))
+
+
+def _entries(lst):
+    """Per tensor of ``lst`` (all OclTensors) its tensor.entry: an optimizer passes the same
+    parameters and states every step, so reading them costs one attribute per tensor."""
+    try:
+        return list(map(_entry, lst))
+    except AttributeError:
+        return [entry(t) for t in lst]
 
 
 def _list_sig(lst):
     """Cache-key part of a list argument: per ocl tensor (dtype, shape, strides, device); the value
     types of a list of floats; _UNCACHED when it holds tensors of other types."""
     if lst and isinstance(lst[0], torch.Tensor):
-        if not isinstance(lst[0], OclTensor):
-            return _UNCACHED
-        try:  # (map over C getters: a third of a list comprehension's time per tensor)
-            return tuple(zip(map(_dtype_shape_index, lst), map(_stride, lst)))
+        try:
+            return tuple(map(_sig_of, _entries(lst)))
         except AttributeError:  # a tensor that is not on ocl
             return _UNCACHED
     if all(type(v) is float for v in lst):
@@ -181,7 +187,7 @@ def _plan(key, plan, lists, make):
     or a tensor of ``lists[0]`` sits in a buffer too large for a cached decision to hold."""
     if key is None:
         return make()
-    if max([t._buf.nbytes for t in lists[0]], default=0) > _HUGE:
+    if any(map(_huge_of, _entries(lists[0]))):
         return make()
     if plan is None:
         plan = make()
@@ -271,7 +277,8 @@ class _Plan:
                 c = columns.get(id(lst))
                 if c is None:
                     picked = lst if self.in_order and len(lst) == len(order) else [lst[i] for i in order]
-                    c = columns[id(lst)] = (list(map(_buffer, picked)), list(map(_storage_offset, picked)))
+                    entries = _entries(picked)
+                    c = columns[id(lst)] = (list(map(_buf_of, entries)), list(map(_offset_of, entries)))
                 return c
 
             l0 = lists[0]

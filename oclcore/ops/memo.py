@@ -11,7 +11,7 @@ the inputs (added here), the other arguments and the planner's settings (the
 caller's part)."""
 
 from .. import _runtime
-from ..torch.tensor import OclTensor, wrap
+from ..torch.tensor import OclTensor, entry, wrap
 
 LIMIT = 4096  # signatures remembered per op; the table starts over when full
 _UNREPLAYABLE = object()
@@ -154,5 +154,6 @@ def _with_memory(key, inputs):
         elif type(t) is not OclTensor:
             return None
         else:
-            extra.append((t.storage_offset(), first.setdefault(id(t._buf), len(first))))
+            _, buf, offset, _ = entry(t)
+            extra.append((offset, first.setdefault(id(buf), len(first))))
     return key + tuple(extra)

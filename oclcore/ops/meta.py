@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from ..torch.tensor import OclTensor
+from ..torch.tensor import OclTensor, entry
 
 _cache = {}
 _MISSING = object()
@@ -50,7 +50,7 @@ def call_key(tensors, others=()):
         if t is None:
             key.append(None)
         elif type(t) is OclTensor:
-            key.append((t.dtype, t.shape, t.stride(), t._index))
+            key.append(entry(t)[0])
         else:
             return None
     for a in others:

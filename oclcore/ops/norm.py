@@ -15,7 +15,7 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import contiguous_strides, empty
+from ..torch.tensor import contiguous_strides, empty, entry
 from . import copy as _copy
 from . import dtypes, pointwise
 from .meta import call_key, infer
@@ -127,7 +127,8 @@ def _buf(t, fallback):
     """(buffer, element offset) of ``t``, or a placeholder the kernel never reads."""
     if t is None:
         return fallback._buf, 0
-    return t._buf, t.storage_offset()
+    _, buf, offset, _ = entry(t)
+    return buf, offset
 
 
 def _spatial_stride(shape, stride):
@@ -239,7 +240,15 @@ def _plan_passes(backward, x, pdtype, groups, gx, flags):
 
 
 def _partials(part, x):
-    return empty((part,), _accumulation_dtype(runtime.device(x._index)), x._index) if part else None
+    """A workspace buffer of ``part`` accumulation-type partial sums (None for none)."""
+    if not part:
+        return None
+    dev = runtime.device(x._index)
+    return dev.alloc(part * _accumulation_dtype(dev).itemsize)
+
+
+def _part_arg(part, x):
+    return (x._buf, 0) if part is None else (part, 0)
 
 
 def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=None, rstd=None, a=None):
@@ -254,11 +263,11 @@ def _forward(x, y, params, groups, gx, gy, pc, flags, eps, momentum=0.0, mean=No
     flags, ck, part, first, (k, grid, local) = _plan_passes(False, x, params.dtype, groups, gx, flags)
     part = _partials(part, x)
     if first is not None:
-        first[0].launch(first[1], first[2], (part._buf, 0, x._buf, x.storage_offset(), gx, ck))
+        first[0].launch(first[1], first[2], (part, 0, x._buf, x.storage_offset(), gx, ck))
     k.launch(grid, local, (
         y._buf, y.storage_offset(), *_buf(a, y), x._buf, x.storage_offset(), *_buf(params.weight, x),
         *_buf(params.bias, x), *_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x),
-        *_buf(params.running_var, x), *_buf(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
+        *_buf(params.running_var, x), *_part_arg(part, x), gx, gy, pc, ck, flags, float(eps), float(momentum)))
 
 
 def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps, gw=None, gb=None, src=None):
@@ -276,14 +285,14 @@ def _backward(dy, x, gi, params, mean, rstd, groups, gx, gd, gg, pc, flags, eps,
     stats = (*_buf(mean, x), *_buf(rstd, x), *_buf(params.running_mean, x), *_buf(params.running_var, x))
     part = _partials(part, x)
     if first is not None:
-        first[0].launch(first[1], first[2], (part._buf, 0, dy._buf, dy.storage_offset(), *_buf(src, dy),
+        first[0].launch(first[1], first[2], (part, 0, dy._buf, dy.storage_offset(), *_buf(src, dy),
                                              x._buf, x.storage_offset(),
                                              *_buf(params.weight, x), *stats, gx, gd, pc, ck,
                                              flags & ~_PARTIALS, float(eps)))
     k.launch(grid, local, (
         *_buf(gi, x), dy._buf, dy.storage_offset(), *_buf(src, dy), x._buf, x.storage_offset(),
         *_buf(params.weight, x),
-        *stats, *_buf(gw, x), *_buf(gb, x), *_buf(part, x), gx, gd, gg, pc, ck, flags, float(eps)))
+        *stats, *_buf(gw, x), *_buf(gb, x), *_part_arg(part, x), gx, gd, gg, pc, ck, flags, float(eps)))
 
 
 def _param_grad(dy, x, mean, rstd, gw, gb, pdtype, count, geom, xs, ds):

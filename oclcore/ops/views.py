@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, contiguous_strides, empty, rebind
+from ..torch.tensor import LIST_ENTRY, OclTensor, alias, contiguous_strides, empty, rebind
 from . import dtypes
 from .copy import is_contiguous
 
@@ -118,7 +118,13 @@ def t(x):
 
 @register(aten.alias.default, aten.detach.default, aten.lift_fresh.default)
 def same(x):
-    return alias(x, x.shape, x.stride(), x.storage_offset())
+    e = x.__dict__.get(LIST_ENTRY)
+    if e is None:
+        return alias(x, x.shape, x.stride(), x.storage_offset())
+    (_, shape, stride, _), _, offset, _ = e
+    t = alias(x, shape, stride, offset)
+    t.__dict__[LIST_ENTRY] = e  # (same geometry and buffer)
+    return t
 
 
 @register(aten.expand.default)

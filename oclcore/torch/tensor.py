@@ -13,6 +13,11 @@ from .. import runtime
 
 _torch_devices = {}
 
+# The attribute under which an ocl tensor keeps its entry (see :func:`entry`): it describes the
+# tensor's geometry and memory, so whatever rebinds those drops it.
+LIST_ENTRY = "_list_entry"
+_HUGE = 2**31 - 1  # buffers of more bytes may not fit the kernels' int offsets
+
 
 def torch_device(index):
     """The torch.device ``ocl:index`` (cached)."""
@@ -82,6 +87,7 @@ class OclTensor(torch.Tensor):
         _TENSOR_DATA.__set__(self, new)
         if isinstance(new, OclTensor):
             self._buf, self._index = new._buf, new._index
+        self.__dict__.pop(LIST_ENTRY, None)
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
@@ -120,7 +126,7 @@ class OclTensor(torch.Tensor):
             new.requires_grad_()
         if self.grad is not None:
             new.grad = copy.deepcopy(self.grad, memo)
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_index")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_index", LIST_ENTRY)}
         new.__dict__.update(copy.deepcopy(state, memo))
         memo[id(self)] = new
         return new
@@ -228,6 +234,19 @@ def wrap(buf, size, stride, offset, dtype, index):
     t._buf = buf
     t._index = index
     return t
+
+
+def entry(t):
+    """((dtype, shape, strides, device index), buffer, element offset, whether the buffer is huge)
+    of ocl tensor ``t``: what op call keys and launches read from an input. Kept on the tensor until
+    its geometry or buffer is rebound, so a tensor used by several ops (a parameter every step, an
+    activation by its consumers and their backward) is read once."""
+    d = t.__dict__
+    e = d.get(LIST_ENTRY)
+    if e is None:
+        buf = t._buf
+        e = d[LIST_ENTRY] = ((t.dtype, t.shape, t.stride(), t._index), buf, t.storage_offset(), buf.nbytes > _HUGE)
+    return e
 
 
 def alias(t, size, stride, offset):
