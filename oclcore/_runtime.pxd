@@ -129,6 +129,7 @@ cdef extern from "oclcore/runtime.h" nogil:
     ctypedef struct ocl_memory_stats:
         size_t allocated, max_allocated, reserved, max_reserved, requested
         uint64_t allocations, frees, cache_hits, segments_created, segments_freed, ooms
+        uint64_t idle_after
 
     cl_int ocl_malloc(ocl_device* dev, size_t nbytes, ocl_block** out)
     void ocl_free(ocl_device* dev, ocl_block* block)

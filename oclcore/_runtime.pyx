@@ -301,14 +301,15 @@ cdef class Device:
         return b
 
     def memory_stats(self):
-        """Allocator statistics in bytes and counts, with CUDA's meanings."""
+        """Allocator statistics in bytes and counts, with CUDA's meanings; ``idle_after``: the
+        allocations after which the free blocks of a size nobody requested may be released."""
         cdef ocl_memory_stats s
         ocl_memory_stats_get(self._d(), &s)
         return {"allocated_bytes": s.allocated, "max_allocated_bytes": s.max_allocated,
                 "reserved_bytes": s.reserved, "max_reserved_bytes": s.max_reserved,
                 "requested_bytes": s.requested, "allocations": s.allocations, "frees": s.frees,
                 "cache_hits": s.cache_hits, "segments_created": s.segments_created,
-                "segments_freed": s.segments_freed, "ooms": s.ooms}
+                "segments_freed": s.segments_freed, "ooms": s.ooms, "idle_after": s.idle_after}
 
     def empty_cache(self):
         """Releases every cached buffer that holds no live data."""

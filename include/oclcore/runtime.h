@@ -130,6 +130,7 @@ typedef struct {
   size_t requested;
   uint64_t allocations, frees, cache_hits, segments_created, segments_freed,
       ooms; /* (a segment is one block's cl_mem) */
+  uint64_t idle_after; /* allocations after which an unrequested size's free blocks count as idle */
 } ocl_memory_stats;
 
 /* Returns a block of at least `nbytes`; OCL_E_OUT_OF_MEMORY when the device

@@ -141,10 +141,15 @@ static void release_oldest(ocl_device *dev, ocl_allocator *a, size_t bytes) {
   }
 }
 
-/* Releases the free blocks of sizes not requested lately (see the top of this file). */
-static void release_idle_blocks(ocl_device *dev, ocl_allocator *a) {
+/* Allocations after which a size nobody requested counts as idle (see the top of this file). */
+static uint64_t idle_after(const ocl_allocator *a) {
   uint64_t idle = 2 * a->reuse_span > IDLE_MIN ? 2 * a->reuse_span : IDLE_MIN;
-  if (idle > IDLE_MAX) idle = IDLE_MAX;
+  return idle > IDLE_MAX ? IDLE_MAX : idle;
+}
+
+/* Releases the free blocks of sizes not requested lately. */
+static void release_idle_blocks(ocl_device *dev, ocl_allocator *a) {
+  uint64_t idle = idle_after(a);
   if (a->clock > idle) release_free_blocks(dev, a, a->clock - idle);
 }
 
@@ -243,8 +248,13 @@ void ocl_free(ocl_device *dev, ocl_block *b) {
 
 void ocl_memory_stats_get(ocl_device *dev, ocl_memory_stats *out) {
   ocl_allocator *a = allocator_of(dev);
-  if (a) *out = a->stats;
-  else memset(out, 0, sizeof *out);
+  if (a) {
+    *out = a->stats;
+    out->idle_after = idle_after(a);
+  } else {
+    memset(out, 0, sizeof *out);
+    out->idle_after = IDLE_MIN;
+  }
 }
 
 void ocl_reset_peak_stats(ocl_device *dev) {
