@@ -29,7 +29,7 @@ import torch.utils._foreach_utils as _foreach_utils
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import LIST_ENTRY, OclTensor, alias, contiguous_strides, empty, entry
+from ..torch.tensor import ENTRY, OclTensor, alias, contiguous_strides, empty, entry
 from . import dtypes, pointwise
 from .copy import dense_strides
 from .elementwise import scalar_value
@@ -125,13 +125,12 @@ class _Scalar:
 
 _plans = {}
 _PLAN_LIMIT = 2048  # distinct call signatures kept; the cache starts over when full
-# (tensor.entry says whether a buffer has more bytes than the kernels' int offsets may reach: planned per call)
 _UNCACHED = object()
 # tensor attributes read faster with torch-function checks off for subclasses (OclTensor has none)
 _NoSubclassChecks = torch._C.DisableTorchFunctionSubclass
 
 
-_entry = operator.attrgetter(LIST_ENTRY)
+_entry = operator.attrgetter(ENTRY)
 _sig_of, _buf_of, _offset_of, _huge_of = (operator.itemgetter(k) for k in range(4))
 
 

@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..torch.dispatch import register
-from ..torch.tensor import LIST_ENTRY, OclTensor, alias, contiguous_strides, empty, rebind
+from ..torch.tensor import ENTRY, OclTensor, alias, contiguous_strides, empty, entry, rebind
 from . import dtypes
 from .copy import is_contiguous
 
@@ -118,12 +118,10 @@ def t(x):
 
 @register(aten.alias.default, aten.detach.default, aten.lift_fresh.default)
 def same(x):
-    e = x.__dict__.get(LIST_ENTRY)
-    if e is None:
-        return alias(x, x.shape, x.stride(), x.storage_offset())
+    e = entry(x)
     (_, shape, stride, _), _, offset, _ = e
     t = alias(x, shape, stride, offset)
-    t.__dict__[LIST_ENTRY] = e  # (same geometry and buffer)
+    t.__dict__[ENTRY] = e  # (same geometry and buffer)
     return t
 
 

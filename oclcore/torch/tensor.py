@@ -15,7 +15,7 @@ _torch_devices = {}
 
 # The attribute under which an ocl tensor keeps its entry (see :func:`entry`): it describes the
 # tensor's geometry and memory, so whatever rebinds those drops it.
-LIST_ENTRY = "_list_entry"
+ENTRY = "_entry"
 _HUGE = 2**31 - 1  # buffers of more bytes may not fit the kernels' int offsets
 
 
@@ -87,7 +87,7 @@ class OclTensor(torch.Tensor):
         _TENSOR_DATA.__set__(self, new)
         if isinstance(new, OclTensor):
             self._buf, self._index = new._buf, new._index
-        self.__dict__.pop(LIST_ENTRY, None)
+        self.__dict__.pop(ENTRY, None)
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
@@ -126,7 +126,7 @@ class OclTensor(torch.Tensor):
             new.requires_grad_()
         if self.grad is not None:
             new.grad = copy.deepcopy(self.grad, memo)
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_index", LIST_ENTRY)}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_index", ENTRY)}
         new.__dict__.update(copy.deepcopy(state, memo))
         memo[id(self)] = new
         return new
@@ -242,10 +242,10 @@ def entry(t):
     its geometry or buffer is rebound, so a tensor used by several ops (a parameter every step, an
     activation by its consumers and their backward) is read once."""
     d = t.__dict__
-    e = d.get(LIST_ENTRY)
+    e = d.get(ENTRY)
     if e is None:
         buf = t._buf
-        e = d[LIST_ENTRY] = ((t.dtype, t.shape, t.stride(), t._index), buf, t.storage_offset(), buf.nbytes > _HUGE)
+        e = d[ENTRY] = ((t.dtype, t.shape, t.stride(), t._index), buf, t.storage_offset(), buf.nbytes > _HUGE)
     return e
 
 
