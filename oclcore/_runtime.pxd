@@ -1,5 +1,5 @@
 # Declarations of oclcore's C runtime (include/oclcore/runtime.h) for Cython.
-from libc.stdint cimport uint64_t, int32_t, uint32_t, intptr_t
+from libc.stdint cimport uint64_t, int64_t, int32_t, uint32_t, intptr_t
 
 cdef extern from "oclcore/runtime.h" nogil:
     ctypedef int32_t cl_int
@@ -110,6 +110,7 @@ cdef extern from "oclcore/runtime.h" nogil:
         ocl_arg args[1]
 
     ocl_command* ocl_command_new(cl_uint max_args)
+    int64_t ocl_submit_poll_us(ocl_device* dev, int64_t us)
     void ocl_submit(ocl_device* dev, ocl_command* command)
     void ocl_submit_drain(ocl_device* dev)
     cl_int ocl_submit_wait(ocl_device* dev)

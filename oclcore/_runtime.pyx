@@ -270,6 +270,23 @@ cdef class Device:
         check(ocl_device_open(self._d()))
         return self._d().submitter != NULL
 
+    @property
+    def submit_poll_us(self):
+        """Microseconds this device's idle submitter polls for work before it sleeps (0, the default:
+        it sleeps at once; OCLCORE_SUBMIT_POLL sets it at start); None without a submitter.
+        Settable, for comparisons such as bench/probes/interleaved.py."""
+        check(ocl_device_open(self._d()))
+        us = ocl_submit_poll_us(self._d(), -1)
+        return None if us < 0 else us
+
+    @submit_poll_us.setter
+    def submit_poll_us(self, us):
+        check(ocl_device_open(self._d()))
+        if us is None or us < 0:
+            raise ValueError(f"submit_poll_us must be a number of microseconds >= 0, got {us!r}")
+        if ocl_submit_poll_us(self._d(), int(us)) < 0:
+            raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
+
     def flush(self):
         """Submits queued commands to the device without waiting."""
         if self._d().queue:

@@ -1,6 +1,7 @@
 """A readable listing of every OpenCL platform and device (``oclcore info``)."""
 
 from . import runtime
+from .torch import native_guard
 
 
 def _mib(n):
@@ -14,7 +15,8 @@ def report():
     except RuntimeError as e:
         return f"oclcore: {e}"
     lines = [f"OpenCL library: {runtime.rt.loaded_path()}",
-             f"Program cache:  {runtime.cache_dir()}", ""]
+             f"Program cache:  {runtime.cache_dir()}",
+             f"Device guard:   {native_guard.status()}", ""]
     if not devs:
         lines.append("No OpenCL devices found.")
         return "\n".join(lines)

@@ -665,3 +665,40 @@ def test_mixed_layouts_walk_the_output_in_memory_order(inplace):
     plan = pointwise.prepare("add", ao, [ao, bo], "float")
     assert plan.strides[0][-1] == 1 and plan.strides[2][-1] == 5 * 7
     assert pointwise.in_output_order((4, 3), [(1, 4), (3, 1)]) == ([3, 4], [[4, 1], [1, 3]])
+
+
+@pytest.mark.parametrize("act", [F.silu, F.mish], ids=["silu", "mish"])
+@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "inplace"])
+def test_composite_activation_backward_is_one_op(act, inplace, no_fallbacks):
+    """silu's and mish's backward reach oclcore whole (one kernel; torch decomposes the composite
+    silu_backward into eight ops for tensor subclasses), and still decompose where autograd records
+    them: second derivatives (create_graph) agree with the CPU's."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 7)[:, ::2]  # (a view: not contiguous)
+    grads = []
+    for dev in ("cpu", DEVICE):
+        xd = x.to(dev, copy=True).requires_grad_()
+        y = act(xd * 1.5, inplace=inplace)
+        ops = Ops()
+        with ops:
+            y.backward(torch.linspace(-2, 2, y.numel()).view(y.shape).to(dev))
+        if dev == DEVICE:
+            assert ops.names.count(f"{act.__name__}_backward.default") == 1
+            assert not {"sigmoid.default", "tanh.default", "softplus.default"} & set(ops.names), ops.names
+        x2 = x.to(dev, copy=True).requires_grad_()
+        g, = torch.autograd.grad(act(x2).sum(), x2, create_graph=True)
+        gg, = torch.autograd.grad((g * g).sum(), x2)
+        grads.append((xd.grad, g, gg))
+    for cpu, ocl in zip(*grads):
+        assert_close(ocl, cpu, **FLOAT_TOL)

@@ -627,9 +627,22 @@ try:
 except rt.OpenCLError as e:
     print("ERROR", e)
 assert torch.equal((z + 1).cpu(), ref + 1)  # the queue goes on after the error
+if d.submit_thread:  # the loop below: a submitter that polls when idle, then one that sleeps at once
+    assert d.submit_poll_us == 0
+    d.submit_poll_us = 250
+    assert d.submit_poll_us == 250
+else:
+    assert d.submit_poll_us is None
+    try:
+        d.submit_poll_us = 5
+        raise AssertionError("set without a submitter")
+    except RuntimeError as e:
+        assert "no launch submitter" in str(e)
 n = torch.zeros(8, device="ocl")
-for _ in range(5000):  # more than the submitter lets wait: this thread waits for room
+for i in range(5000):  # more than the submitter lets wait: this thread waits for room
     n.add_(1)
+    if i == 2500 and d.submit_thread:
+        d.submit_poll_us = 0
 assert n.cpu().tolist() == [5000.0] * 8
 print("DONE")
 for _ in range(200):  # left to the exit
@@ -714,6 +727,45 @@ def test_torch_accelerator_api_picks_ocl():
     with pytest.raises(RuntimeError):
         acc.synchronize(bad)
     assert acc.current_device_index() == 0
+
+
+_GUARD_PROBE = """
+import torch, oclcore
+from oclcore.torch import backend, native_guard
+calls = []
+type_ = backend._Guard.type_
+backend._Guard.type_ = lambda self: calls.append(1) or type_(self)
+x = torch.randn(5, 3, device="ocl", requires_grad=True)
+(x * 2).relu().sum().backward()
+s = torch._C._accelerator_getStream(0)
+print(native_guard.status().split()[0], len(calls), s.device, s.device_index, s.stream_id,
+      x.grad.device, torch.accelerator.device_count())
+"""
+
+
+@pytest.fixture(scope="module")
+def guard_runs():
+    """What _GUARD_PROBE prints with the C++ device guard allowed and with it turned off."""
+    import subprocess
+    import sys
+    runs = {}
+    for allowed in ("1", "0"):
+        env = dict(os.environ, OCLCORE_NATIVE_GUARD=allowed)
+        done = subprocess.run([sys.executable, "-c", _GUARD_PROBE], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[allowed] = done.stdout.split()
+    return runs
+
+
+def test_native_device_guard_replaces_the_python_one(guard_runs):
+    """With the C++ guard, autograd on ocl never asks torch's Python guard; its answers are the
+    Python guard's (device 0, the default stream, one device); turned off, the Python guard answers."""
+    native, python = guard_runs["1"], guard_runs["0"]
+    assert python[:2] == ["python", python[1]] and int(python[1]) > 0
+    if native[0] != "native":
+        pytest.skip(f"the native guard could not be built here: {native}")
+    assert int(native[1]) == 0
+    assert native[2:] == python[2:] == ["ocl:0", "0", "0", "ocl:0", str(len(oclcore.devices()))]
 
 
 def test_tensors_on_a_missing_device_raise():

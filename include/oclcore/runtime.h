@@ -107,6 +107,9 @@ typedef struct ocl_command {
 /* A zeroed command with room for `max_args` arguments (free()d by the submitter). */
 ocl_command *ocl_command_new(cl_uint max_args);
 cl_int ocl_submit_start(ocl_device *dev);
+/* Sets how long dev's idle submitter polls for work before it sleeps, in microseconds, when `us`
+ * >= 0 (0: it sleeps at once); returns the setting, or -1 when dev has no submitter. */
+int64_t ocl_submit_poll_us(ocl_device *dev, int64_t us);
 /* Hands `command` to dev's submitter (which must exist). */
 void ocl_submit(ocl_device *dev, ocl_command *command);
 /* Waits until dev's submitter has enqueued every command handed to it. */

@@ -27,12 +27,14 @@
  * them, as a driver's full queue would make it wait (their records would otherwise pile up in
  * memory). */
 #define MAX_WAITING 4096
-/* An idle submitter polls this long before it sleeps. Waking a sleeping thread costs the thread
- * that hands over a command a system call (in a virtual machine, 5-15 us of its own time:
- * more than the launch it saves), and a step's launches come a few tens of microseconds apart.
- * Polling yields the core to any other thread that wants it, and only happens where the process
- * may run on two or more cores. */
-#define POLL_NS 300000
+/* An idle submitter may poll for work a while before it sleeps (OCLCORE_SUBMIT_POLL=<us>, or
+ * ocl_submit_poll_us). Waking a sleeping thread costs the thread that hands over a command a
+ * system call (in a virtual machine, 5-15 us of its own time), which polling saves; but on the
+ * H200 host with two cores, steps interleaved with and without polling (bench/probes/interleaved.py,
+ * round 17) ran 2-6% faster without it on 7 of 8 comparisons, although the Python thread spent
+ * 2-10% more CPU time: the polling thread takes CPU time the step's other threads want. So it
+ * sleeps at once by default. Polling yields the core to any other thread that wants it, and only
+ * happens where the process may run on two or more cores. */
 
 struct ocl_submitter {
   pthread_mutex_t mu;
@@ -40,7 +42,7 @@ struct ocl_submitter {
   ocl_command *head, *tail;
   int waiting; /* commands in the list */
   int busy;
-  int poll; /* whether the idle submitter polls before sleeping */
+  uint64_t poll_ns; /* how long the idle submitter polls before sleeping (0: it sleeps at once) */
   cl_int error;
   char error_text[512];
 };
@@ -91,9 +93,9 @@ static uint64_t now_ns(void) {
 
 /* Called and returns with s->mu held, and with a command waiting. */
 static void wait_for_work(ocl_submitter *s) {
-  if (!s->head && s->poll) {
+  if (!s->head && s->poll_ns) {
+    uint64_t until = now_ns() + s->poll_ns;
     pthread_mutex_unlock(&s->mu);
-    uint64_t until = now_ns() + POLL_NS;
     while (!__atomic_load_n(&s->head, __ATOMIC_ACQUIRE) && now_ns() < until) sched_yield();
     pthread_mutex_lock(&s->mu);
   }
@@ -155,8 +157,9 @@ cl_int ocl_submit_start(ocl_device *d) {
   pthread_cond_init(&s->work, NULL);
   pthread_cond_init(&s->idle, NULL);
   pthread_cond_init(&s->room, NULL);
-  const char *poll = getenv("OCLCORE_SUBMIT_POLL"); /* "0": sleep at once (for comparisons) */
-  s->poll = usable_cores() >= 2 && !(poll && strcmp(poll, "0") == 0);
+  const char *poll = getenv("OCLCORE_SUBMIT_POLL"); /* microseconds to poll before sleeping */
+  long us = poll ? strtol(poll, NULL, 10) : 0;
+  s->poll_ns = usable_cores() >= 2 && us > 0 ? (uint64_t)us * 1000u : 0;
   d->submitter = s;
   pthread_t thread;
   pthread_attr_t attr;
@@ -170,6 +173,16 @@ cl_int ocl_submit_start(ocl_device *d) {
     return ocl_fail(CL_OUT_OF_HOST_MEMORY, "starting the launch submitter thread of %s", d->name);
   }
   return CL_SUCCESS;
+}
+
+int64_t ocl_submit_poll_us(ocl_device *d, int64_t us) {
+  ocl_submitter *s = d->submitter;
+  if (!s) return -1;
+  pthread_mutex_lock(&s->mu);
+  if (us >= 0) s->poll_ns = (uint64_t)us * 1000u;
+  int64_t now = (int64_t)(s->poll_ns / 1000u);
+  pthread_mutex_unlock(&s->mu);
+  return now;
 }
 
 void ocl_submit(ocl_device *d, ocl_command *c) {

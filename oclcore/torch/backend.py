@@ -12,7 +12,7 @@ import types
 import torch
 from torch.utils.backend_registration import _setup_privateuseone_for_python_backend
 
-from . import device_module
+from . import device_module, native_guard
 
 _installed = False
 
@@ -32,6 +32,7 @@ _PRIVATE_USE1 = torch._C._autograd.DeviceType.PrivateUse1
 
 
 class _Guard(torch._C._acc.DeviceGuard):
+    # What torch asks when native_guard (its C++ twin) cannot be built.
     def type_(self):  # torch's C++ asks for every device guard: a thousand times a training step
         return _PRIVATE_USE1
 
@@ -83,6 +84,9 @@ def install():
     mod = _module()
     sys.modules["torch.ocl"] = mod
     _setup_privateuseone_for_python_backend("ocl", backend_module=mod, hook=_Hooks(), device_guard=_Guard())
+    from .. import runtime
+
+    native_guard.install(runtime.cache_dir())  # (the same answers as _Guard, without Python)
     _bridge("_accelerator_synchronizeDevice", _sync)
     _bridge("_accelerator_getDeviceIndex", device_module.current_device)
     _bridge("_accelerator_setDeviceIndex", _set_index)
