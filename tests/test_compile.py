@@ -25,12 +25,14 @@ def fresh_dynamo():
 
 
 class Block(torch.nn.Module):
-    """conv-bn-relu twice with a residual add and a tail of elementwise ops (fusible)."""
+    """conv-bn-relu twice with a residual add and a tail of elementwise ops (fusible). The
+    convolutions have no bias, as before batch norm in real networks: such a bias's gradient is
+    rounding noise, whose sign Adam's normalised steps would turn into differences of lr."""
 
     def __init__(self, c):
         super().__init__()
-        self.c1, self.b1 = torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.BatchNorm2d(c)
-        self.c2, self.b2 = torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.BatchNorm2d(c)
+        self.c1, self.b1 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+        self.c2, self.b2 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
 
     def forward(self, x):
         y = torch.relu(self.b1(self.c1(x)))
