@@ -287,6 +287,25 @@ cdef class Device:
         if ocl_submit_poll_us(self._d(), int(us)) < 0:
             raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
 
+    @property
+    def submit_batch(self):
+        """Launches (and copies, fills) handed over before this device's sleeping submitter is woken:
+        1, the default, wakes it for every one; more saves the handing thread wake-up system calls,
+        the submitter then napping at most 200 us at a time while active (OCLCORE_SUBMIT_BATCH sets
+        it at start). None without a submitter. Settable, for comparisons such as
+        bench/probes/interleaved.py."""
+        check(ocl_device_open(self._d()))
+        n = ocl_submit_batch(self._d(), 0)
+        return None if n < 0 else n
+
+    @submit_batch.setter
+    def submit_batch(self, n):
+        check(ocl_device_open(self._d()))
+        if n is None or n < 1:
+            raise ValueError(f"submit_batch must be a number of commands >= 1, got {n!r}")
+        if ocl_submit_batch(self._d(), int(n)) < 0:
+            raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
+
     def flush(self):
         """Submits queued commands to the device without waiting."""
         if self._d().queue:

@@ -571,7 +571,7 @@ def crash_results():
 
 
 _SUBMIT_SCRIPT = """
-import numpy as np, torch, oclcore
+import os, numpy as np, torch, oclcore
 from oclcore import runtime, _runtime as rt
 d = runtime.device(0)
 print("SUBMIT", d.submit_thread)
@@ -627,36 +627,47 @@ try:
 except rt.OpenCLError as e:
     print("ERROR", e)
 assert torch.equal((z + 1).cpu(), ref + 1)  # the queue goes on after the error
-if d.submit_thread:  # the loop below: a submitter that polls when idle, then one that sleeps at once
-    assert d.submit_poll_us == 0
+if d.submit_thread:  # the loop below: a submitter that polls when idle, one woken every 7 launches,
+    assert d.submit_poll_us == 0 and d.submit_batch == int(os.environ["OCLCORE_SUBMIT_BATCH"])  # then at every one
     d.submit_poll_us = 250
     assert d.submit_poll_us == 250
 else:
-    assert d.submit_poll_us is None
-    try:
-        d.submit_poll_us = 5
-        raise AssertionError("set without a submitter")
-    except RuntimeError as e:
-        assert "no launch submitter" in str(e)
+    assert d.submit_poll_us is None and d.submit_batch is None
+    for knob, value in (("submit_poll_us", 5), ("submit_batch", 4)):
+        try:
+            setattr(d, knob, value)
+            raise AssertionError("set without a submitter")
+        except RuntimeError as e:
+            assert "no launch submitter" in str(e)
 n = torch.zeros(8, device="ocl")
 for i in range(5000):  # more than the submitter lets wait: this thread waits for room
     n.add_(1)
-    if i == 2500 and d.submit_thread:
+    if i == 1500 and d.submit_thread:
         d.submit_poll_us = 0
+        d.submit_batch = 7
+        assert d.submit_batch == 7
+    if i == 3500 and d.submit_thread:
+        assert n[0].item() == 3501.0  # (a read while launches wait for the submitter's wake-up)
+        d.submit_batch = 1
 assert n.cpu().tolist() == [5000.0] * 8
 print("DONE")
-for _ in range(200):  # left to the exit
+if d.submit_thread:
+    d.submit_batch = 8
+for _ in range(200):  # left to the exit (the last few not yet woken for)
     n.add_(1)
 """
 
 
-@pytest.mark.parametrize("submit", ("1", "0"))
-def test_launches_handed_to_a_submit_thread_keep_program_order_and_report_errors(submit):
+@pytest.mark.parametrize("submit, wake", [("1", "1"), ("1", "8"), ("0", "1")],
+                         ids=["thread", "thread_woken_every_8", "no_thread"])
+def test_launches_handed_to_a_submit_thread_keep_program_order_and_report_errors(submit, wake):
     """OCLCORE_SUBMIT_THREAD=1 (the default on GPUs) has a thread of the device's own set
     arguments and enqueue launches, copies and fills; reads and synchronize wait for it, and a
     launch it could not enqueue is reported by the next of them; the process exits cleanly with
-    launches still handed over. =0 enqueues on the calling thread."""
-    rc, out, err = run_concurrently({"run": (_SUBMIT_SCRIPT, {"OCLCORE_SUBMIT_THREAD": submit})})["run"]
+    launches still handed over. =0 enqueues on the calling thread. OCLCORE_SUBMIT_BATCH=8 wakes
+    a sleeping submitter once per 8 commands (training with backward on torch's device thread too)."""
+    env = {"OCLCORE_SUBMIT_THREAD": submit, "OCLCORE_SUBMIT_BATCH": wake}
+    rc, out, err = run_concurrently({"run": (_SUBMIT_SCRIPT, env)})["run"]
     assert rc == 0 and "DONE" in out, out + err[-3000:]
     assert f"SUBMIT {submit == '1'}" in out
     error = next(line for line in out.splitlines() if line.startswith("ERROR"))

@@ -1,7 +1,8 @@
 """Training step time under each of several settings of one process, interleaved: blocks of --block
 steps per setting, the settings' order reversed every round, so that a host whose speed drifts
 (the lent GPU machine's does, between and within runs) weighs on every setting alike. Settings:
-``poll=US`` (how long the launch submitter polls before sleeping, microseconds; needs a submitter)
+``poll=US`` (how long the launch submitter polls before sleeping, microseconds; needs a submitter),
+``wake=N`` (launches handed over before a sleeping submitter is woken, Device.submit_batch)
 ``guard=native|python`` (torch's device guard for ocl: the C++ one or torch's Python one) and
 ``composites=on|off`` (oclcore's autograd-key overrides of composite ops, oclcore/torch/composites.py). Steps as bench/nets.py times them (input Bx3x224x224 and
 labels on the device, forward, CrossEntropyLoss, zero_grad, backward, Adam; synchronised around
@@ -33,6 +34,8 @@ def apply(setting, dev):
     knob, value = setting.split("=")
     if knob == "poll":
         dev.submit_poll_us = int(value)
+    elif knob == "wake":
+        dev.submit_batch = int(value)
     elif knob == "guard" and value == "python":
         torch._C._acc.register_python_privateuseone_device_guard(backend._Guard())
     elif knob == "guard" and value == "native":
@@ -60,7 +63,7 @@ def main():
     a = p.parse_args()
     dev = runtime.device(0)
     settings = a.settings.split(",")
-    if any(s.startswith("poll=") for s in settings) and dev.submit_poll_us is None:
+    if any(s.startswith(("poll=", "wake=")) for s in settings) and dev.submit_poll_us is None:
         raise SystemExit(f"{dev.name} has no launch submitter: set OCLCORE_SUBMIT_THREAD=1")
     models = a.models.split(",")
     batches = [int(b) for b in a.batches.split(",")] if a.batches else [32] * len(models)

@@ -110,6 +110,10 @@ cl_int ocl_submit_start(ocl_device *dev);
 /* Sets how long dev's idle submitter polls for work before it sleeps, in microseconds, when `us`
  * >= 0 (0: it sleeps at once); returns the setting, or -1 when dev has no submitter. */
 int64_t ocl_submit_poll_us(ocl_device *dev, int64_t us);
+/* Sets after how many commands handed over a sleeping submitter is woken, when n >= 1 (1: at
+ * every command; more: it naps, at most 200 us at a time, while active); returns the setting,
+ * or -1 when dev has no submitter. */
+int ocl_submit_batch(ocl_device *dev, int n);
 /* Hands `command` to dev's submitter (which must exist). */
 void ocl_submit(ocl_device *dev, ocl_command *command);
 /* Waits until dev's submitter has enqueued every command handed to it. */

@@ -36,6 +36,15 @@
  * sleeps at once by default. Polling yields the core to any other thread that wants it, and only
  * happens where the process may run on two or more cores. */
 
+/* A sleeping submitter may be woken once per few commands instead of once per command
+ * (OCLCORE_SUBMIT_BATCH=<n>, or ocl_submit_batch): the handing-over thread then pays the wake-up
+ * system call once per n launches. Meanwhile the submitter, active within the last ACTIVE_NS,
+ * naps at most NAP_NS at a time, so no command waits longer than that to be enqueued; the first
+ * command after a wait for the submitter (a synchronisation, a read) wakes it at once, so that
+ * the device starts without delay. */
+#define NAP_NS 200000
+#define ACTIVE_NS 100000000
+
 struct ocl_submitter {
   pthread_mutex_t mu;
   pthread_cond_t work, idle, room;
@@ -43,6 +52,11 @@ struct ocl_submitter {
   int waiting; /* commands in the list */
   int busy;
   uint64_t poll_ns; /* how long the idle submitter polls before sleeping (0: it sleeps at once) */
+  int batch;        /* commands handed over before a sleeping submitter is woken */
+  int sleeping;     /* the submitter waits on `work` */
+  int deep;         /* ... without a time limit: wake it for any command */
+  int flush;        /* a thread waited for the submitter: wake it for the next command */
+  uint64_t active_until; /* the submitter naps (timed waits) until then */
   cl_int error;
   char error_text[512];
 };
@@ -99,7 +113,19 @@ static void wait_for_work(ocl_submitter *s) {
     while (!__atomic_load_n(&s->head, __ATOMIC_ACQUIRE) && now_ns() < until) sched_yield();
     pthread_mutex_lock(&s->mu);
   }
-  while (!s->head) pthread_cond_wait(&s->work, &s->mu);
+  while (!s->head) {
+    s->sleeping = 1;
+    uint64_t now = s->batch > 1 ? now_ns() : 0;
+    s->deep = s->batch <= 1 || now >= s->active_until;
+    if (s->deep) {
+      pthread_cond_wait(&s->work, &s->mu);
+    } else {
+      uint64_t until = now + NAP_NS;
+      struct timespec t = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+      pthread_cond_timedwait(&s->work, &s->mu, &t);
+    }
+    s->sleeping = 0;
+  }
 }
 
 static void *submitter_main(void *arg) {
@@ -114,6 +140,7 @@ static void *submitter_main(void *arg) {
     if (s->waiting >= MAX_WAITING) pthread_cond_broadcast(&s->room);
     s->waiting = 0;
     s->busy = 1;
+    if (s->batch > 1) s->active_until = now_ns() + ACTIVE_NS;
     pthread_mutex_unlock(&s->mu);
     while (c) {
       ocl_command *next = c->next;
@@ -154,12 +181,19 @@ cl_int ocl_submit_start(ocl_device *d) {
   ocl_submitter *s = calloc(1, sizeof *s);
   if (!s) return ocl_fail(CL_OUT_OF_HOST_MEMORY, "allocating the launch submitter of %s", d->name);
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->work, NULL);
+  pthread_condattr_t monotonic; /* (the naps' deadlines are CLOCK_MONOTONIC times) */
+  pthread_condattr_init(&monotonic);
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->work, &monotonic);
+  pthread_condattr_destroy(&monotonic);
   pthread_cond_init(&s->idle, NULL);
   pthread_cond_init(&s->room, NULL);
   const char *poll = getenv("OCLCORE_SUBMIT_POLL"); /* microseconds to poll before sleeping */
   long us = poll ? strtol(poll, NULL, 10) : 0;
   s->poll_ns = usable_cores() >= 2 && us > 0 ? (uint64_t)us * 1000u : 0;
+  const char *batch = getenv("OCLCORE_SUBMIT_BATCH"); /* commands per wake-up of a sleeping submitter */
+  long n = batch ? strtol(batch, NULL, 10) : 1;
+  s->batch = n < 1 ? 1 : n > MAX_WAITING ? MAX_WAITING : (int)n;
   d->submitter = s;
   pthread_t thread;
   pthread_attr_t attr;
@@ -185,6 +219,26 @@ int64_t ocl_submit_poll_us(ocl_device *d, int64_t us) {
   return now;
 }
 
+int ocl_submit_batch(ocl_device *d, int n) {
+  ocl_submitter *s = d->submitter;
+  if (!s) return -1;
+  pthread_mutex_lock(&s->mu);
+  if (n >= 1) {
+    s->batch = n > MAX_WAITING ? MAX_WAITING : n;
+    if (s->sleeping) pthread_cond_signal(&s->work); /* (it may sleep without a time limit now) */
+  }
+  int now = s->batch;
+  pthread_mutex_unlock(&s->mu);
+  return now;
+}
+
+/* Wakes the submitter for commands handed over but not yet taken; called with s->mu held by a
+ * thread about to wait for it. */
+static void hurry(ocl_submitter *s) {
+  if (s->head && s->sleeping) pthread_cond_signal(&s->work);
+  s->flush = 1;
+}
+
 void ocl_submit(ocl_device *d, ocl_command *c) {
   ocl_submitter *s = d->submitter;
   pthread_mutex_lock(&s->mu);
@@ -193,7 +247,10 @@ void ocl_submit(ocl_device *d, ocl_command *c) {
   if (s->tail) s->tail->next = c;
   else __atomic_store_n(&s->head, c, __ATOMIC_RELEASE);
   s->tail = c;
-  pthread_cond_signal(&s->work);
+  if (s->sleeping && (s->deep || s->flush || s->waiting >= s->batch)) {
+    pthread_cond_signal(&s->work);
+    s->flush = 0;
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -201,6 +258,7 @@ void ocl_submit_drain(ocl_device *d) {
   ocl_submitter *s = d->submitter;
   if (!s) return;
   pthread_mutex_lock(&s->mu);
+  hurry(s);
   while (s->head || s->busy) pthread_cond_wait(&s->idle, &s->mu);
   pthread_mutex_unlock(&s->mu);
 }
@@ -209,6 +267,7 @@ cl_int ocl_submit_wait(ocl_device *d) {
   ocl_submitter *s = d->submitter;
   if (!s) return CL_SUCCESS;
   pthread_mutex_lock(&s->mu);
+  hurry(s);
   while (s->head || s->busy) pthread_cond_wait(&s->idle, &s->mu);
   cl_int rc = s->error;
   char text[sizeof s->error_text];
