@@ -30,9 +30,10 @@
 /* An idle submitter may poll for work a while before it sleeps (OCLCORE_SUBMIT_POLL=<us>, or
  * ocl_submit_poll_us). Waking a sleeping thread costs the thread that hands over a command a
  * system call (in a virtual machine, 5-15 us of its own time), which polling saves; but on the
- * H200 host with two cores, steps interleaved with and without polling (bench/probes/interleaved.py,
- * round 17) ran 2-6% faster without it on 7 of 8 comparisons, although the Python thread spent
- * 2-10% more CPU time: the polling thread takes CPU time the step's other threads want. So it
+ * H200 host with two cores, training steps interleaved with and without polling
+ * (bench/probes/interleaved.py, round 17) ran 2-12% slower with it on six of the 14 seed
+ * networks and faster on one (densenet161, 17%), although the Python thread spent less CPU
+ * time: the polling thread takes CPU time the step's other threads want. So it
  * sleeps at once by default. Polling yields the core to any other thread that wants it, and only
  * happens where the process may run on two or more cores. */
 
