@@ -779,6 +779,23 @@ def test_native_device_guard_replaces_the_python_one(guard_runs):
     assert native[2:] == python[2:] == ["ocl:0", "0", "0", "ocl:0", str(len(oclcore.devices()))]
 
 
+@pytest.mark.parametrize("cxx, why", [("false", "compiling device_guard.cpp failed"),
+                                      ("no-such-compiler-here", "no C++ compiler found")],
+                         ids=["failing_compiler", "missing_compiler"])
+def test_device_guard_falls_back_to_python_without_a_working_compiler(cxx, why):
+    """A compiler that fails or is missing leaves torch's Python guard in place: import works,
+    autograd works, and oclcore info says why."""
+    code = ("import torch, oclcore; from oclcore.torch import native_guard; "
+            "x = torch.ones(3, device='ocl', requires_grad=True); (x * 2).sum().backward(); "
+            "print(native_guard.status()); print(x.grad.tolist())")
+    env = dict(os.environ, CXX=cxx)  # (a library built by another compiler is cached under another name)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, grad = done.stdout.splitlines()
+    assert status.startswith("python (") and why in status, status
+    assert grad == "[2.0, 2.0, 2.0]"
+
+
 def test_tensors_on_a_missing_device_raise():
     n = len(oclcore.devices())
     with pytest.raises(RuntimeError, match="does not exist"):
