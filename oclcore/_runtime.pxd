@@ -111,7 +111,7 @@ cdef extern from "oclcore/runtime.h" nogil:
 
     ocl_command* ocl_command_new(cl_uint max_args)
     int64_t ocl_submit_poll_us(ocl_device* dev, int64_t us)
-    int ocl_submit_batch(ocl_device* dev, int n)
+    int64_t ocl_submit_batch(ocl_device* dev, int64_t n)
     void ocl_submit(ocl_device* dev, ocl_command* command)
     void ocl_submit_drain(ocl_device* dev)
     cl_int ocl_submit_wait(ocl_device* dev)
@@ -160,6 +160,8 @@ cdef class Device:
     cdef ocl_device* dev
     cdef readonly int index
     cdef ocl_device* _d(self) except NULL
+    cdef object _submitter_setting(self, int64_t (*setting)(ocl_device*, int64_t) noexcept nogil, bint read, object value,
+                                   int64_t least, str name)
 
 
 cdef class Buffer:

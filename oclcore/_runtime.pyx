@@ -270,22 +270,29 @@ cdef class Device:
         check(ocl_device_open(self._d()))
         return self._d().submitter != NULL
 
+    cdef object _submitter_setting(self, int64_t (*setting)(ocl_device*, int64_t) noexcept nogil, bint read, object value,
+                                   int64_t least, str name):
+        """Reads or sets one of the submitter's settings (runtime/submit.c); the reading is None
+        without a submitter."""
+        check(ocl_device_open(self._d()))
+        if read:
+            now = setting(self._d(), -1)
+            return None if now < 0 else now
+        if value is None or value < least:
+            raise ValueError(f"{name} must be a number >= {least}, got {value!r}")
+        if setting(self._d(), int(value)) < 0:
+            raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
+
     @property
     def submit_poll_us(self):
         """Microseconds this device's idle submitter polls for work before it sleeps (0, the default:
         it sleeps at once; OCLCORE_SUBMIT_POLL sets it at start); None without a submitter.
         Settable, for comparisons such as bench/probes/interleaved.py."""
-        check(ocl_device_open(self._d()))
-        us = ocl_submit_poll_us(self._d(), -1)
-        return None if us < 0 else us
+        return self._submitter_setting(ocl_submit_poll_us, True, None, 0, "submit_poll_us")
 
     @submit_poll_us.setter
     def submit_poll_us(self, us):
-        check(ocl_device_open(self._d()))
-        if us is None or us < 0:
-            raise ValueError(f"submit_poll_us must be a number of microseconds >= 0, got {us!r}")
-        if ocl_submit_poll_us(self._d(), int(us)) < 0:
-            raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
+        self._submitter_setting(ocl_submit_poll_us, False, us, 0, "submit_poll_us")
 
     @property
     def submit_batch(self):
@@ -294,17 +301,11 @@ cdef class Device:
         the submitter then napping at most 200 us at a time while active (OCLCORE_SUBMIT_BATCH sets
         it at start). None without a submitter. Settable, for comparisons such as
         bench/probes/interleaved.py."""
-        check(ocl_device_open(self._d()))
-        n = ocl_submit_batch(self._d(), 0)
-        return None if n < 0 else n
+        return self._submitter_setting(ocl_submit_batch, True, None, 1, "submit_batch")
 
     @submit_batch.setter
     def submit_batch(self, n):
-        check(ocl_device_open(self._d()))
-        if n is None or n < 1:
-            raise ValueError(f"submit_batch must be a number of commands >= 1, got {n!r}")
-        if ocl_submit_batch(self._d(), int(n)) < 0:
-            raise RuntimeError(f"{self.name} has no launch submitter (OCLCORE_SUBMIT_THREAD)")
+        self._submitter_setting(ocl_submit_batch, False, n, 1, "submit_batch")
 
     def flush(self):
         """Submits queued commands to the device without waiting."""

@@ -113,7 +113,7 @@ int64_t ocl_submit_poll_us(ocl_device *dev, int64_t us);
 /* Sets after how many commands handed over a sleeping submitter is woken, when n >= 1 (1: at
  * every command; more: it naps, at most 200 us at a time, while active); returns the setting,
  * or -1 when dev has no submitter. */
-int ocl_submit_batch(ocl_device *dev, int n);
+int64_t ocl_submit_batch(ocl_device *dev, int64_t n);
 /* Hands `command` to dev's submitter (which must exist). */
 void ocl_submit(ocl_device *dev, ocl_command *command);
 /* Waits until dev's submitter has enqueued every command handed to it. */

@@ -220,15 +220,15 @@ int64_t ocl_submit_poll_us(ocl_device *d, int64_t us) {
   return now;
 }
 
-int ocl_submit_batch(ocl_device *d, int n) {
+int64_t ocl_submit_batch(ocl_device *d, int64_t n) {
   ocl_submitter *s = d->submitter;
   if (!s) return -1;
   pthread_mutex_lock(&s->mu);
   if (n >= 1) {
-    s->batch = n > MAX_WAITING ? MAX_WAITING : n;
+    s->batch = n > MAX_WAITING ? MAX_WAITING : (int)n;
     if (s->sleeping) pthread_cond_signal(&s->work); /* (it may sleep without a time limit now) */
   }
-  int now = s->batch;
+  int64_t now = s->batch;
   pthread_mutex_unlock(&s->mu);
   return now;
 }

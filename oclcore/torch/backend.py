@@ -12,6 +12,7 @@ import types
 import torch
 from torch.utils.backend_registration import _setup_privateuseone_for_python_backend
 
+from .. import runtime
 from . import device_module, native_guard
 
 _installed = False
@@ -84,8 +85,6 @@ def install():
     mod = _module()
     sys.modules["torch.ocl"] = mod
     _setup_privateuseone_for_python_backend("ocl", backend_module=mod, hook=_Hooks(), device_guard=_Guard())
-    from .. import runtime
-
     native_guard.install(runtime.cache_dir())  # (the same answers as _Guard, without Python)
     _bridge("_accelerator_synchronizeDevice", _sync)
     _bridge("_accelerator_getDeviceIndex", device_module.current_device)
