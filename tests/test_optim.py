@@ -13,7 +13,7 @@ import torch
 import oclcore
 from oclcore.graph import Graph, graph
 from oclcore import runtime
-from oclcore.ops import foreach
+from oclcore.ops import foreach, fused_optim
 from oclcore.ops.fused_optim import ADAM_SLOTS
 from oclcore.torch.tensor import rebind
 
@@ -528,3 +528,37 @@ def test_fused_errors(no_fallbacks):
         ints = [torch.zeros(3, dtype=torch.int32).to(DEVICE)]
         torch._fused_sgd_(ints, ints, [], weight_decay=0.0, momentum=0.0, lr=0.1,
                           dampening=0.0, nesterov=False, maximize=False, is_first_step=False)
+
+
+def test_fused_plans_are_reused_and_never_stale(no_fallbacks, monkeypatch):
+    monkeypatch.setattr(fused_optim, "_plans", {})
+    torch.manual_seed(0)
+    init = [torch.randn(s) for s in FUSED_SHAPES[:5]]
+    fresh = torch.randn(FUSED_SHAPES[0])
+    runs = {}
+    for device in ("cpu", DEVICE):
+        params = [p.clone().to(device).requires_grad_() for p in init]
+        opt = O.Adam(params, lr=0.01, amsgrad=True, **({"fused": True} if device != "cpu" else {"foreach": False}))
+        for step in range(4):
+            for p in params:
+                p.grad = torch.full(p.shape, 0.1 * (step + 1)).to(device)
+            if step == 2:  # a parameter moved to new memory between steps: the plan must read its buffer anew
+                with torch.no_grad():
+                    params[0].data = fresh.clone().to(device)
+            opt.step()
+        runs[device] = params
+    for a, e in zip(runs[DEVICE], runs["cpu"]):
+        assert_close(a, e, rtol=1e-5, atol=1e-5)
+    assert len(fused_optim._plans) == 1  # one signature, planned once
+    # another layout of the same shapes is another signature: checked and planned afresh
+    _fused_run(O.Adam, dict(lr=0.01), DEVICE, steps=2, shapes=((3, 4),), layouts=[lambda x: x.t().contiguous().t()])
+    assert len(fused_optim._plans) == 2
+    # a planned signature still gets torch's errors for what the plan does not cover
+    ps = [torch.zeros(3).to(DEVICE), torch.zeros(2).to(DEVICE)]
+    steps = [torch.zeros((), device=DEVICE) for _ in ps]
+    kw = dict(lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    torch._fused_adam_(ps, ps, ps, ps, [], steps, **kw)
+    with pytest.raises(RuntimeError, match="expected 2 grads"):
+        torch._fused_adam_(ps, ps[:1], ps, ps, [], steps, **kw)
+    with pytest.raises(RuntimeError, match="same device"):
+        torch._fused_adam_(ps, [ps[0], torch.zeros(2)], ps, ps, [], steps, **kw)

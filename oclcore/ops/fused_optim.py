@@ -8,9 +8,16 @@ stay on the device and are read by the kernel: these ops only enqueue launches, 
 step can be captured by oclcore.graph. Parameters may be float32, float64, float16 or bfloat16
 (the last two computed in float32, as torch's fused kernels). Dense operands that share the
 parameter's layout go to the kernel as they are; others through contiguous copies written back
-afterwards."""
+afterwards.
 
+Host cost: as the foreach ops (foreach.py), a call is checked and laid out once per call
+signature (per list, each tensor's dtype, shape, strides and device); later calls with that
+signature read each tensor's buffer and offset and launch, each launch on a kernel handle of its
+own whose unchanged arguments are not set again."""
+
+import itertools
 import math
+import operator
 
 import torch
 
@@ -20,6 +27,7 @@ from ..torch.tensor import OclTensor
 from . import dtypes, pointwise
 from .copy import contiguous
 from .elementwise import scalar_value
+from . import foreach
 from .foreach import dense_alike
 
 aten = torch.ops.aten
@@ -117,54 +125,135 @@ def _check(op, params, lists, steps):
     return index
 
 
-def _entries(columns, written):
-    """Sorts the tensors of one call by dtype: {dtype: [(operands, numel)]}, operands one tensor
-    of each column. Operands the kernel cannot take as they are (not dense, or laid out unlike the
-    parameter) are replaced by contiguous copies; returns the copies of ``written`` columns as
-    [(original, copy)] to write back after the launches."""
-    groups, staged = {}, []
-    for ops in zip(*columns):
+def _layout(columns):
+    """Per dtype of the parameters, the list positions of the non-empty ones: {dtype: [i]}; and the
+    positions whose operands the kernel cannot take as they are (not dense, or laid out unlike the
+    parameter), which go through contiguous copies."""
+    groups, copied = {}, []
+    for i, ops in enumerate(zip(*columns)):
         p = ops[0]
         if p.numel() == 0:
             continue
-        tensors = [t for t in ops if t.dim() or t is p]  # 0-dim operands (steps) fit any layout
-        if not dense_alike(*tensors):
+        if not dense_alike(*[t for t in ops if t.dim() or t is p]):  # 0-dim operands (steps) fit any layout
+            copied.append(i)
+        groups.setdefault(p.dtype, []).append(i)
+    return groups, copied
+
+
+def _picker(positions):
+    """A function returning the items of a sequence at ``positions``, as a tuple."""
+    if len(positions) == 1:
+        i = positions[0]
+        return lambda seq: (seq[i],)
+    return operator.itemgetter(*positions)
+
+
+class _Plan:
+    """A call signature's launches: per dtype of the parameters, groups of up to ``slots`` list
+    positions, each with its slots' lengths and first work-groups (the chunk table), its work-group
+    count and a kernel handle of its own; and the positions that go through contiguous copies."""
+
+    def __init__(self, name, columns, slots):
+        groups, self.copied = _layout(columns)
+        self.ncols = len(columns)
+        self.groups = []
+        for dtype, positions in groups.items():
+            dev = runtime.device(columns[0][positions[0]]._index)
+            k = _kernel(name, dtype, dev)
+            ls = runtime.work_group_size(dev)
+            chunk = ls * _ILP
+            launches = []
+            for start in range(0, len(positions), slots):
+                part = positions[start:start + slots]
+                sizes = [columns[0][i].numel() for i in part]
+                firsts = list(itertools.accumulate([-(-n // chunk) for n in sizes], initial=0))
+                total = firsts.pop()
+                pad = (part[0], slots - len(part), total)  # unused slots: the first's buffers, length 0
+                launches.append((_picker(part), sizes, firsts, pad, ((total * ls,), (ls,)), k.clone()))
+            self.groups.append((dtype, launches))
+
+    def run(self, columns, written, tail_of):
+        """Launches the planned steps on these lists' current buffers; returns the contiguous
+        copies of written operands as [(original, copy)], to write back after the launches."""
+        cols = [_buffers(lst) for lst in columns]
+        staged = []
+        for i in self.copied:
             copies = {}  # a tensor standing in for an unused operand shares its copy
-            for j, t in enumerate(ops):
-                if t.dim() and id(t) not in copies:
-                    copies[id(t)] = contiguous(t)
-                    if j in written:
-                        staged.append((t, copies[id(t)]))
-            ops = [copies.get(id(t), t) for t in ops]
-        groups.setdefault(p.dtype, []).append((ops, p.numel()))
-    return groups, staged
+            for j, lst in enumerate(columns):
+                t = lst[i]
+                if t.dim():
+                    c = copies.get(id(t))
+                    if c is None:
+                        c = copies[id(t)] = contiguous(t)
+                        if j in written:
+                            staged.append((t, c))
+                    bufs, offsets = cols[j] = (list(cols[j][0]), list(cols[j][1]))
+                    bufs[i], offsets[i] = c._buf, 0
+        for dtype, launches in self.groups:
+            tail = tail_of(dtype)
+            for pick, sizes, firsts, (p, unused, total), sizes_arg, handle in launches:
+                per_slot = [pick(b) for b, _ in cols] + [pick(o) for _, o in cols]
+                args = list(itertools.chain.from_iterable(zip(*per_slot, sizes, firsts)))
+                if unused:
+                    args += ([b[p] for b, _ in cols] + [0] * self.ncols + [0, total]) * unused
+                args += tail
+                handle.launch(*sizes_arg, tuple(args))
+        return staged
 
 
-def _launch(name, dtype, entries, slots, tail):
-    """Launches kernel ``name`` over ``entries`` [(operands, numel)], ``slots`` per launch: each
-    slot gets its operands, its length and its first work-group (the chunk table)."""
-    pad_ops = entries[0][0]
-    dev = runtime.device(pad_ops[0]._index)
-    k = _kernel(name, dtype, dev)
-    ls = runtime.work_group_size(dev)
-    chunk = ls * _ILP
-    for start in range(0, len(entries), slots):
-        part = entries[start:start + slots]
-        args, groups = [], 0
-        for ops, n in part:
-            args += [t._buf for t in ops] + [t.storage_offset() for t in ops] + [n, groups]
-            groups += -(-n // chunk)
-        args += ([t._buf for t in pad_ops] + [0] * len(pad_ops) + [0, groups]) * (slots - len(part))
-        k.launch((groups * ls,), (ls,), tuple(args) + tail)
+def _buffers(lst):
+    """(buffers, element offsets) of the tensors of ``lst``, in list order."""
+    entries = foreach._entries(lst)
+    return list(map(foreach._buf_of, entries)), list(map(foreach._offset_of, entries))
 
 
-def _run(name, columns, written, slots, flags, hyper, scalars):
-    groups, staged = _entries(columns, written)
-    for dtype, entries in groups.items():
+_plans = {}
+_PLAN_LIMIT = 256  # distinct call signatures kept; the cache starts over when full
+
+
+def _signature(op, columns, written):
+    """The plan-cache key of a call: the op, the lists' tensor geometry, the written operands;
+    None when a list holds tensors not on ocl or a buffer too large for a cached decision (the
+    kernels' offsets are int: whether one fits depends on the buffer, not only the geometry)."""
+    parts, seen = [op, frozenset(written)], {}
+    for lst in columns:
+        part = seen.get(id(lst))
+        if part is None:
+            try:
+                entries = foreach._entries(lst)
+            except AttributeError:  # a tensor that is not on ocl: torch's checks speak
+                return None
+            if any(map(foreach._huge_of, entries)):
+                return None
+            part = seen[id(lst)] = tuple(map(foreach._sig_of, entries))
+        parts.append(part)
+    return tuple(parts)
+
+
+def _run(op, name, columns, lists, steps, written, slots, flags, hyper, scalars_of):
+    """Checks (for a new call signature), plans and launches a fused step; ``scalars_of(index)``
+    gives the flags and trailing arguments of lr, grad_scale and found_inf (None: skip the step)."""
+    key = _signature(op, columns, written)
+    plan = _plans.get(key) if key is not None else None
+    if plan is None:
+        index = _check(op, columns[0], lists, steps)
+    else:
+        index = columns[0][0]._index
+    scalars = scalars_of(index)
+    if scalars is None:
+        return
+    if plan is None:
+        plan = _Plan(name, columns, slots)
+        if key is not None:
+            if len(_plans) >= _PLAN_LIMIT:
+                _plans.clear()
+            _plans[key] = plan
+
+    def tail_of(dtype):
         ct = dtypes.compute(dtype)
-        tail = (flags | scalars[0],) + tuple(dtypes.py_scalar(v, ct) for v in hyper) + scalars[1]
-        _launch(name, dtype, entries, slots, tail)
-    for original, copy in staged:
+        return (flags | scalars[0],) + tuple(dtypes.py_scalar(v, ct) for v in hyper) + scalars[1]
+
+    for original, copy in plan.run(columns, written, tail_of):
         pointwise.run("copy", original, [copy])
 
 
@@ -180,16 +269,13 @@ def _adam(op, adamw):
             lists["max_exp_avg_sqs"] = max_exp_avg_sqs
         if not params:
             return
-        index = _check(op, params, lists, state_steps)
-        scalars = _scalars(lr, grad_scale, found_inf, index, params[0]._buf)
-        if scalars is None:
-            return
         flags = (_MAXIMIZE if maximize else 0) | (_AMSGRAD if amsgrad else 0) | (_ADAMW if adamw else 0)
         maxes = max_exp_avg_sqs if amsgrad else params
         written = {0, 2, 3} | ({4} if amsgrad else set()) | ({1} if grad_scale is not None else set())
         hyper = (1 - beta1, beta2, 1 - beta2, _log(beta1), _log(beta2), weight_decay, eps)
-        _run("fused_adam", (params, grads, exp_avgs, exp_avg_sqs, maxes, state_steps), written, ADAM_SLOTS,
-             flags, hyper, scalars)
+        _run(op, "fused_adam", (params, grads, exp_avgs, exp_avg_sqs, maxes, state_steps), lists, state_steps,
+             written, ADAM_SLOTS, flags, hyper,
+             lambda index: _scalars(lr, grad_scale, found_inf, index, params[0]._buf))
     return impl
 
 
@@ -206,13 +292,9 @@ def fused_sgd_(params, grads, momentum_buffer_list, *, weight_decay, momentum, l
         lists["momentum_buffer_list"] = momentum_buffer_list
     if not params:
         return
-    index = _check("_fused_sgd_", params, lists, None)
-    scalars = _scalars(lr, grad_scale, found_inf, index, params[0]._buf)
-    if scalars is None:
-        return
     flags = ((_MAXIMIZE if maximize else 0) | (_MOMENTUM if momentum_buffer_list else 0)
              | (_NESTEROV if nesterov else 0) | (_FIRST if is_first_step else 0))
     buffers = momentum_buffer_list or params
     written = {0} | ({2} if momentum_buffer_list else set()) | ({1} if grad_scale is not None else set())
-    _run("fused_sgd", (params, grads, buffers), written, SGD_SLOTS, flags, (weight_decay, momentum, 1 - dampening),
-         scalars)
+    _run("_fused_sgd_", "fused_sgd", (params, grads, buffers), lists, None, written, SGD_SLOTS, flags,
+         (weight_decay, momentum, 1 - dampening), lambda index: _scalars(lr, grad_scale, found_inf, index, params[0]._buf))

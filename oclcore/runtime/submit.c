@@ -202,6 +202,7 @@ cl_int ocl_submit_start(ocl_device *d) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   int failed = pthread_create(&thread, &attr, submitter_main, d);
   pthread_attr_destroy(&attr);
+  if (!failed) pthread_setname_np(thread, "ocl-submit"); /* (what top -H and profilers show) */
   if (failed) {
     d->submitter = NULL;
     free(s);
