@@ -44,9 +44,10 @@ import oclcore
 from oclcore import runtime
 
 
-def build_step(name, batch, size, device, mode="train"):
+def build_step(name, batch, size, device, mode="train", adam=None):
     """A training (or, with mode "infer", an eval no_grad inference) step closure for torchvision
-    network ``name`` on ``device`` (random weights)."""
+    network ``name`` on ``device`` (random weights); ``adam``: extra torch.optim.Adam arguments
+    (e.g. {"fused": True})."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,7 +62,7 @@ def build_step(name, batch, size, device, mode="train"):
         return infer
     model.train()
     y = torch.randint(0, 1000, (batch,)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, **(adam or {}))
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():

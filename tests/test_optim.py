@@ -14,8 +14,10 @@ import oclcore
 from oclcore.graph import Graph, graph
 from oclcore import runtime
 from oclcore.ops import foreach, fused_optim
+from oclcore.torch import optimizers
 from oclcore.ops.fused_optim import ADAM_SLOTS
 from oclcore.torch.tensor import rebind
+from torch.optim.optimizer import _default_to_fused_or_foreach
 
 from conftest import DEVICE, assert_close
 
@@ -60,15 +62,74 @@ def test_optimizer_matches_cpu(cls, kwargs, foreach, no_fallbacks):
         assert_close(a, e, rtol=1e-5, atol=1e-5)
 
 
-def test_default_optimizer_takes_the_foreach_path(no_fallbacks, monkeypatch):
+def test_torch_sees_ocl_tensors_as_foreach_capable(no_fallbacks):
+    # (where fused is ruled out, torch's default is then the multi-tensor step, as on CUDA)
+    p = torch.randn(3).to(DEVICE)
+    assert _default_to_fused_or_foreach([p], False, use_fused=False) == (False, True)
     calls = []
     real = torch._foreach_add_
-    monkeypatch.setattr(torch, "_foreach_add_", lambda *a, **k: calls.append(1) or real(*a, **k))
-    p = torch.randn(3).to(DEVICE).requires_grad_()
-    p.grad = torch.ones(3).to(DEVICE)
-    O.SGD([p], lr=0.5).step()
+    torch._foreach_add_ = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        p.requires_grad_()
+        p.grad = torch.ones(3).to(DEVICE)
+        O.SGD([p], lr=0.5, foreach=True).step()
+    finally:
+        torch._foreach_add_ = real
     assert calls
-    assert_close(p, torch.ones(3) * 0 + p.detach().cpu())  # ran on ocl and can be read
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (O.Adam, dict(lr=0.01, weight_decay=0.1)),
+    (O.AdamW, dict(lr=0.01, amsgrad=True)),
+    (O.SGD, dict(lr=0.1, momentum=0.9)),
+], ids=["adam", "adamw-amsgrad", "sgd-momentum"])
+def test_default_optimizer_takes_the_fused_step(cls, kwargs, no_fallbacks):
+    steps = 3
+    expected = _run(cls, kwargs, "cpu", False, steps=steps)
+    torch.manual_seed(0)
+    params = [torch.randn(s).to(DEVICE).requires_grad_() for s in SHAPES]
+    opt = cls(params, **kwargs)
+    grads = [[torch.randn(s) for s in SHAPES] for _ in range(steps)]
+    fused = "aten::_fused_adam_" if cls is O.Adam else "aten::_fused_adamw_" if cls is O.AdamW else "aten::_fused_sgd_"
+    for step in range(steps):
+        for p, g in zip(params, grads[step]):
+            p.grad = g.to(DEVICE)
+        with oclcore.profile() as prof:
+            opt.step()
+        assert fused in {op for op, *_ in prof.times()}
+    assert opt.param_groups[0]["fused"] is True and opt._step_supports_amp_scaling
+    if cls is not O.SGD:
+        assert opt.state[params[0]]["step"].device.type == "ocl"  # as with fused=True
+    for a, e in zip(params, expected):
+        assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_default_fused_step_only_where_torch_would_allow_it(no_fallbacks):
+    def first_step(params, **kwargs):
+        opt = O.Adam(params, lr=0.01, **kwargs)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+        return opt.param_groups[0]["fused"]
+
+    ocl = lambda: [torch.randn(3).to(DEVICE).requires_grad_()]  # noqa: E731
+    assert first_step(ocl()) is True
+    assert first_step(ocl(), foreach=True) is None  # the user's choice stands
+    assert first_step(ocl(), fused=False) is False
+    opt = O.Adam(ocl(), lr=0.01, differentiable=True)  # (its step needs non-leaf parameters: the hook alone)
+    optimizers.prefer_fused(opt, (), {})
+    assert opt.param_groups[0]["fused"] is None
+    assert first_step(ocl() + [torch.randn(3, requires_grad=True)]) is None  # a CPU parameter too
+    # a group added after the first step is decided at its own first step; the first keeps its state
+    a, b = ocl(), ocl()
+    opt = O.Adam(a, lr=0.01, foreach=True)
+    a[0].grad = torch.ones(3).to(DEVICE)
+    opt.step()
+    opt.add_param_group({"params": b, "foreach": None})
+    b[0].grad = torch.ones(3).to(DEVICE)
+    opt.step()
+    assert opt.param_groups[0]["fused"] is None and opt.state[a[0]]["step"].device.type == "cpu"
+    assert opt.param_groups[1]["fused"] is True and opt.state[b[0]]["step"].device.type == "ocl"
 
 
 @pytest.mark.parametrize("norm_type", (2.0, 1.0, math.inf, 3.0))

@@ -4,7 +4,9 @@ steps per setting, the settings' order reversed every round, so that a host whos
 ``poll=US`` (how long the launch submitter polls before sleeping, microseconds; needs a submitter),
 ``wake=N`` (launches handed over before a sleeping submitter is woken, Device.submit_batch)
 ``guard=native|python`` (torch's device guard for ocl: the C++ one or torch's Python one) and
-``composites=on|off`` (oclcore's autograd-key overrides of composite ops, oclcore/torch/composites.py). Steps as bench/nets.py times them (input Bx3x224x224 and
+``composites=on|off`` (oclcore's autograd-key overrides of composite ops, oclcore/torch/composites.py) and
+``adam=foreach|fused`` (the step's optimizer: Adam with foreach=True, torch's default elsewhere,
+or fused=True, oclcore's default; each runs on a model of its own, built alike). Steps as bench/nets.py times them (input Bx3x224x224 and
 labels on the device, forward, CrossEntropyLoss, zero_grad, backward, Adam; synchronised around
 each step). Prints, per model and setting, the median and the mean step time (ms), the ratio of
 medians to the first setting and the median CPU time of the calling thread per step (forward,
@@ -41,6 +43,8 @@ def apply(setting, dev):
     elif knob == "guard" and value == "native":
         if native_guard.install(runtime.cache_dir()) != "native":
             raise SystemExit(f"the native guard is not available: {native_guard.status()}")
+    elif knob == "adam" and value in ("foreach", "fused"):
+        pass  # (the step itself differs: see main)
     elif knob == "composites" and value in ("on", "off"):
         if composites._lib is not None:
             composites._lib._destroy()
@@ -69,15 +73,21 @@ def main():
     batches = [int(b) for b in a.batches.split(",")] if a.batches else [32] * len(models)
     print(f"{dev.name}; settings {settings}; {a.rounds} rounds of {a.block} steps each")
     for name, batch in zip(models, batches):
-        step = build_step(name, batch, a.size, "ocl")
-        for _ in range(a.warmup):
-            step()
+        steps = {}
+        for s in settings:
+            adam = {"foreach": True} if s == "adam=foreach" else {"fused": True} if s == "adam=fused" else {}
+            key = tuple(adam)
+            if key not in steps:
+                steps[key] = build_step(name, batch, a.size, "ocl", adam=adam)
+                for _ in range(a.warmup):
+                    steps[key]()
         torch.ocl.synchronize()
         times = {s: [] for s in settings}
         cpu = {s: [] for s in settings}
         for r in range(a.rounds):
             for s in (settings if r % 2 == 0 else settings[::-1]):
                 apply(s, dev)
+                step = steps[("foreach",) if s == "adam=foreach" else ("fused",) if s == "adam=fused" else ()]
                 for _ in range(a.block):
                     torch.ocl.synchronize()
                     t0, c0 = time.perf_counter(), time.thread_time()

@@ -13,7 +13,7 @@ import torch
 from torch.utils.backend_registration import _setup_privateuseone_for_python_backend
 
 from .. import runtime
-from . import device_module, native_guard
+from . import device_module, native_guard, optimizers
 
 _installed = False
 
@@ -86,6 +86,7 @@ def install():
     sys.modules["torch.ocl"] = mod
     _setup_privateuseone_for_python_backend("ocl", backend_module=mod, hook=_Hooks(), device_guard=_Guard())
     native_guard.install(runtime.cache_dir())  # (the same answers as _Guard, without Python)
+    optimizers.install()
     _bridge("_accelerator_synchronizeDevice", _sync)
     _bridge("_accelerator_getDeviceIndex", device_module.current_device)
     _bridge("_accelerator_setDeviceIndex", _set_index)
