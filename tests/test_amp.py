@@ -49,12 +49,12 @@ def test_autocast_values(no_fallbacks):
     assert_close(got.float(), a.half().float() @ b.half().float(), rtol=2e-3, atol=2e-2)
 
 
-def _amp_training(device, steps=4):
+def _amp_training(device, make_opt, steps=4):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                                 torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 4)).to(device)
     x, y = torch.randn(4, 3, 8, 8).to(device), torch.tensor([0, 1, 2, 3]).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = make_opt(model.parameters())
     scaler = torch.amp.GradScaler(device, init_scale=2.0 ** 10, growth_interval=2)
     losses, scales = [], []
     for _ in range(steps):
@@ -69,9 +69,12 @@ def _amp_training(device, steps=4):
     return losses, scales, model[4].weight.detach().cpu()
 
 
-def test_grad_scaler_training_matches_cpu(no_fallbacks):
-    cpu_losses, cpu_scales, cpu_w = _amp_training("cpu")
-    losses, scales, w = _amp_training(DEVICE)
+# (torch's default optimizer step; on ocl the fused one, to which GradScaler hands the scale)
+@pytest.mark.parametrize("make_opt", [lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.01)],
+                         ids=["sgd", "adam"])
+def test_grad_scaler_training_matches_cpu(make_opt, no_fallbacks):
+    cpu_losses, cpu_scales, cpu_w = _amp_training("cpu", make_opt)
+    losses, scales, w = _amp_training(DEVICE, make_opt)
     assert scales == cpu_scales
     for got, want in zip(losses, cpu_losses):
         assert abs(got - want) <= 2e-3 * max(1.0, abs(want)), (losses, cpu_losses)

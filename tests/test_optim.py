@@ -120,16 +120,19 @@ def test_default_fused_step_only_where_torch_would_allow_it(no_fallbacks):
     optimizers.prefer_fused(opt, (), {})
     assert opt.param_groups[0]["fused"] is None
     assert first_step(ocl() + [torch.randn(3, requires_grad=True)]) is None  # a CPU parameter too
-    # a group added after the first step is decided at its own first step; the first keeps its state
-    a, b = ocl(), ocl()
-    opt = O.Adam(a, lr=0.01, foreach=True)
-    a[0].grad = torch.ones(3).to(DEVICE)
-    opt.step()
-    opt.add_param_group({"params": b, "foreach": None})
-    b[0].grad = torch.ones(3).to(DEVICE)
-    opt.step()
-    assert opt.param_groups[0]["fused"] is None and opt.state[a[0]]["step"].device.type == "cpu"
-    assert opt.param_groups[1]["fused"] is True and opt.state[b[0]]["step"].device.type == "ocl"
+    # a group added later is fused at its first step when the others are; never beside an unfused
+    # one (GradScaler hands the scale to all of an optimizer's groups or to none)
+    for first, added in ((None, True), (True, None)):
+        a, b = ocl(), ocl()
+        opt = O.Adam(a, lr=0.01, foreach=first)
+        a[0].grad = torch.ones(3).to(DEVICE)
+        opt.step()
+        opt.add_param_group({"params": b, "foreach": None})
+        b[0].grad = torch.ones(3).to(DEVICE)
+        opt.step()
+        assert opt.param_groups[1]["fused"] is added
+        assert opt.state[b[0]]["step"].device.type == ("ocl" if added else "cpu")
+        assert opt.param_groups[0]["fused"] is (None if first else True)
 
 
 @pytest.mark.parametrize("norm_type", (2.0, 1.0, math.inf, 3.0))

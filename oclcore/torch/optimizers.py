@@ -8,8 +8,8 @@ training steps are host-bound on small networks (bench/results/h200-round18.md).
 param group's first step, a global optimizer pre-hook sets the group's ``fused`` to True when
 the choice is still open and torch's fused step applies: every parameter an ocl floating-point
 tensor, not ``differentiable``, no state yet (the step counters then live on the device, as
-with ``fused=True``), not while torch.compile traces. ``foreach=True`` or ``fused=False``
-keeps torch's choice."""
+with ``fused=True``), every other group fused, not while torch.compile traces. ``foreach=True``
+or ``fused=False`` keeps torch's choice."""
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -30,13 +30,19 @@ def _fusable(params, state):
 
 
 def prefer_fused(optimizer, args, kwargs):
-    """The pre-hook: turns on ``fused`` for the open param groups of ocl parameters without state."""
+    """The pre-hook: turns on ``fused`` for the open param groups of ocl parameters without state,
+    when every other group is fused already (GradScaler hands the scale to an optimizer whose step
+    supports it, and torch's other steps refuse one: all groups or none)."""
     if type(optimizer) not in FUSED_BY_DEFAULT or torch.compiler.is_compiling():
         return
-    for group in optimizer.param_groups:
-        if _open(group) and _fusable(group["params"], optimizer.state):
-            group["fused"] = True
-            optimizer._step_supports_amp_scaling = True  # (GradScaler then hands the step its scale)
+    groups = optimizer.param_groups
+    if all(g.get("fused") for g in groups):
+        return
+    state = optimizer.state
+    if all(g.get("fused") or (_open(g) and _fusable(g["params"], state)) for g in groups):
+        for g in groups:
+            g["fused"] = True
+        optimizer._step_supports_amp_scaling = True
 
 
 def install():
