@@ -109,6 +109,7 @@ def tiled_errors(p, device_info=None, dtype="float32"):
         e.append("register tile larger than %d" % MAX_REGISTER_TILE)
     if device_info is not None:
         e += _device_errors(threads, tiled_local_bytes(p, dtype), device_info)
+        e += _vector_errors((VWM, VWN), device_info, dtype)
     return e
 
 
@@ -139,7 +140,19 @@ def direct_errors(p, device_info=None, dtype="float32"):
         e.append("register tile larger than %d" % MAX_REGISTER_TILE)
     if device_info is not None:
         e += _device_errors(threads, direct_local_bytes(p, dtype), device_info)
+        e += _vector_errors((VWMD, VWND), device_info, dtype)
     return e
+
+
+# PoCL's compiler (LLVM) crashes building GEMM kernels with double8 vectors on some CPUs (an
+# AMD EPYC host, round 18): on CPU devices a vector holds at most this many bytes.
+MAX_CPU_VECTOR_BYTES = 32
+
+
+def _vector_errors(widths, device_info, dtype):
+    if "cpu" in str(device_info.get("type", "")).lower() and max(widths) * DTYPE_SIZE[dtype] > MAX_CPU_VECTOR_BYTES:
+        return ["vectors of %d bytes > %d on a CPU device" % (max(widths) * DTYPE_SIZE[dtype], MAX_CPU_VECTOR_BYTES)]
+    return []
 
 
 def _device_errors(threads, local_bytes, device_info):
