@@ -814,3 +814,20 @@ def test_h200_batched_problems_that_fill_the_device_go_tiled():
     pocl = dict(H200, name="cpu", vendor="pocl", platform="Portable Computing Language", type="CPU",
                 compute_units=2)
     assert database.lookup(pocl, "crossover").get("batched_tiled_fill") is None
+
+
+def test_cpu_devices_get_no_vectors_over_32_bytes():
+    # (PoCL's compiler crashed building double8 GEMM tiles on an AMD EPYC host)
+    cpu = {"type": "CPU", "max_work_group_size": 4096, "local_mem": 65536}
+    tiled = P.complete("tiled", dict(MWG=32, NWG=64, KWG=32, MDIMC=4, NDIMC=8, KWI=2, VWM=2, VWN=8, SA=1, SB=0))
+    direct = P.complete("direct", dict(WGD=32, MDIMCD=4, NDIMCD=4, VWMD=8, VWND=1))
+    for kind, p in (("tiled", tiled), ("direct", direct)):
+        check = P.tiled_errors if kind == "tiled" else P.direct_errors
+        assert check(p, cpu, "float32") == []
+        assert check(p, dict(cpu, type="GPU"), "float64") == []
+        assert any("vectors of 64 bytes" in e for e in check(p, cpu, "float64")), kind
+    # the planner then picks narrower vectors for float64 on the CPU device it runs on
+    info = runtime.device(0).info()
+    if "cpu" in str(info.get("type", "")).lower() and info.get("fp64"):
+        plan = planner.plan_gemm(info, 64, 64, 64, dtype="float64", kind="tiled")
+        assert max(plan.params["VWM"], plan.params["VWN"]) * 8 <= P.MAX_CPU_VECTOR_BYTES
