@@ -31,6 +31,9 @@ from oclcore import runtime  # noqa: E402  (importing oclcore registers the devi
 from oclcore.torch import backend, composites, native_guard  # noqa: E402
 
 
+ADAM = {"adam=foreach": {"foreach": True}, "adam=fused": {"fused": True}}  # the step's Adam arguments
+
+
 def apply(setting, dev):
     """Puts ``setting`` (see the module's docstring) into effect."""
     knob, value = setting.split("=")
@@ -73,12 +76,11 @@ def main():
     batches = [int(b) for b in a.batches.split(",")] if a.batches else [32] * len(models)
     print(f"{dev.name}; settings {settings}; {a.rounds} rounds of {a.block} steps each")
     for name, batch in zip(models, batches):
-        steps = {}
+        steps = {}  # per Adam setting (None: the same step for every other setting)
         for s in settings:
-            adam = {"foreach": True} if s == "adam=foreach" else {"fused": True} if s == "adam=fused" else {}
-            key = tuple(adam)
+            key = s if s in ADAM else None
             if key not in steps:
-                steps[key] = build_step(name, batch, a.size, "ocl", adam=adam)
+                steps[key] = build_step(name, batch, a.size, "ocl", adam=ADAM.get(s))
                 for _ in range(a.warmup):
                     steps[key]()
         torch.ocl.synchronize()
@@ -87,7 +89,7 @@ def main():
         for r in range(a.rounds):
             for s in (settings if r % 2 == 0 else settings[::-1]):
                 apply(s, dev)
-                step = steps[("foreach",) if s == "adam=foreach" else ("fused",) if s == "adam=fused" else ()]
+                step = steps[s if s in ADAM else None]
                 for _ in range(a.block):
                     torch.ocl.synchronize()
                     t0, c0 = time.perf_counter(), time.thread_time()

@@ -24,10 +24,9 @@ import torch
 from .. import runtime
 from ..torch.dispatch import register
 from ..torch.tensor import OclTensor
-from . import dtypes, pointwise
+from . import dtypes, foreach, pointwise
 from .copy import contiguous
 from .elementwise import scalar_value
-from . import foreach
 from .foreach import dense_alike
 
 aten = torch.ops.aten
@@ -207,25 +206,18 @@ def _buffers(lst):
     return list(map(foreach._buf_of, entries)), list(map(foreach._offset_of, entries))
 
 
-_plans = {}
-_PLAN_LIMIT = 256  # distinct call signatures kept; the cache starts over when full
-
-
 def _signature(op, columns, written):
-    """The plan-cache key of a call: the op, the lists' tensor geometry, the written operands;
-    None when a list holds tensors not on ocl or a buffer too large for a cached decision (the
-    kernels' offsets are int: whether one fits depends on the buffer, not only the geometry)."""
+    """The plan-cache key of a call (plans share foreach.py's cache): the op, the written operands
+    and each list's tensor geometry; None when a list holds tensors not on ocl, or a buffer too
+    large for a cached decision (the kernels' offsets are int: whether one fits depends on the
+    buffer, not only on the geometry)."""
     parts, seen = [op, frozenset(written)], {}
     for lst in columns:
         part = seen.get(id(lst))
         if part is None:
-            try:
-                entries = foreach._entries(lst)
-            except AttributeError:  # a tensor that is not on ocl: torch's checks speak
+            part = seen[id(lst)] = foreach._list_sig(lst)
+            if part is foreach._UNCACHED or any(map(foreach._huge_of, foreach._entries(lst))):
                 return None
-            if any(map(foreach._huge_of, entries)):
-                return None
-            part = seen[id(lst)] = tuple(map(foreach._sig_of, entries))
         parts.append(part)
     return tuple(parts)
 
@@ -234,20 +226,12 @@ def _run(op, name, columns, lists, steps, written, slots, flags, hyper, scalars_
     """Checks (for a new call signature), plans and launches a fused step; ``scalars_of(index)``
     gives the flags and trailing arguments of lr, grad_scale and found_inf (None: skip the step)."""
     key = _signature(op, columns, written)
-    plan = _plans.get(key) if key is not None else None
-    if plan is None:
-        index = _check(op, columns[0], lists, steps)
-    else:
-        index = columns[0][0]._index
+    plan = foreach._plans.get(key) if key is not None else None
+    index = _check(op, columns[0], lists, steps) if plan is None else columns[0][0]._index
     scalars = scalars_of(index)
     if scalars is None:
         return
-    if plan is None:
-        plan = _Plan(name, columns, slots)
-        if key is not None:
-            if len(_plans) >= _PLAN_LIMIT:
-                _plans.clear()
-            _plans[key] = plan
+    plan = foreach._plan(key, plan, columns, lambda: _Plan(name, columns, slots))
 
     def tail_of(dtype):
         ct = dtypes.compute(dtype)
