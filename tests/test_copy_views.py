@@ -6,6 +6,8 @@ import torch
 
 from conftest import DEVICE, assert_close, compare_forward_backward
 
+from oclcore.torch.tensor import entry
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.int16,
           torch.int8, torch.uint8, torch.bool]
 VALUES = torch.tensor([[0.0, 1.5, -2.25, 3.0, 0.5], [100.0, -7.0, 0.25, 1.0, -0.5]])
@@ -188,6 +190,14 @@ VIEWS = {
 }
 
 
+def assert_entry_matches(t):
+    """What oclcore's ops read of ``t`` (its entry, set when the tensor was made) is torch's own
+    geometry of it."""
+    (dtype, shape, stride, index), buf, offset, _ = entry(t)
+    assert (dtype, tuple(shape), tuple(stride), index) == (t.dtype, tuple(t.shape), t.stride(), t.device.index)
+    assert buf is t._buf and offset == t.storage_offset()
+
+
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_views_share_the_buffer(name, no_fallbacks):
     fn = VIEWS[name]
@@ -200,6 +210,7 @@ def test_views_share_the_buffer(name, no_fallbacks):
         assert g.device == dev.device and g.dtype == r.dtype
         assert (g.shape, g.stride(), g.storage_offset()) == (r.shape, r.stride(), r.storage_offset())
         assert g._buf is dev._buf
+        assert_entry_matches(g)
         assert torch.equal(g.cpu(), r)
     # a write through the (first) view shows in the base
     g, r = gots[0], refs[0]
@@ -207,6 +218,14 @@ def test_views_share_the_buffer(name, no_fallbacks):
         g.fill_(-7)
         r.fill_(-7)
         assert torch.equal(dev.cpu().view(torch.uint8), cpu.view(torch.uint8))  # bitwise: NaNs may appear
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (2, 0, 3), (1, 1), (3, 1, 2)], ids=str)
+def test_new_tensors_entries_match_their_geometry(shape, no_fallbacks):
+    x = torch.empty(shape, device=DEVICE)
+    for t in (x, x + 1, torch.empty_strided(shape, tuple(range(len(shape), 0, -1)), device=DEVICE), x.detach(),
+              x.view(shape), x.permute(tuple(reversed(range(len(shape)))))):
+        assert_entry_matches(t)
 
 
 def test_reshape_copies_when_it_must():
@@ -239,6 +258,7 @@ def test_view_of_non_contiguous_tensors(make, size, no_fallbacks):
         assert "view size is not compatible" in str(e)
         return
     got = dev.view(size)
+    assert_entry_matches(got)
     assert got.stride() == want.stride() and got.storage_offset() == want.storage_offset()
     assert got._buf is dev._buf
     assert torch.equal(got.cpu(), want)
@@ -262,6 +282,7 @@ def test_views_of_zero_dim_and_empty():
     lambda t: t.narrow(1, 2, 5),
     lambda t: t.expand(3, 3, 4),
     lambda t: t.permute(0, 0, 1),
+    lambda t: t.permute(0, 1, 5),
     lambda t: t.transpose(0, 5),
     lambda t: t.t(),
     lambda t: t.unsqueeze(5),
@@ -287,6 +308,7 @@ def test_inplace_views(call, no_fallbacks):
     """In-place view ops give the tensor itself the new geometry over the same data, as on the CPU."""
     cpu, ocl = BASE.clone(), BASE.to(DEVICE)
     want, got = call(cpu), call(ocl)
+    assert_entry_matches(got)  # (the old one was dropped with the old geometry)
     assert tuple(got.shape) == tuple(want.shape) and got.stride() == want.stride()
     assert got.storage_offset() == want.storage_offset()
     assert_close(got, want)

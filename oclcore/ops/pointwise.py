@@ -7,7 +7,7 @@ import math
 import torch
 
 from .. import runtime
-from ..torch.tensor import OclTensor
+from ..torch.tensor import OclTensor, entry
 from . import dtypes
 from .pointwise_table import OPS
 
@@ -207,11 +207,12 @@ def launch(plan, out, inputs, params, ct):
     else:
         p = (conv(params[0]), conv(params[1]) if n_params > 1 else 0, conv(params[2]) if n_params > 2 else 0)
     if plan.rank <= MAX_DIMS:
-        buf = out._buf
-        args = [buf, out.storage_offset()]
+        _, buf, offset, _ = entry(out)
+        args = [buf, offset]
         for x in inputs:
             if type(x) is OclTensor:
-                args += (x._buf, x.storage_offset(), 0)
+                _, b, o, _ = entry(x)
+                args += (b, o, 0)
             else:
                 args += (buf, 0, conv(x))
         args += p

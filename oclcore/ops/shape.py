@@ -8,7 +8,7 @@ import torch
 
 from .. import runtime
 from ..torch.dispatch import register
-from ..torch.tensor import OclTensor, alias, contiguous_strides, empty, resize_out
+from ..torch.tensor import OclTensor, alias, contiguous_strides, empty, entry, resize_out
 from . import copy as _copy
 from . import pointwise
 from .index import gather_into, infer, kernel, vec8
@@ -61,11 +61,11 @@ def _cat_key(tensors, dim, out):
     for t in tensors:
         if type(t) is not OclTensor:
             return None
-        sig.append((t.dtype, t.shape, t.stride(), t._index))
+        sig.append(entry(t)[0])
     if out is not None:
         if type(out) is not OclTensor:
             return None
-        sig.append((out.dtype, out.shape, out.stride(), out._index))
+        sig.append(entry(out)[0])
     return tuple(sig)
 
 
@@ -126,9 +126,9 @@ class _CatPlan:
             m = 0
             for i, inner, dst, n, start in group:
                 t = tensors[i]
-                offset = t.storage_offset()
+                _, tbuf, offset, _ = entry(t)
                 if small and offset + n <= _INT32_MAX:
-                    args += (t._buf, offset, inner, dst, n)
+                    args += (tbuf, offset, inner, dst, n)
                     m += 1
                 else:  # (a view far into a buffer of over 2**31 elements)
                     pointwise.run("copy", _narrow(out, dim, start, t.shape[dim]), [t])

@@ -9,9 +9,8 @@ import math
 import torch
 
 from ..torch.dispatch import register
-from ..torch.tensor import ENTRY, OclTensor, alias, contiguous_strides, empty, entry, rebind
+from ..torch.tensor import OclTensor, alias, contiguous_strides, empty, entry, rebind, wrap
 from . import dtypes
-from .copy import is_contiguous
 
 aten = torch.ops.aten
 
@@ -71,14 +70,15 @@ def _infer_size(shape, numel):
 
 @register(aten.view.default, aten._unsafe_view.default)
 def view(x, size):
-    numel = x.numel()
+    (dtype, old_shape, old_stride, index), buf, offset, _ = entry(x)
+    numel = math.prod(old_shape)
     shape = _infer_size(size, numel)
-    if shape is not None and numel and x.dim() and math.prod(shape) == numel:
-        if is_contiguous(x):
-            return alias(x, shape, contiguous_strides(shape), x.storage_offset())
-        stride = _view_strides(tuple(x.shape), x.stride(), shape)
+    if shape is not None and numel and old_shape and math.prod(shape) == numel:
+        if old_stride == contiguous_strides(old_shape):
+            return wrap(buf, shape, contiguous_strides(shape), offset, dtype, index)
+        stride = _view_strides(old_shape, old_stride, shape)
         if stride is not None:
-            return alias(x, shape, stride, x.storage_offset())
+            return wrap(buf, shape, stride, offset, dtype, index)
     return _wrap(x, aten.view.default(_meta_like(x), size))  # (and torch's errors)
 
 
@@ -108,31 +108,29 @@ def _view_strides(old_shape, old_stride, shape):
 
 @register(aten.t.default)
 def t(x):
-    if x.dim() < 2:
-        return alias(x, tuple(x.shape), x.stride(), x.storage_offset())
-    if x.dim() > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
-    (a, b), (sa, sb) = x.shape, x.stride()
-    return alias(x, (b, a), (sb, sa), x.storage_offset())
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    if len(shape) < 2:
+        return wrap(buf, shape, stride, offset, dtype, index)
+    if len(shape) > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {len(shape)}D")
+    (a, b), (sa, sb) = shape, stride
+    return wrap(buf, (b, a), (sb, sa), offset, dtype, index)
 
 
 @register(aten.alias.default, aten.detach.default, aten.lift_fresh.default)
 def same(x):
-    e = entry(x)
-    (_, shape, stride, _), _, offset, _ = e
-    t = alias(x, shape, stride, offset)
-    t.__dict__[ENTRY] = e  # (same geometry and buffer)
-    return t
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    return wrap(buf, shape, stride, offset, dtype, index)
 
 
 @register(aten.expand.default)
 def expand(x, size, implicit=False):
+    (dtype, xs, st, index), buf, offset, _ = entry(x)
     nd = len(size)
-    lead = nd - x.dim()
+    lead = nd - len(xs)
     if lead < 0:
         return _wrap(x, aten.expand.default(_meta_like(x), size))
     shape, stride = [], []
-    xs, st = x.shape, x.stride()
     for d, n in enumerate(size):
         if d < lead:
             if n < 0:
@@ -149,54 +147,59 @@ def expand(x, size, implicit=False):
                 stride.append(0)
             else:
                 return _wrap(x, aten.expand.default(_meta_like(x), size))
-    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+    return wrap(buf, tuple(shape), tuple(stride), offset, dtype, index)
 
 
 @register(aten.unsqueeze.default)
 def unsqueeze(x, dim):
-    nd = x.dim() + 1
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    nd = len(shape) + 1
     if not -nd <= dim < nd:
         return _wrap(x, aten.unsqueeze.default(_meta_like(x), dim))
     dim %= nd
-    shape, stride = list(x.shape), list(x.stride())
-    new_stride = stride[dim] * shape[dim] if dim < x.dim() else 1
+    shape, stride = list(shape), list(stride)
+    new_stride = stride[dim] * shape[dim] if dim < nd - 1 else 1
     shape.insert(dim, 1)
     stride.insert(dim, new_stride)
-    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+    return wrap(buf, tuple(shape), tuple(stride), offset, dtype, index)
 
 
 @register(aten.permute.default)
 def permute(x, dims):
-    nd = x.dim()
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    nd = len(shape)
+    if not all(-nd <= d < nd for d in dims):  # (torch's error)
+        return _wrap(x, aten.permute.default(_meta_like(x), dims))
     dims = [d % nd if nd else d for d in dims]
     if sorted(dims) != list(range(nd)):
         return _wrap(x, aten.permute.default(_meta_like(x), dims))
-    shape, stride = x.shape, x.stride()
-    return alias(x, tuple(shape[d] for d in dims), tuple(stride[d] for d in dims), x.storage_offset())
+    return wrap(buf, tuple(shape[d] for d in dims), tuple(stride[d] for d in dims), offset, dtype, index)
 
 
 @register(aten.transpose.int)
 def transpose(x, dim0, dim1):
-    nd = max(x.dim(), 1)
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    nd = max(len(shape), 1)
     if not (-nd <= dim0 < nd and -nd <= dim1 < nd):
         return _wrap(x, aten.transpose.int(_meta_like(x), dim0, dim1))
-    if x.dim() == 0:
+    if not shape:
         return same(x)
     dim0 %= nd
     dim1 %= nd
-    shape, stride = list(x.shape), list(x.stride())
+    shape, stride = list(shape), list(stride)
     shape[dim0], shape[dim1] = shape[dim1], shape[dim0]
     stride[dim0], stride[dim1] = stride[dim1], stride[dim0]
-    return alias(x, tuple(shape), tuple(stride), x.storage_offset())
+    return wrap(buf, tuple(shape), tuple(stride), offset, dtype, index)
 
 
 @register(aten.slice.Tensor)
 def slice_(x, dim=0, start=None, end=None, step=1):
-    nd = x.dim()
+    (dtype, shape, stride, index), buf, offset, _ = entry(x)
+    nd = len(shape)
     if nd == 0 or step is None or step <= 0 or not -nd <= dim < nd:
         return _wrap(x, aten.slice.Tensor(_meta_like(x), dim, start, end, step or 1))
     dim %= nd
-    n = x.shape[dim]
+    n = shape[dim]
     start = 0 if start is None else start
     end = n if end is None else end
     if start < 0:
@@ -206,28 +209,29 @@ def slice_(x, dim=0, start=None, end=None, step=1):
     start = min(max(start, 0), n)
     end = min(max(end, start), n)
     length = (end - start + step - 1) // step
-    shape, stride = list(x.shape), list(x.stride())
+    shape, stride = list(shape), list(stride)
     shape[dim] = length
-    offset = x.storage_offset() + start * stride[dim]
+    offset += start * stride[dim]
     stride[dim] *= step
-    return alias(x, tuple(shape), tuple(stride), offset)
+    return wrap(buf, tuple(shape), tuple(stride), offset, dtype, index)
 
 
 @register(aten.select.int)
 def select(x, dim, index):
-    nd = x.dim()
+    (dtype, shape, stride, device), buf, offset, _ = entry(x)
+    nd = len(shape)
     if nd == 0 or not -nd <= dim < nd:
         return _wrap(x, aten.select.int(_meta_like(x), dim, index))
     dim %= nd
-    n = x.shape[dim]
+    n = shape[dim]
     if not -n <= index < n:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(x.shape)} "
+        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(shape)} "
                          f"at dimension {dim}")
     index %= n
-    shape, stride = list(x.shape), list(x.stride())
-    offset = x.storage_offset() + index * stride[dim]
+    shape, stride = list(shape), list(stride)
+    offset += index * stride[dim]
     del shape[dim], stride[dim]
-    return alias(x, tuple(shape), tuple(stride), offset)
+    return wrap(buf, tuple(shape), tuple(stride), offset, dtype, device)
 
 
 def inplace_meta_view(func):

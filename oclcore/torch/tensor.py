@@ -219,20 +219,32 @@ def empty(size, dtype, index, stride=None, requires_grad=False):
     if stride is None:
         buf = alloc(math.prod(size) * dtype.itemsize)
         t = _make(OclTensor, size, dtype=dtype, device=device, requires_grad=requires_grad)
+        stride = _strides_cache.get(size) or contiguous_strides(size)
     else:
+        stride = tuple(stride)
         buf = alloc(storage_bytes(size, stride, dtype.itemsize))
         t = _make(OclTensor, size, strides=stride, dtype=dtype, device=device, requires_grad=requires_grad)
-    t._buf = buf
-    t._index = index
+    d = t.__dict__
+    d["_buf"], d["_index"] = buf, index
+    d[ENTRY] = ((dtype, size, stride, index), buf, 0, buf.nbytes > _HUGE)
     return t
 
 
 def wrap(buf, size, stride, offset, dtype, index):
     """An ocl tensor over ``buf`` with this geometry: OclTensor(...) without the class call's cost."""
-    t = _make(OclTensor, size, strides=stride, storage_offset=offset, dtype=dtype,
-              device=_torch_devices.get(index) or torch_device(index))
-    t._buf = buf
-    t._index = index
+    device = _torch_devices.get(index) or torch_device(index)
+    if not isinstance(size, tuple):  # (lists would not do as an entry's key)
+        size = tuple(size)
+    if not isinstance(stride, tuple):
+        stride = tuple(stride)
+    if offset == 0 and stride == _strides_cache.get(size):  # (cheaper without strides, as in empty)
+        t = _make(OclTensor, size, dtype=dtype, device=device)
+    else:
+        t = _make(OclTensor, size, strides=stride, storage_offset=offset, dtype=dtype, device=device)
+    d = t.__dict__
+    d["_buf"], d["_index"] = buf, index
+    # Every new tensor's entry is known here: reading it back from torch later costs more.
+    d[ENTRY] = ((dtype, size, stride, index), buf, offset, buf.nbytes > _HUGE)
     return t
 
 
