@@ -702,3 +702,45 @@ def test_composite_activation_backward_is_one_op(act, inplace, no_fallbacks):
         grads.append((xd.grad, g, gg))
     for cpu, ocl in zip(*grads):
         assert_close(ocl, cpu, **FLOAT_TOL)
+
+
+NEW_TENSORS = {
+    "new_empty": lambda x, **kw: x.new_empty((2, 3), **kw),
+    "new_empty_strided": lambda x, **kw: x.new_empty_strided((2, 3), (1, 2), **kw),
+    "new_zeros": lambda x, **kw: x.new_zeros((4, 1, 2), **kw),
+    "new_ones": lambda x, **kw: x.new_ones(5, **kw),
+    "new_full": lambda x, **kw: x.new_full((3, 2), 2.5, **kw),
+    "new_zeros_0d": lambda x, **kw: x.new_zeros((), **kw),
+    "new_ones_empty": lambda x, **kw: x.new_ones((0, 3), **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_TENSORS))
+@pytest.mark.parametrize("dtype", [None, torch.int64, torch.bool, torch.float64], ids=str)
+def test_new_tensor_methods_match_cpu(name, dtype, no_fallbacks):
+    """x.new_empty / new_empty_strided / new_zeros / new_ones / new_full on ocl: the input's device,
+    its dtype unless one is given, torch's strides and values."""
+    make = NEW_TENSORS[name]
+    kw = {} if dtype is None else {"dtype": dtype}
+    x = torch.randn(3, 4, dtype=torch.float16)
+    want, got = make(x, **kw), make(x.to(DEVICE), **kw)
+    assert got.device.type == "ocl" and got.dtype == want.dtype
+    assert got.shape == want.shape and got.stride() == want.stride()
+    if "empty" not in name:
+        assert torch.equal(got.cpu(), want)
+
+
+def test_new_tensor_methods_other_devices_and_errors(no_fallbacks):
+    x = torch.randn(3).to(DEVICE)
+    cpu = x.new_zeros(2, device="cpu")
+    assert cpu.device.type == "cpu" and torch.equal(cpu, torch.zeros(2))
+    assert x.new_full((2,), 7, device="cpu").tolist() == [7.0, 7.0]
+    assert x.new_empty(2, device=DEVICE).device == x.device
+    for call in (lambda t: t.new_zeros(-1), lambda t: t.new_empty((2, -3)), lambda t: t.new_full((-1,), 1.0),
+                 lambda t: torch.empty(-1, device=t.device), lambda t: torch.zeros((2, -1), device=t.device),
+                 lambda t: torch.empty_strided((2, -1), (1, 1), device=t.device)):
+        with pytest.raises(RuntimeError) as cpu_err:
+            call(torch.zeros(1))
+        with pytest.raises(RuntimeError) as ocl_err:
+            call(x)
+        assert str(ocl_err.value) == str(cpu_err.value)

@@ -1,5 +1,5 @@
-"""Filling and creating tensors: fill_, zero_, full_like, arange, linspace,
-eye, randperm, resize_ (the aten ops torch's factories call on ocl)."""
+"""Filling and creating tensors: fill_, zero_, full_like, new_empty and its kin, arange,
+linspace, eye, randperm, resize_ (the aten ops torch's factories call on ocl)."""
 
 import math
 import warnings
@@ -87,6 +87,66 @@ def empty_like(x, **kwargs):
     meta = infer(aten.empty_like.default, (x,), {"dtype": kwargs.get("dtype"),
                                                  "memory_format": kwargs.get("memory_format")})
     return empty(meta.shape, meta.dtype, index, meta.stride())
+
+
+def _new_index(x, size, stride, device, layout, pin_memory):
+    """The device index of ``x.new_*(...)``'s result, or None where the way of unregistered ops
+    must make it: another device, a device without index, another layout, pinned memory, and
+    negative sizes or strides (torch's errors)."""
+    if layout not in (None, torch.strided) or pin_memory or any(n < 0 for n in size) or (
+            stride is not None and any(s < 0 for s in stride)):
+        return None
+    if device is None:
+        return x._index
+    device = torch.device(device)
+    return device.index if device.type == "ocl" else None
+
+
+def _given(**kwargs):
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@register(aten.new_empty.default)
+def new_empty(x, size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    index = _new_index(x, size, None, device, layout, pin_memory)
+    if index is None:
+        return unregistered(aten.new_empty.default, (x, size),
+                            _given(dtype=dtype, layout=layout, device=device, pin_memory=pin_memory))
+    return empty(tuple(size), dtype or x.dtype, index)
+
+
+@register(aten.new_empty_strided.default)
+def new_empty_strided(x, size, stride, *, dtype=None, layout=None, device=None, pin_memory=None):
+    index = _new_index(x, size, stride, device, layout, pin_memory)
+    if index is None or len(size) != len(stride):
+        return unregistered(aten.new_empty_strided.default, (x, size, stride),
+                            _given(dtype=dtype, layout=layout, device=device, pin_memory=pin_memory))
+    return empty(tuple(size), dtype or x.dtype, index, tuple(stride))
+
+
+@register(aten.new_full.default)
+def new_full(x, size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None):
+    index = _new_index(x, size, None, device, layout, pin_memory)
+    if index is None:
+        return unregistered(aten.new_full.default, (x, size, fill_value),
+                            _given(dtype=dtype, layout=layout, device=device, pin_memory=pin_memory))
+    return fill_(empty(tuple(size), dtype or x.dtype, index), fill_value)
+
+
+def _new_filled(func, value):
+    """x.new_zeros / x.new_ones: new_full with ``value`` (as a bool for bool results)."""
+    def impl(x, size, *, dtype=None, layout=None, device=None, pin_memory=None):
+        index = _new_index(x, size, None, device, layout, pin_memory)
+        if index is None:
+            return unregistered(func, (x, size), _given(dtype=dtype, layout=layout, device=device,
+                                                        pin_memory=pin_memory))
+        t = empty(tuple(size), dtype or x.dtype, index)
+        return fill_(t, bool(value) if t.dtype == torch.bool else value)
+    return impl
+
+
+register(aten.new_zeros.default)(_new_filled(aten.new_zeros.default, 0))
+register(aten.new_ones.default)(_new_filled(aten.new_ones.default, 1))
 
 
 @register(aten.resize_.default)

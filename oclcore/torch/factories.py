@@ -20,8 +20,15 @@ def _index(device):
     return index if index is not None else 0
 
 
+def _check_sizes(size):
+    for n in size:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(size)}")
+
+
 def _empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     size = tuple(size)
+    _check_sizes(size)
     stride = None
     if memory_format is torch.channels_last and len(size) == 4:
         n, c, h, w = size
@@ -30,6 +37,7 @@ def _empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_f
 
 
 def _empty_strided(size, stride, dtype=None, layout=None, device=None, pin_memory=None):
+    _check_sizes(size)
     return _tensor.empty(tuple(size), dtype or torch.get_default_dtype(), _index(device), tuple(stride))
 
 
