@@ -250,9 +250,10 @@ def wrap(buf, size, stride, offset, dtype, index):
 
 def entry(t):
     """((dtype, shape, strides, device index), buffer, element offset, whether the buffer is huge)
-    of ocl tensor ``t``: what op call keys and launches read from an input. Kept on the tensor until
-    its geometry or buffer is rebound, so a tensor used by several ops (a parameter every step, an
-    activation by its consumers and their backward) is read once."""
+    of ocl tensor ``t``: what op call keys and launches read from an input. empty() and wrap() set
+    it when they make a tensor; otherwise it is read from torch at first use. It stays on the tensor
+    until its geometry or buffer is rebound (``.data =``, rebind), so a tensor used by several ops
+    (a parameter every step, an activation by its consumers and their backward) is read once."""
     d = t.__dict__
     e = d.get(ENTRY)
     if e is None:
